@@ -1,0 +1,190 @@
+//! The two sources of non-determinism a cluster has, made deterministic: one virtual clock
+//! and one seeded RNG. Everything that reaches output takes time and chance from here,
+//! never from the OS (clippy.toml bans the OS clock).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+/// The default epoch: the seed lab's day (2020-10-27T10:00:00Z).
+pub const DEFAULT_EPOCH_MS: i64 = 1_603_792_800_000;
+
+/// Virtual wall clock in milliseconds since the Unix epoch. Shared handle; only the cluster
+/// driver advances it.
+#[derive(Clone, Debug)]
+pub struct Clock(Arc<Mutex<i64>>);
+
+impl Clock {
+    pub fn new(epoch_ms: i64) -> Self {
+        Clock(Arc::new(Mutex::new(epoch_ms)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, i64> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        *self.lock()
+    }
+
+    /// Moves time forward (never backward).
+    pub fn advance_to(&self, ms: i64) {
+        let mut g = self.lock();
+        if ms > *g {
+            *g = ms;
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        to_datetime(self.now_ms())
+    }
+
+    /// RFC 3339 with second precision, as metadata timestamps are written.
+    pub fn now_rfc3339(&self) -> String {
+        rfc3339(self.now_ms())
+    }
+}
+
+pub fn to_datetime(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    to_datetime(ms).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Parses an RFC 3339 timestamp to milliseconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
+/// The cluster's seeded RNG (ChaCha8). Shared handle; draws happen in a deterministic order
+/// because the cluster is driven by one task.
+#[derive(Clone, Debug)]
+pub struct SimRng(Arc<Mutex<ChaCha8Rng>>);
+
+impl SimRng {
+    /// A stream for one component: the same seed and name always give the same stream, so
+    /// adding draws in one component does not shift another's.
+    pub fn new(seed: u64, stream: &str) -> Self {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        // FNV-1a of the stream name spreads names over the rest of the key.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in stream.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        key[8..16].copy_from_slice(&h.to_le_bytes());
+        SimRng(Arc::new(Mutex::new(ChaCha8Rng::from_seed(key))))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ChaCha8Rng> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub fn next_u64(&self) -> u64 {
+        self.lock().next_u64()
+    }
+
+    /// Uniform in `0..n` (n > 0), without modulo bias.
+    pub fn below(&self, n: u64) -> u64 {
+        if n <= 1 {
+            return 0;
+        }
+        let zone = u64::MAX - (u64::MAX % n);
+        loop {
+            let v = self.next_u64();
+            if v < zone {
+                return v % n;
+            }
+        }
+    }
+
+    /// Uniform float in [0, 1).
+    pub fn unit(&self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// `n` characters from Kubernetes' name-suffix alphabet (apimachinery `rand.String`).
+    pub fn k8s_suffix(&self, n: usize) -> String {
+        const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        (0..n)
+            .map(|_| ALPHANUMS[self.below(ALPHANUMS.len() as u64) as usize] as char)
+            .collect()
+    }
+
+    /// A random UUID v4 string.
+    pub fn uuid(&self) -> String {
+        let a = self.next_u64();
+        let b = self.next_u64();
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a.to_be_bytes());
+        bytes[8..].copy_from_slice(&b.to_be_bytes());
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+
+    /// `n` lowercase hex characters (container IDs and the like).
+    pub fn hex(&self, n: usize) -> String {
+        let mut s = String::with_capacity(n);
+        while s.len() < n {
+            s.push_str(&format!("{:016x}", self.next_u64()));
+        }
+        s.truncate(n);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_reproducible_and_independent() {
+        let a = SimRng::new(7, "names");
+        let b = SimRng::new(7, "names");
+        let c = SimRng::new(7, "ips");
+        let xa: Vec<u64> = (0..4).map(|_| a.next_u64()).collect();
+        let xb: Vec<u64> = (0..4).map(|_| b.next_u64()).collect();
+        let xc: Vec<u64> = (0..4).map(|_| c.next_u64()).collect();
+        assert_eq!(xa, xb);
+        assert_ne!(xa, xc);
+    }
+
+    #[test]
+    fn suffix_uses_the_kubernetes_alphabet() {
+        let r = SimRng::new(1, "x");
+        for _ in 0..100 {
+            let s = r.k8s_suffix(5);
+            assert_eq!(s.len(), 5);
+            assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        }
+    }
+
+    #[test]
+    fn default_epoch_is_the_lab_day() {
+        assert_eq!(rfc3339(DEFAULT_EPOCH_MS), "2020-10-27T10:00:00Z");
+    }
+}

@@ -1,0 +1,290 @@
+//! The embedded default Store: a BTreeMap plus an append-only change log, with etcd's
+//! revision semantics (modelled on madsim's in-memory etcd).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::StreamExt;
+
+use super::{
+    KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchEvent, WatchStream,
+};
+
+#[derive(Default)]
+struct Inner {
+    data: BTreeMap<String, KeyValue>,
+    revision: Revision,
+    /// Every change since `compacted`, in revision order (one change per revision).
+    log: VecDeque<WatchEvent>,
+    /// History before this revision is gone.
+    compacted: Revision,
+    watchers: Vec<(
+        String,
+        mpsc::UnboundedSender<Result<WatchEvent, StoreError>>,
+    )>,
+}
+
+/// In-memory Store. Cheap to create; one per cluster.
+#[derive(Default)]
+pub struct MemStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock means a panic elsewhere already failed the run; the data is
+        // still consistent because every mutation below completes before it can panic.
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+impl Inner {
+    fn record(&mut self, ev: WatchEvent) {
+        let key = ev.key().to_owned();
+        self.watchers.retain(|(prefix, tx)| {
+            if key.starts_with(prefix.as_str()) {
+                tx.unbounded_send(Ok(ev.clone())).is_ok()
+            } else {
+                !tx.is_closed()
+            }
+        });
+        self.log.push_back(ev);
+    }
+
+    /// The value of `key` as it was at `rev`, undoing newer changes from the log.
+    fn list_at(&self, prefix: &str, rev: Revision) -> BTreeMap<String, KeyValue> {
+        let mut view: BTreeMap<String, KeyValue> = self
+            .data
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ev in self.log.iter().rev() {
+            if ev.revision() <= rev {
+                break;
+            }
+            if !ev.key().starts_with(prefix) {
+                continue;
+            }
+            match ev {
+                WatchEvent::Put { kv, prev } => match prev {
+                    Some(p) => {
+                        view.insert(kv.key.clone(), p.clone());
+                    }
+                    None => {
+                        view.remove(&kv.key);
+                    }
+                },
+                WatchEvent::Delete { prev, .. } => {
+                    view.insert(prev.key.clone(), prev.clone());
+                }
+            }
+        }
+        view
+    }
+}
+
+#[async_trait]
+impl Store for MemStore {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        Ok(self.lock().data.get(key).cloned())
+    }
+
+    async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListPage, StoreError> {
+        let inner = self.lock();
+        let rev = match opts.revision {
+            Some(r) if r > 0 => {
+                if r < inner.compacted {
+                    return Err(StoreError::Compacted {
+                        requested: r,
+                        oldest: inner.compacted,
+                    });
+                }
+                if r > inner.revision {
+                    return Err(StoreError::Internal(format!(
+                        "required revision {r} is a future revision"
+                    )));
+                }
+                r
+            }
+            _ => inner.revision,
+        };
+        let limit = opts.limit.unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        let mut more = false;
+        let mut push = |kv: &KeyValue| {
+            if let Some(after) = &opts.start_after {
+                if kv.key.as_str() <= after.as_str() {
+                    return true;
+                }
+            }
+            if items.len() == limit {
+                more = true;
+                return false;
+            }
+            items.push(kv.clone());
+            true
+        };
+        if rev == inner.revision {
+            for (_, kv) in inner
+                .data
+                .range(prefix.to_owned()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                if !push(kv) {
+                    break;
+                }
+            }
+        } else {
+            for kv in inner.list_at(prefix, rev).values() {
+                if !push(kv) {
+                    break;
+                }
+            }
+        }
+        Ok(ListPage {
+            items,
+            revision: rev,
+            more,
+        })
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
+        let mut inner = self.lock();
+        if inner.data.contains_key(key) {
+            return Err(StoreError::AlreadyExists(key.to_owned()));
+        }
+        inner.revision += 1;
+        let kv = KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision: inner.revision,
+            mod_revision: inner.revision,
+        };
+        inner.data.insert(key.to_owned(), kv.clone());
+        inner.record(WatchEvent::Put {
+            kv: kv.clone(),
+            prev: None,
+        });
+        Ok(kv)
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Revision,
+    ) -> Result<KeyValue, StoreError> {
+        let mut inner = self.lock();
+        let prev = match inner.data.get(key) {
+            None => return Err(StoreError::NotFound(key.to_owned())),
+            Some(p) if p.mod_revision != expected => {
+                return Err(StoreError::Conflict {
+                    key: key.to_owned(),
+                    expected,
+                    current: p.mod_revision,
+                })
+            }
+            Some(p) => p.clone(),
+        };
+        inner.revision += 1;
+        let kv = KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision: prev.create_revision,
+            mod_revision: inner.revision,
+        };
+        inner.data.insert(key.to_owned(), kv.clone());
+        inner.record(WatchEvent::Put {
+            kv: kv.clone(),
+            prev: Some(prev),
+        });
+        Ok(kv)
+    }
+
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<(KeyValue, Revision), StoreError> {
+        let mut inner = self.lock();
+        let prev = match inner.data.get(key) {
+            None => return Err(StoreError::NotFound(key.to_owned())),
+            Some(p) => p.clone(),
+        };
+        if let Some(expected) = expected {
+            if prev.mod_revision != expected {
+                return Err(StoreError::Conflict {
+                    key: key.to_owned(),
+                    expected,
+                    current: prev.mod_revision,
+                });
+            }
+        }
+        inner.revision += 1;
+        let rev = inner.revision;
+        inner.data.remove(key);
+        inner.record(WatchEvent::Delete {
+            prev: prev.clone(),
+            revision: rev,
+        });
+        Ok((prev, rev))
+    }
+
+    async fn watch(&self, prefix: &str, start: Revision) -> Result<WatchStream, StoreError> {
+        let mut inner = self.lock();
+        if start > 0 && start < inner.compacted {
+            return Err(StoreError::Compacted {
+                requested: start,
+                oldest: inner.compacted,
+            });
+        }
+        let (tx, rx) = mpsc::unbounded();
+        for ev in inner.log.iter() {
+            if ev.revision() >= start && ev.key().starts_with(prefix) {
+                // The receiver is alive: we hold it.
+                let _ = tx.unbounded_send(Ok(ev.clone()));
+            }
+        }
+        inner.watchers.push((prefix.to_owned(), tx));
+        Ok(rx.boxed())
+    }
+
+    async fn current_revision(&self) -> Result<Revision, StoreError> {
+        Ok(self.lock().revision)
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if revision <= inner.compacted {
+            return Err(StoreError::Compacted {
+                requested: revision,
+                oldest: inner.compacted,
+            });
+        }
+        if revision > inner.revision {
+            return Err(StoreError::Internal(format!(
+                "cannot compact to future revision {revision}"
+            )));
+        }
+        while inner.log.front().is_some_and(|ev| ev.revision() < revision) {
+            inner.log.pop_front();
+        }
+        inner.compacted = revision;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+}

@@ -1,0 +1,5 @@
+//! The built-in kubectl.
+
+pub mod describe;
+pub mod jsonpath;
+pub mod tabwriter;

@@ -1,0 +1,3 @@
+//! netsim: a whole Kubernetes cluster in one process, on a simulated network, deterministically.
+
+pub mod kubectl;

@@ -1,0 +1,1 @@
+//! kube-proxy: Services + EndpointSlices + node → rule table (sans-IO). Filled by the data-path issue.
