@@ -5,10 +5,18 @@
 //! Architecture invariant: this crate knows nothing about nodes' networks, kube-proxy or DNS;
 //! it stores and serves objects. Time and randomness come in through [`sim`].
 
+pub mod admission;
+pub mod alloc;
+pub mod api;
+pub mod decode;
 pub mod error;
+pub mod http;
 pub mod resources;
+pub mod selector;
 pub mod sim;
 pub mod store;
 pub mod table;
+pub mod validation;
 
+pub use api::{ApiConfig, ApiServer, EventType, ListQuery, ObjectEvent, PatchType};
 pub use error::ApiError;

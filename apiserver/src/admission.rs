@@ -1,0 +1,611 @@
+//! Defaulting, validation and allocation on create and update, per kind, as a kubeadm
+//! cluster's apiserver does them. Works on JSON objects; typed decoding happens before.
+
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Map, Value};
+
+use crate::alloc::{AllocError, IpAllocator, PortAllocator};
+use crate::error::{quoted, FieldError};
+use crate::resources::Resource;
+use crate::sim::SimRng;
+use crate::validation::{go_string_map, name_errors, validate_port, NameRule};
+
+/// The allocators a create or update may draw from.
+pub struct Allocators {
+    pub cluster_ips: IpAllocator,
+    pub node_ports: PortAllocator,
+}
+
+/// What admission needs from the server.
+pub struct Ctx<'a> {
+    pub alloc: &'a mut Allocators,
+    pub rng: &'a SimRng,
+}
+
+/// Allocations made while admitting one object, released if the write fails.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub ips: Vec<Ipv4Addr>,
+    pub ports: Vec<i64>,
+}
+
+impl Taken {
+    pub fn release(self, alloc: &mut Allocators) {
+        for ip in self.ips {
+            alloc.cluster_ips.release(ip);
+        }
+        for p in self.ports {
+            alloc.node_ports.release(p);
+        }
+    }
+}
+
+/// Makes `v` an object if it is not one and returns its map.
+pub fn ensure_object(v: &mut Value) -> &mut Map<String, Value> {
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+/// The object at `v[key]`, created empty if absent.
+pub fn obj_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
+    ensure_object(ensure_object(v).entry(key).or_insert(Value::Null))
+}
+
+fn default_key(m: &mut Map<String, Value>, key: &str, value: Value) {
+    if m.get(key).is_none_or(Value::is_null) {
+        m.insert(key.to_owned(), value);
+    }
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr).and_then(Value::as_str)
+}
+
+/// Name rule per resource (Services and Namespaces are labels; most things subdomains).
+pub fn name_rule(res: &Resource) -> NameRule {
+    match res.plural {
+        "services" => NameRule::Dns1035Label,
+        "namespaces" => NameRule::Dns1123Label,
+        _ => NameRule::Dns1123Subdomain,
+    }
+}
+
+/// Defaults and validates a new object (metadata already filled in by the registry).
+pub fn admit_create(res: &Resource, obj: &mut Value, ctx: &mut Ctx<'_>) -> Result<Taken, Vec<FieldError>> {
+    let mut errs = Vec::new();
+    let mut taken = Taken::default();
+    match res.plural {
+        "pods" => {
+            default_pod_spec(obj_mut(obj, "spec"));
+            let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+            validate_pod_spec("spec", &spec, &mut errs);
+            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
+        "deployments" | "replicasets" | "daemonsets" | "statefulsets" => {
+            default_workload(res, obj);
+            validate_workload(res, obj, &mut errs);
+            obj["status"] = json!({});
+        }
+        "services" => {
+            default_service(obj);
+            validate_service(obj, &mut errs);
+            if errs.is_empty() {
+                allocate_service(obj, None, ctx, &mut taken, &mut errs);
+            }
+            obj["status"] = json!({"loadBalancer": {}});
+        }
+        "namespaces" => {
+            let name = str_at(obj, "/metadata/name").unwrap_or_default().to_owned();
+            let meta = ensure_object(ensure_object(obj).entry("metadata").or_insert(Value::Null));
+            let labels = ensure_object(meta.entry("labels").or_insert(Value::Null));
+            labels.insert("kubernetes.io/metadata.name".to_owned(), Value::String(name));
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+        }
+        _ => {}
+    }
+    if errs.is_empty() {
+        Ok(taken)
+    } else {
+        taken.release(ctx.alloc);
+        Err(errs)
+    }
+}
+
+/// Defaults and validates an update of `old` to `new` (spec-level; status handled by caller).
+pub fn admit_update(
+    res: &Resource,
+    old: &Value,
+    new: &mut Value,
+    ctx: &mut Ctx<'_>,
+) -> Result<(Taken, Taken), Vec<FieldError>> {
+    let mut errs = Vec::new();
+    let mut taken = Taken::default();
+    let mut released = Taken::default();
+    match res.plural {
+        "pods" => {
+            default_pod_spec(obj_mut(new, "spec"));
+            // Only the image of a container may change on a running pod.
+            let mut a = old.get("spec").cloned().unwrap_or(Value::Null);
+            let mut b = new.get("spec").cloned().unwrap_or(Value::Null);
+            for s in [&mut a, &mut b] {
+                if let Some(cs) = s.get_mut("containers").and_then(Value::as_array_mut) {
+                    for c in cs {
+                        c["image"] = Value::Null;
+                    }
+                }
+                if let Some(m) = s.as_object_mut() {
+                    m.remove("nodeName");
+                }
+            }
+            if a != b {
+                errs.push(FieldError::forbidden(
+                    "spec",
+                    "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+                ));
+            }
+        }
+        "deployments" | "replicasets" | "daemonsets" | "statefulsets" => {
+            default_workload(res, new);
+            validate_workload(res, new, &mut errs);
+            if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
+                errs.push(FieldError::invalid(
+                    "spec.selector",
+                    label_selector_go(new.pointer("/spec/selector")),
+                    "field is immutable",
+                ));
+            }
+        }
+        "services" => {
+            default_service(new);
+            carry_allocated_values(old, new);
+            validate_service(new, &mut errs);
+            if errs.is_empty() {
+                allocate_service(new, Some(old), ctx, &mut taken, &mut errs);
+            }
+            if errs.is_empty() {
+                released = released_by_update(old, new);
+            }
+        }
+        _ => {}
+    }
+    if errs.is_empty() {
+        Ok((taken, released))
+    } else {
+        taken.release(ctx.alloc);
+        Err(errs)
+    }
+}
+
+/// What deleting a Service frees.
+pub fn service_allocations(svc: &Value) -> Taken {
+    let mut t = Taken::default();
+    if let Some(ip) = str_at(svc, "/spec/clusterIP").and_then(|s| s.parse().ok()) {
+        t.ips.push(ip);
+    }
+    t.ports = node_ports_of(svc);
+    if let Some(p) = svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64) {
+        t.ports.push(p);
+    }
+    t
+}
+
+fn node_ports_of(svc: &Value) -> Vec<i64> {
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|ps| ps.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)).collect())
+        .unwrap_or_default()
+}
+
+fn released_by_update(old: &Value, new: &Value) -> Taken {
+    let mut t = Taken::default();
+    let old_ip = str_at(old, "/spec/clusterIP");
+    if old_ip != str_at(new, "/spec/clusterIP") {
+        if let Some(ip) = old_ip.and_then(|s| s.parse().ok()) {
+            t.ips.push(ip);
+        }
+    }
+    let new_ports = node_ports_of(new);
+    t.ports = node_ports_of(old).into_iter().filter(|p| !new_ports.contains(p)).collect();
+    let old_hc = old.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64);
+    if old_hc.is_some() && old_hc != new.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64) {
+        t.ports.extend(old_hc);
+    }
+    t
+}
+
+/// `apply` and PUT without allocated fields keep them (kube-apiserver `patchAllocatedValues`),
+/// unless the type change drops them (`dropTypeDependentFields`).
+fn carry_allocated_values(old: &Value, new: &mut Value) {
+    let new_type = str_at(new, "/spec/type").unwrap_or("ClusterIP").to_owned();
+    if new_type != "ExternalName" && new.pointer("/spec/clusterIP").is_none_or(|v| v.as_str().is_none_or(str::is_empty)) {
+        if let Some(ip) = old.pointer("/spec/clusterIP").cloned() {
+            let spec = obj_mut(new, "spec");
+            spec.insert("clusterIP".into(), ip);
+            if let Some(ips) = old.pointer("/spec/clusterIPs").cloned() {
+                spec.insert("clusterIPs".into(), ips);
+            }
+        }
+    }
+    if new_type == "ExternalName" {
+        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+            if spec.get("clusterIP") == old.pointer("/spec/clusterIP") {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+            }
+        }
+    }
+    let wants_node_ports = matches!(new_type.as_str(), "NodePort" | "LoadBalancer");
+    let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            if !wants_node_ports {
+                if let Some(m) = p.as_object_mut() {
+                    m.remove("nodePort");
+                }
+                continue;
+            }
+            if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) == 0 {
+                let same = old_ports.iter().find(|o| {
+                    o.get("port") == p.get("port")
+                        && o.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                            == p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                });
+                if let Some(np) = same.and_then(|o| o.get("nodePort")).cloned() {
+                    p["nodePort"] = np;
+                }
+            }
+        }
+    }
+    if new.pointer("/spec/healthCheckNodePort").is_none() && new_type == "LoadBalancer" {
+        if let Some(hc) = old.pointer("/spec/healthCheckNodePort").cloned() {
+            if str_at(new, "/spec/externalTrafficPolicy") == Some("Local") {
+                obj_mut(new, "spec").insert("healthCheckNodePort".into(), hc);
+            }
+        }
+    }
+}
+
+fn default_pod_spec(spec: &mut Map<String, Value>) {
+    default_key(spec, "restartPolicy", json!("Always"));
+    default_key(spec, "dnsPolicy", json!("ClusterFirst"));
+    default_key(spec, "schedulerName", json!("default-scheduler"));
+    default_key(spec, "terminationGracePeriodSeconds", json!(30));
+    default_key(spec, "securityContext", json!({}));
+    default_key(spec, "enableServiceLinks", json!(true));
+    default_key(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+    default_key(spec, "priority", json!(0));
+    default_key(spec, "serviceAccountName", json!("default"));
+    if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let tag = image.rsplit('/').next().and_then(|last| last.split_once(':')).map(|(_, t)| t.to_owned());
+            let policy = if tag.is_none() || tag.as_deref() == Some("latest") { "Always" } else { "IfNotPresent" };
+            default_key(c, "imagePullPolicy", json!(policy));
+            default_key(c, "terminationMessagePath", json!("/dev/termination-log"));
+            default_key(c, "terminationMessagePolicy", json!("File"));
+            default_key(c, "resources", json!({}));
+            if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    default_key(p, "protocol", json!("TCP"));
+                }
+            }
+        }
+    }
+    if !spec.contains_key("tolerations") {
+        spec.insert(
+            "tolerations".into(),
+            json!([
+                {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300},
+                {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300}
+            ]),
+        );
+    }
+}
+
+fn validate_pod_spec(path: &str, spec: &Value, errs: &mut Vec<FieldError>) {
+    let containers = spec.get("containers").and_then(Value::as_array);
+    match containers {
+        None => errs.push(FieldError::required(format!("{path}.containers"), "")),
+        Some(cs) if cs.is_empty() => errs.push(FieldError::required(format!("{path}.containers"), "")),
+        Some(cs) => {
+            for (i, c) in cs.iter().enumerate() {
+                let cp = format!("{path}.containers[{i}]");
+                match c.get("name").and_then(Value::as_str) {
+                    None | Some("") => errs.push(FieldError::required(format!("{cp}.name"), "")),
+                    Some(n) => errs.extend(name_errors(&format!("{cp}.name"), n, NameRule::Dns1123Label)),
+                }
+                if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    errs.push(FieldError::required(format!("{cp}.image"), ""));
+                }
+                if let Some(ports) = c.get("ports").and_then(Value::as_array) {
+                    for (j, p) in ports.iter().enumerate() {
+                        if let Some(e) = validate_port(&format!("{cp}.ports[{j}].containerPort"), p.get("containerPort").unwrap_or(&Value::Null)) {
+                            errs.push(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn default_workload(res: &Resource, obj: &mut Value) {
+    let spec = obj_mut(obj, "spec");
+    match res.plural {
+        "deployments" => {
+            default_key(spec, "replicas", json!(1));
+            default_key(spec, "revisionHistoryLimit", json!(10));
+            default_key(spec, "progressDeadlineSeconds", json!(600));
+            default_key(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
+        }
+        "replicasets" => default_key(spec, "replicas", json!(1)),
+        "daemonsets" => {
+            default_key(spec, "revisionHistoryLimit", json!(10));
+            default_key(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+            );
+        }
+        "statefulsets" => {
+            default_key(spec, "replicas", json!(1));
+            default_key(spec, "revisionHistoryLimit", json!(10));
+            default_key(spec, "podManagementPolicy", json!("OrderedReady"));
+            default_key(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            default_key(
+                spec,
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+        }
+        _ => {}
+    }
+    let tmpl = match spec.get_mut("template").and_then(Value::as_object_mut) {
+        Some(t) => t,
+        None => return,
+    };
+    if let Some(ps) = tmpl.get_mut("spec").and_then(Value::as_object_mut) {
+        default_pod_spec(ps);
+        // Templates carry no admission-time tolerations; those are added to pods.
+        ps.remove("tolerations");
+        ps.remove("serviceAccountName");
+        ps.remove("preemptionPolicy");
+        ps.remove("priority");
+        ps.remove("enableServiceLinks");
+    }
+}
+
+/// Go's `%#v` of a label selector in immutability errors (abbreviated to its map form).
+fn label_selector_go(sel: Option<&Value>) -> String {
+    format!(
+        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}",
+        go_string_map(sel.and_then(|s| s.get("matchLabels")).and_then(Value::as_object))
+    )
+}
+
+fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
+    if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
+        if r < 0 {
+            errs.push(FieldError::invalid("spec.replicas", r.to_string(), "must be greater than or equal to 0"));
+        }
+    }
+    let selector = obj.pointer("/spec/selector");
+    let empty_selector = selector.is_none_or(|s| {
+        s.get("matchLabels").and_then(Value::as_object).is_none_or(Map::is_empty)
+            && s.get("matchExpressions").and_then(Value::as_array).is_none_or(Vec::is_empty)
+    });
+    if empty_selector {
+        errs.push(FieldError::required("spec.selector", ""));
+    }
+    if res.plural == "statefulsets" && str_at(obj, "/spec/serviceName").is_none() {
+        // serviceName became optional in 1.32; nothing to report.
+    }
+    let labels = obj.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
+    let sel = crate::selector::LabelSelector::from_json(selector.unwrap_or(&Value::Null));
+    if empty_selector || !sel.matches_labels(labels) {
+        errs.push(FieldError::invalid(
+            "spec.template.metadata.labels",
+            go_string_map(labels),
+            "`selector` does not match template `labels`",
+        ));
+    }
+    match obj.pointer("/spec/template/spec") {
+        Some(ps) => validate_pod_spec("spec.template.spec", ps, errs),
+        None => errs.push(FieldError::required("spec.template.spec.containers", "")),
+    }
+}
+
+fn default_service(obj: &mut Value) {
+    let spec = obj_mut(obj, "spec");
+    default_key(spec, "type", json!("ClusterIP"));
+    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_owned();
+    default_key(spec, "sessionAffinity", json!("None"));
+    if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
+        default_key(spec, "sessionAffinityConfig", json!({"clientIP": {"timeoutSeconds": 10800}}));
+    }
+    if ty != "ExternalName" {
+        default_key(spec, "internalTrafficPolicy", json!("Cluster"));
+        default_key(spec, "ipFamilies", json!(["IPv4"]));
+        default_key(spec, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
+        default_key(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if ty == "LoadBalancer" {
+        default_key(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            default_key(p, "protocol", json!("TCP"));
+            if let Some(port) = p.get("port").cloned() {
+                default_key(p, "targetPort", port);
+            }
+        }
+    }
+}
+
+const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+
+fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
+    let ty = str_at(obj, "/spec/type").unwrap_or("ClusterIP");
+    if !SERVICE_TYPES.contains(&ty) {
+        errs.push(FieldError::not_supported("spec.type", quoted(ty), SERVICE_TYPES));
+        return;
+    }
+    let ports = obj.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let headless = str_at(obj, "/spec/clusterIP") == Some("None");
+    if ty == "ExternalName" {
+        match str_at(obj, "/spec/externalName") {
+            None | Some("") => errs.push(FieldError::required("spec.externalName", "")),
+            Some(n) => {
+                let n = n.trim_end_matches('.');
+                errs.extend(name_errors("spec.externalName", n, NameRule::Dns1123Subdomain));
+            }
+        }
+    } else if ports.is_empty() && !headless {
+        errs.push(FieldError::required("spec.ports", ""));
+    }
+    if headless && matches!(ty, "NodePort" | "LoadBalancer") {
+        errs.push(FieldError::invalid("spec.clusterIPs[0]", quoted("None"), format!("may not be set to 'None' for {ty} services")));
+    }
+    for (i, p) in ports.iter().enumerate() {
+        let path = format!("spec.ports[{i}]");
+        if ports.len() > 1 && p.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            errs.push(FieldError::required(format!("{path}.name"), ""));
+        }
+        if let Some(e) = validate_port(&format!("{path}.port"), p.get("port").unwrap_or(&Value::Null)) {
+            errs.push(e);
+        }
+        let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+        if !["SCTP", "TCP", "UDP"].contains(&proto) {
+            errs.push(FieldError::not_supported(format!("{path}.protocol"), quoted(proto), &["SCTP", "TCP", "UDP"]));
+        }
+        if let Some(tp) = p.get("targetPort") {
+            if tp.is_i64() {
+                if let Some(e) = validate_port(&format!("{path}.targetPort"), tp) {
+                    errs.push(e);
+                }
+            }
+        }
+        if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
+            if np != 0 && !matches!(ty, "NodePort" | "LoadBalancer") {
+                errs.push(FieldError::forbidden(format!("{path}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
+            }
+        }
+    }
+}
+
+fn alloc_field_error(field: &str, value: String, e: AllocError) -> FieldError {
+    FieldError::invalid(field, value, e.to_string())
+}
+
+fn allocate_service(obj: &mut Value, old: Option<&Value>, ctx: &mut Ctx<'_>, taken: &mut Taken, errs: &mut Vec<FieldError>) {
+    let ty = str_at(obj, "/spec/type").unwrap_or("ClusterIP").to_owned();
+    let old_ip = old.and_then(|o| str_at(o, "/spec/clusterIP")).map(str::to_owned);
+    if ty == "ExternalName" {
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            if spec.get("clusterIP").and_then(Value::as_str).is_some_and(|s| !s.is_empty() && s != "None") && old_ip.is_none() {
+                errs.push(FieldError::forbidden("spec.clusterIPs", "may not be set for ExternalName services"));
+            }
+        }
+    } else {
+        let requested = str_at(obj, "/spec/clusterIP").unwrap_or("").to_owned();
+        if let (Some(o), false) = (&old_ip, requested.is_empty()) {
+            if o != &requested && o != "None" {
+                errs.push(FieldError::invalid("spec.clusterIPs[0]", quoted(&requested), "may not change once set"));
+                return;
+            }
+        }
+        let ip = if requested == "None" {
+            Some("None".to_owned())
+        } else if old_ip.as_deref() == Some(requested.as_str()) && !requested.is_empty() {
+            Some(requested)
+        } else if requested.is_empty() {
+            match ctx.alloc.cluster_ips.allocate_next(ctx.rng) {
+                Ok(ip) => {
+                    taken.ips.push(ip);
+                    Some(ip.to_string())
+                }
+                Err(e) => {
+                    errs.push(FieldError::invalid("spec.clusterIPs", "[]string(nil)", format!("failed to allocate IP: {e}")));
+                    None
+                }
+            }
+        } else {
+            match requested.parse::<Ipv4Addr>() {
+                Err(_) => {
+                    errs.push(FieldError::invalid("spec.clusterIPs[0]", quoted(&requested), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"));
+                    None
+                }
+                Ok(ip) => match ctx.alloc.cluster_ips.allocate_specific(ip) {
+                    Ok(()) => {
+                        taken.ips.push(ip);
+                        Some(requested)
+                    }
+                    Err(e) => {
+                        errs.push(alloc_field_error("spec.clusterIP", quoted(&requested), e));
+                        None
+                    }
+                },
+            }
+        };
+        if let Some(ip) = ip {
+            let spec = obj_mut(obj, "spec");
+            spec.insert("clusterIP".into(), json!(ip));
+            spec.insert("clusterIPs".into(), json!([ip]));
+        }
+    }
+    let wants_np = matches!(ty.as_str(), "NodePort" | "LoadBalancer")
+        && !(ty == "LoadBalancer" && obj.pointer("/spec/allocateLoadBalancerNodePorts") == Some(&json!(false)));
+    let old_nps = old.map(node_ports_of).unwrap_or_default();
+    if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+        for (i, p) in ports.iter_mut().enumerate() {
+            let np = p.get("nodePort").and_then(Value::as_i64).unwrap_or(0);
+            if np != 0 {
+                if old_nps.contains(&np) {
+                    continue;
+                }
+                match ctx.alloc.node_ports.allocate_specific(np) {
+                    Ok(()) => taken.ports.push(np),
+                    Err(e) => errs.push(alloc_field_error(&format!("spec.ports[{i}].nodePort"), np.to_string(), e)),
+                }
+            } else if wants_np {
+                match ctx.alloc.node_ports.allocate_next(ctx.rng) {
+                    Ok(np) => {
+                        taken.ports.push(np);
+                        p["nodePort"] = json!(np);
+                    }
+                    Err(e) => errs.push(alloc_field_error(&format!("spec.ports[{i}].nodePort"), "0".into(), e)),
+                }
+            }
+        }
+    }
+    if ty == "LoadBalancer" && str_at(obj, "/spec/externalTrafficPolicy") == Some("Local") {
+        let hc = obj.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64).unwrap_or(0);
+        let old_hc = old.and_then(|o| o.pointer("/spec/healthCheckNodePort")).and_then(Value::as_i64);
+        if hc == 0 {
+            if let Ok(p) = ctx.alloc.node_ports.allocate_next(ctx.rng) {
+                taken.ports.push(p);
+                obj_mut(obj, "spec").insert("healthCheckNodePort".into(), json!(p));
+            }
+        } else if old_hc != Some(hc) {
+            match ctx.alloc.node_ports.allocate_specific(hc) {
+                Ok(()) => taken.ports.push(hc),
+                Err(e) => errs.push(alloc_field_error("spec.healthCheckNodePort", hc.to_string(), e)),
+            }
+        }
+    } else if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("healthCheckNodePort");
+    }
+}

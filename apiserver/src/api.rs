@@ -1,0 +1,709 @@
+//! The registry: Kubernetes object semantics over the Store. Both the HTTP surface and
+//! in-process controllers call this, so every write gets the same admission.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::admission::{self, ensure_object, Allocators, Ctx, Taken};
+use crate::alloc::{IpAllocator, PortAllocator};
+use crate::decode::strict_decode;
+use crate::error::{ApiError, FieldError};
+use crate::resources::{Resource, RESOURCES};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::sim::{Clock, SimRng};
+use crate::store::{KeyValue, ListOptions, Revision, Store, StoreError, WatchEvent};
+use crate::validation::name_errors;
+
+/// Cluster-wide settings the apiserver enforces (kubeadm defaults).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub service_cidr: (Ipv4Addr, u8),
+    pub node_port_base: u16,
+    pub node_port_size: u16,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            service_cidr: (Ipv4Addr::new(10, 96, 0, 0), 12),
+            node_port_base: 30000,
+            node_port_size: 2768,
+        }
+    }
+}
+
+/// Query parameters of a list or watch.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+/// Patch flavours (`Content-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// RFC 7386. Strategic merge patches are applied with these semantics too (lists are
+    /// replaced, not merged by key): a documented simplification.
+    Merge,
+    /// RFC 6902.
+    Json,
+}
+
+/// What happened to an object, as a watch reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// A decoded store change.
+#[derive(Debug, Clone)]
+pub struct ObjectEvent {
+    pub resource: &'static Resource,
+    pub kind: EventType,
+    pub object: Value,
+    pub old: Option<Value>,
+    pub revision: Revision,
+}
+
+pub struct ApiServer {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    rng: SimRng,
+    alloc: Mutex<Allocators>,
+    last_write: AtomicI64,
+    config: ApiConfig,
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+}
+
+impl ApiServer {
+    /// Opens the API over `store`, rebuilding the allocators from the stored Services (as the
+    /// repair controllers do), so a restart on a kept etcd continues where it stopped.
+    pub async fn new(store: Arc<dyn Store>, clock: Clock, rng: SimRng, config: ApiConfig) -> Result<Self, ApiError> {
+        let mut alloc = Allocators {
+            cluster_ips: IpAllocator::new(config.service_cidr.0, config.service_cidr.1),
+            node_ports: PortAllocator::new(config.node_port_base, config.node_port_size),
+        };
+        let svc = crate::resources::find("services").ok_or_else(|| ApiError::internal("no services resource"))?;
+        let page = store
+            .list(&svc.key_prefix(None), &ListOptions::default())
+            .await
+            .map_err(|e| ApiError::from_store(e, svc, ""))?;
+        for kv in &page.items {
+            let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+            let t = admission::service_allocations(&obj);
+            for ip in t.ips {
+                let _ = alloc.cluster_ips.allocate_specific(ip);
+            }
+            for p in t.ports {
+                let _ = alloc.node_ports.allocate_specific(p);
+            }
+        }
+        Ok(ApiServer {
+            store,
+            clock,
+            rng,
+            alloc: Mutex::new(alloc),
+            last_write: AtomicI64::new(page.revision),
+            config,
+        })
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The newest revision this server wrote; a cache that has seen it has seen every write.
+    pub fn last_write_revision(&self) -> Revision {
+        self.last_write.load(Ordering::SeqCst)
+    }
+
+    fn note_write(&self, rev: Revision) {
+        self.last_write.fetch_max(rev, Ordering::SeqCst);
+    }
+
+    fn alloc(&self) -> MutexGuard<'_, Allocators> {
+        match self.alloc.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The object as clients see it: kind, apiVersion and resourceVersion filled in.
+    fn present(res: &Resource, kv: &KeyValue) -> Result<Value, ApiError> {
+        let mut obj: Value = serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?;
+        let m = ensure_object(&mut obj);
+        m.insert("apiVersion".into(), json!(res.api_version()));
+        m.insert("kind".into(), json!(res.kind));
+        let meta = ensure_object(m.entry("metadata").or_insert(Value::Null));
+        meta.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+        Ok(obj)
+    }
+
+    fn encode(obj: &Value) -> Result<Bytes, ApiError> {
+        let mut o = obj.clone();
+        if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        serde_json::to_vec(&o).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    fn check_ns<'a>(res: &Resource, ns: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+        match (res.namespaced, ns) {
+            (true, Some(ns)) => Ok(Some(ns)),
+            (true, None) => Err(ApiError::bad_request("the namespace of the object is required")),
+            (false, _) => Ok(None),
+        }
+    }
+
+    async fn namespace_must_exist(&self, ns: &str) -> Result<(), ApiError> {
+        let nsr = crate::resources::find("namespaces").ok_or_else(|| ApiError::internal("no namespaces"))?;
+        let got = self.store.get(&nsr.key(None, ns)).await.map_err(|e| ApiError::from_store(e, nsr, ns))?;
+        match got {
+            Some(kv) => {
+                let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+                if obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+                    return Err(ApiError {
+                        code: 403,
+                        reason: "Forbidden",
+                        message: format!("unable to create new content in namespace {ns} because it is being terminated"),
+                        details: None,
+                    });
+                }
+                Ok(())
+            }
+            None => Err(ApiError::not_found(nsr, ns)),
+        }
+    }
+
+    /// POST: create an object (name or generateName), with admission.
+    pub async fn create(&self, res: &'static Resource, ns: Option<&str>, mut obj: Value) -> Result<Value, ApiError> {
+        let ns = Self::check_ns(res, ns)?;
+        strict_decode(res, &obj)?;
+        check_type(res, &obj)?;
+        if let (Some(ns), Some(objns)) = (ns, meta_str(&obj, "namespace")) {
+            if ns != objns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+        if let Some(ns) = ns {
+            self.namespace_must_exist(ns).await?;
+        }
+        let name = meta_str(&obj, "name").unwrap_or("").to_owned();
+        let generate = meta_str(&obj, "generateName").unwrap_or("").to_owned();
+        if name.is_empty() && generate.is_empty() {
+            return Err(ApiError::invalid(
+                res,
+                "",
+                vec![FieldError::required("metadata.name", "name or generateName is required")],
+            ));
+        }
+        {
+            let meta = ensure_object(ensure_object(&mut obj).entry("metadata").or_insert(Value::Null));
+            if let Some(ns) = ns {
+                meta.insert("namespace".into(), json!(ns));
+            }
+            meta.remove("resourceVersion");
+            meta.remove("deletionTimestamp");
+            meta.insert("uid".into(), json!(self.rng.uuid()));
+            meta.insert("creationTimestamp".into(), json!(self.clock.now_rfc3339()));
+            if matches!(res.group, "apps") {
+                meta.insert("generation".into(), json!(1));
+            }
+        }
+        // kube-apiserver retries a generated name that collides (RetryGenerateName).
+        let attempts = if name.is_empty() { 8 } else { 1 };
+        let mut last_err = None;
+        for _ in 0..attempts {
+            let this_name = if name.is_empty() {
+                let base: String = generate.chars().take(58).collect();
+                format!("{base}{}", self.rng.k8s_suffix(5))
+            } else {
+                name.clone()
+            };
+            let mut candidate = obj.clone();
+            if let Some(meta) = candidate.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("name".into(), json!(this_name));
+            }
+            let errs = name_errors("metadata.name", &this_name, admission::name_rule(res));
+            if !errs.is_empty() {
+                return Err(ApiError::invalid(res, &this_name, errs));
+            }
+            let taken = {
+                let mut alloc = self.alloc();
+                let mut ctx = Ctx { alloc: &mut alloc, rng: &self.rng };
+                admission::admit_create(res, &mut candidate, &mut ctx).map_err(|errs| ApiError::invalid(res, &this_name, errs))?
+            };
+            let bytes = Self::encode(&candidate)?;
+            match self.store.create(&res.key(ns, &this_name), bytes).await {
+                Ok(kv) => {
+                    self.note_write(kv.mod_revision);
+                    return Self::present(res, &kv);
+                }
+                Err(e) => {
+                    taken.release(&mut self.alloc());
+                    let retry = matches!(e, StoreError::AlreadyExists(_)) && name.is_empty();
+                    last_err = Some(ApiError::from_store(e, res, &this_name));
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ApiError::internal("create failed")))
+    }
+
+    async fn get_kv(&self, res: &'static Resource, ns: Option<&str>, name: &str) -> Result<KeyValue, ApiError> {
+        let ns = Self::check_ns(res, ns)?;
+        self.store
+            .get(&res.key(ns, name))
+            .await
+            .map_err(|e| ApiError::from_store(e, res, name))?
+            .ok_or_else(|| ApiError::not_found(res, name))
+    }
+
+    pub async fn get(&self, res: &'static Resource, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        let kv = self.get_kv(res, ns, name).await?;
+        Self::present(res, &kv)
+    }
+
+    /// Lists objects; returns the matching objects and the list's resourceVersion and continue token.
+    pub async fn list_objects(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        q: &ListQuery,
+    ) -> Result<(Vec<Value>, Revision, Option<String>), ApiError> {
+        let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
+        let fields = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""))?;
+        let ns = if res.namespaced { ns } else { None };
+        let mut opts = ListOptions::default();
+        if let Some(tok) = &q.continue_token {
+            let (rev, key) = tok
+                .split_once(':')
+                .and_then(|(r, k)| Some((r.parse::<Revision>().ok()?, k.to_owned())))
+                .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+            opts.revision = Some(rev);
+            opts.start_after = Some(key);
+        } else if let Some(rv) = q.resource_version.as_deref().filter(|r| !r.is_empty() && *r != "0") {
+            opts.revision = Some(rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?);
+        }
+        let limit = q.limit.filter(|l| *l > 0);
+        let filtered = !labels.is_empty() || q.field_selector.as_deref().is_some_and(|f| !f.is_empty());
+        if !filtered {
+            opts.limit = limit;
+        }
+        let page = self
+            .store
+            .list(&res.key_prefix(ns), &opts)
+            .await
+            .map_err(|e| ApiError::from_store(e, res, ""))?;
+        let mut items = Vec::with_capacity(page.items.len());
+        let mut last_key = None;
+        let mut more = page.more;
+        for kv in &page.items {
+            let obj = Self::present(res, kv)?;
+            if labels.matches(&obj) && fields.matches(&obj) {
+                if filtered && limit.is_some_and(|l| items.len() == l) {
+                    more = true;
+                    break;
+                }
+                items.push(obj);
+                last_key = Some(kv.key.clone());
+            }
+        }
+        let token = match (more, last_key) {
+            (true, Some(k)) => Some(format!("{}:{k}", page.revision)),
+            _ => None,
+        };
+        Ok((items, page.revision, token))
+    }
+
+    /// GET collection as a `<Kind>List` (items without kind/apiVersion, as kube-apiserver).
+    pub async fn list(&self, res: &'static Resource, ns: Option<&str>, q: &ListQuery) -> Result<Value, ApiError> {
+        let (items, rev, token) = self.list_objects(res, ns, q).await?;
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|mut o| {
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("kind");
+                    m.remove("apiVersion");
+                }
+                o
+            })
+            .collect();
+        let mut meta = json!({"resourceVersion": rev.to_string()});
+        if let Some(t) = token {
+            meta["continue"] = json!(t);
+        }
+        Ok(json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta, "items": items}))
+    }
+
+    /// PUT (main resource or `status` subresource), with optimistic concurrency.
+    pub async fn update(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        strict_decode(res, &obj)?;
+        check_type(res, &obj)?;
+        if meta_str(&obj, "name").is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&obj, "name").unwrap_or_default()
+            )));
+        }
+        let kv = self.get_kv(res, ns, name).await?;
+        if let Some(rv) = meta_str(&obj, "resourceVersion").filter(|r| !r.is_empty()) {
+            if rv != kv.mod_revision.to_string() {
+                return Err(ApiError::stale(res, name));
+            }
+        }
+        let old = Self::present(res, &kv)?;
+        self.write_update(res, ns, name, &kv, old, obj, status_only).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_update(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        kv: &KeyValue,
+        old: Value,
+        obj: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        let mut new = if status_only {
+            let mut n = old.clone();
+            n["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+            n
+        } else {
+            let mut n = obj;
+            // Identity and system fields are the server's, not the client's.
+            for f in ["uid", "creationTimestamp", "name", "namespace", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+                let meta = ensure_object(ensure_object(&mut n).entry("metadata").or_insert(Value::Null));
+                match old.get("metadata").and_then(|m| m.get(f)) {
+                    Some(v) => {
+                        meta.insert(f.into(), v.clone());
+                    }
+                    None => {
+                        meta.remove(f);
+                    }
+                }
+            }
+            if has_status_subresource(res) {
+                match old.get("status") {
+                    Some(s) => n["status"] = s.clone(),
+                    None => {
+                        ensure_object(&mut n).remove("status");
+                    }
+                }
+            }
+            if old.get("spec") != n.get("spec") {
+                if let Some(g) = old.pointer("/metadata/generation").and_then(Value::as_i64) {
+                    n["metadata"]["generation"] = json!(g + 1);
+                }
+            }
+            n
+        };
+        let (taken, released) = if status_only {
+            (Taken::default(), Taken::default())
+        } else {
+            let mut alloc = self.alloc();
+            let mut ctx = Ctx { alloc: &mut alloc, rng: &self.rng };
+            admission::admit_update(res, &old, &mut new, &mut ctx).map_err(|errs| ApiError::invalid(res, name, errs))?
+        };
+        if new == old {
+            // No-op updates do not bump the revision (kube-apiserver skips the write).
+            return Ok(old);
+        }
+        let bytes = Self::encode(&new)?;
+        let ns = Self::check_ns(res, ns)?;
+        match self.store.update(&res.key(ns, name), bytes, kv.mod_revision).await {
+            Ok(kv) => {
+                self.note_write(kv.mod_revision);
+                released.release(&mut self.alloc());
+                Self::present(res, &kv)
+            }
+            Err(e) => {
+                taken.release(&mut self.alloc());
+                Err(ApiError::from_store(e, res, name))
+            }
+        }
+    }
+
+    /// PATCH; retried on a concurrent write as kube-apiserver's `GuaranteedUpdate` does.
+    pub async fn patch(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Value,
+        ptype: PatchType,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        for _ in 0..5 {
+            let kv = self.get_kv(res, ns, name).await?;
+            let old = Self::present(res, &kv)?;
+            let mut new = old.clone();
+            match ptype {
+                PatchType::Merge => json_patch::merge(&mut new, patch),
+                PatchType::Json => {
+                    let p: json_patch::Patch = serde_json::from_value(patch.clone())
+                        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                    json_patch::patch(&mut new, &p).map_err(|e| ApiError {
+                        code: 422,
+                        reason: "Invalid",
+                        message: e.to_string(),
+                        details: None,
+                    })?;
+                }
+            }
+            strict_decode(res, &new)?;
+            match self.write_update(res, ns, name, &kv, old, new, status_only).await {
+                Err(e) if e.reason == "Conflict" => continue,
+                other => return other,
+            }
+        }
+        Err(ApiError::stale(res, name))
+    }
+
+    /// DELETE. Pods on a node are deleted gracefully (deletionTimestamp; the kubelet
+    /// finishes), namespaces go Terminating; everything else goes at once.
+    pub async fn delete(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        grace_period_seconds: Option<i64>,
+    ) -> Result<Value, ApiError> {
+        let kv = self.get_kv(res, ns, name).await?;
+        let old = Self::present(res, &kv)?;
+        let graceful = match res.plural {
+            "pods" => {
+                let on_node = old.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+                let terminal = matches!(
+                    old.pointer("/status/phase").and_then(Value::as_str),
+                    Some("Succeeded") | Some("Failed")
+                );
+                let grace = grace_period_seconds
+                    .or_else(|| old.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+                    .unwrap_or(30);
+                (on_node && !terminal && grace > 0).then_some(grace)
+            }
+            "namespaces" => Some(0),
+            _ => None,
+        };
+        if let Some(grace) = graceful {
+            if old.pointer("/metadata/deletionTimestamp").is_some() {
+                if grace_period_seconds != Some(0) {
+                    return Ok(old);
+                }
+            } else {
+                let mut new = old.clone();
+                let when = self.clock.now_ms() + grace * 1000;
+                new["metadata"]["deletionTimestamp"] = json!(crate::sim::rfc3339(when));
+                new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                if res.plural == "namespaces" {
+                    new["status"]["phase"] = json!("Terminating");
+                }
+                let bytes = Self::encode(&new)?;
+                let nsk = Self::check_ns(res, ns)?;
+                let kv = self
+                    .store
+                    .update(&res.key(nsk, name), bytes, kv.mod_revision)
+                    .await
+                    .map_err(|e| ApiError::from_store(e, res, name))?;
+                self.note_write(kv.mod_revision);
+                return Self::present(res, &kv);
+            }
+        }
+        let nsk = Self::check_ns(res, ns)?;
+        let (prev, rev) = self
+            .store
+            .delete(&res.key(nsk, name), None)
+            .await
+            .map_err(|e| ApiError::from_store(e, res, name))?;
+        self.note_write(rev);
+        if res.plural == "services" {
+            admission::service_allocations(&old).release(&mut self.alloc());
+        }
+        let _ = prev;
+        if res.plural == "pods" {
+            return Ok(old);
+        }
+        let mut details = json!({"name": name, "kind": res.plural, "uid": meta_str(&old, "uid").unwrap_or_default()});
+        if !res.group.is_empty() {
+            details["group"] = json!(res.group);
+        }
+        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}))
+    }
+
+    /// Which resource a storage key belongs to, with namespace and name.
+    pub fn parse_key(key: &str) -> Option<(&'static Resource, Option<String>, String)> {
+        RESOURCES
+            .iter()
+            .filter(|r| key.starts_with(&r.key_prefix(None)))
+            .max_by_key(|r| r.key_prefix(None).len())
+            .and_then(|r| {
+                let rest = &key[r.key_prefix(None).len()..];
+                if r.namespaced {
+                    let (ns, name) = rest.split_once('/')?;
+                    Some((r, Some(ns.to_owned()), name.to_owned()))
+                } else {
+                    Some((r, None, rest.to_owned()))
+                }
+            })
+    }
+
+    /// Decodes a raw store event into an object event.
+    pub fn decode_event(ev: &WatchEvent) -> Option<ObjectEvent> {
+        let (res, _, _) = Self::parse_key(ev.key())?;
+        Some(match ev {
+            WatchEvent::Put { kv, prev } => ObjectEvent {
+                resource: res,
+                kind: if prev.is_none() { EventType::Added } else { EventType::Modified },
+                object: Self::present(res, kv).ok()?,
+                old: prev.as_ref().and_then(|p| Self::present(res, p).ok()),
+                revision: kv.mod_revision,
+            },
+            WatchEvent::Delete { prev, revision } => {
+                let mut obj = Self::present(res, prev).ok()?;
+                obj["metadata"]["resourceVersion"] = json!(revision.to_string());
+                ObjectEvent { resource: res, kind: EventType::Deleted, object: obj, old: None, revision: *revision }
+            }
+        })
+    }
+
+    /// Every change under every resource from `start` on (for in-process informers).
+    pub async fn watch_all(&self, start: Revision) -> Result<BoxStream<'static, Result<ObjectEvent, StoreError>>, StoreError> {
+        let s = self.store.watch("", start).await?;
+        Ok(s.filter_map(|r| async move {
+            match r {
+                Ok(ev) => Self::decode_event(&ev).map(Ok),
+                Err(e) => Some(Err(e)),
+            }
+        })
+        .boxed())
+    }
+
+    /// GET ?watch=1: `{"type":..., "object":...}` values, filtered by selectors; synthetic
+    /// ADDED events first when no resourceVersion is given.
+    pub async fn watch(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        q: &ListQuery,
+    ) -> Result<BoxStream<'static, Value>, ApiError> {
+        let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
+        let fields = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""))?;
+        let ns = if res.namespaced { ns.map(str::to_owned) } else { None };
+        let rv = q.resource_version.as_deref().filter(|r| !r.is_empty() && *r != "0");
+        let (initial, start) = match rv {
+            Some(rv) => (
+                Vec::new(),
+                rv.parse::<Revision>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))? + 1,
+            ),
+            None => {
+                let lq = ListQuery { label_selector: q.label_selector.clone(), field_selector: q.field_selector.clone(), ..Default::default() };
+                let (items, rev, _) = self.list_objects(res, ns.as_deref(), &lq).await?;
+                (items.into_iter().map(|o| json!({"type": "ADDED", "object": o})).collect(), rev + 1)
+            }
+        };
+        let stream = match self.store.watch(&res.key_prefix(ns.as_deref()), start).await {
+            Ok(s) => s,
+            Err(StoreError::Compacted { requested, oldest }) => {
+                let status = ApiError::expired(format!("too old resource version: {} ({})", requested - 1, oldest - 1)).to_status();
+                return Ok(futures::stream::iter(vec![json!({"type": "ERROR", "object": status})]).boxed());
+            }
+            Err(e) => return Err(ApiError::from_store(e, res, "")),
+        };
+        let live = stream
+            .filter_map(move |r| {
+                let labels = labels.clone();
+                let fields = fields.clone();
+                async move {
+                    let ev = match r {
+                        Ok(ev) => ev,
+                        Err(e) => {
+                            let status = ApiError::from_store(e, res, "").to_status();
+                            return Some(json!({"type": "ERROR", "object": status}));
+                        }
+                    };
+                    let oe = Self::decode_event(&ev)?;
+                    let now = labels.matches(&oe.object) && fields.matches(&oe.object);
+                    let before = oe.old.as_ref().is_some_and(|o| labels.matches(o) && fields.matches(o));
+                    let ty = match (oe.kind, before, now) {
+                        (EventType::Deleted, _, true) => "DELETED",
+                        (EventType::Added, _, true) => "ADDED",
+                        (EventType::Modified, true, true) => "MODIFIED",
+                        (EventType::Modified, false, true) => "ADDED",
+                        (EventType::Modified, true, false) => "DELETED",
+                        _ => return None,
+                    };
+                    Some(json!({"type": ty, "object": oe.object}))
+                }
+            })
+            .boxed();
+        Ok(futures::stream::iter(initial).chain(live).boxed())
+    }
+}
+
+fn has_status_subresource(res: &Resource) -> bool {
+    matches!(
+        res.plural,
+        "pods" | "services" | "nodes" | "namespaces" | "deployments" | "replicasets" | "daemonsets" | "statefulsets" | "ingresses"
+    )
+}
+
+/// A body's kind/apiVersion must name the resource it is sent to.
+fn check_type(res: &Resource, obj: &Value) -> Result<(), ApiError> {
+    let kind = obj.get("kind").and_then(Value::as_str);
+    let av = obj.get("apiVersion").and_then(Value::as_str);
+    if kind.is_some_and(|k| k != res.kind) || av.is_some_and(|a| a != res.api_version()) {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({}) does not match the expected API version ({})",
+            av.unwrap_or(""),
+            res.api_version()
+        )));
+    }
+    Ok(())
+}
