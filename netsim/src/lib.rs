@@ -1,3 +1,5 @@
 //! netsim: a whole Kubernetes cluster in one process, on a simulated network, deterministically.
 
+pub mod cluster;
+pub mod images;
 pub mod kubectl;

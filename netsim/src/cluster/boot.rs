@@ -1,0 +1,214 @@
+//! Booting a cluster the way kubeadm leaves one: namespaces, nodes with sequential
+//! podCIDRs, the `kubernetes` Service, control-plane static pods, kube-proxy and CoreDNS.
+//!
+//! Decisions: nodes sit on a kind-like node network, `172.18.0.2` upward in declaration
+//! order; node IPAM hands out `10.244.<i>.0/24` in the same order (the cidrset allocator is
+//! sequential); system images are pre-pulled (kubeadm's `config images pull`); the
+//! scenario's first command runs once every system pod is Running.
+
+use std::net::Ipv4Addr;
+
+use apiserver::resources::find;
+use apiserver::ApiError;
+use serde_json::{json, Value};
+
+use super::{Cluster, ClusterError};
+
+/// Kubernetes version the simulated nodes report.
+pub const KUBELET_VERSION: &str = "v1.34.0";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub name: String,
+    pub control_plane: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub seed: u64,
+    pub epoch_ms: i64,
+    pub nodes: Vec<NodeConfig>,
+    /// userspace | iptables | ipvs | nftables (used by the data path).
+    pub proxy_mode: String,
+    pub node_network_base: Ipv4Addr,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        let node = |n: &str, cp: bool| NodeConfig { name: n.to_owned(), control_plane: cp };
+        ClusterConfig {
+            seed: 0,
+            epoch_ms: apiserver::sim::DEFAULT_EPOCH_MS,
+            nodes: vec![node("k8s-master", true), node("zhangliang", false), node("kongming", false), node("laojun", false)],
+            proxy_mode: "iptables".to_owned(),
+            node_network_base: Ipv4Addr::new(172, 18, 0, 2),
+        }
+    }
+}
+
+impl ClusterConfig {
+    pub fn node_ip(&self, index: usize) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.node_network_base) + index as u32)
+    }
+
+    pub fn control_plane(&self) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.control_plane)
+    }
+}
+
+const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.12.1";
+const KUBE_PROXY_IMAGE: &str = "registry.k8s.io/kube-proxy:v1.34.0";
+const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
+impl Cluster {
+    async fn create(&self, plural: &str, ns: Option<&str>, obj: Value) -> Result<Value, ClusterError> {
+        let res = find(plural).ok_or_else(|| ApiError::internal(format!("unknown resource {plural}")))?;
+        Ok(self.api.create(res, ns, obj).await?)
+    }
+
+    pub(super) async fn boot(&mut self) -> Result<(), ClusterError> {
+        if self.cache.get("namespaces", "kube-system").is_some() {
+            // Already booted (a kept etcd): carry on from the stored state.
+            self.settle().await?;
+            return Ok(());
+        }
+        for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
+            self.create("namespaces", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+        }
+        let nodes = self.config.nodes.clone();
+        for (i, n) in nodes.iter().enumerate() {
+            let ip = self.config.node_ip(i).to_string();
+            let mut labels = json!({
+                "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux",
+            });
+            let mut taints = json!([]);
+            if n.control_plane {
+                labels["node-role.kubernetes.io/control-plane"] = json!("");
+                labels["node.kubernetes.io/exclude-from-external-load-balancers"] = json!("");
+                taints = json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]);
+            }
+            let cidr = format!("10.244.{i}.0/24");
+            let now = self.clock.now_rfc3339();
+            let cond = |t: &str, s: &str, r: &str, m: &str| json!({"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": now, "lastTransitionTime": now});
+            let mut node = json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": n.name, "labels": labels, "annotations": {
+                    "kubeadm.alpha.kubernetes.io/cri-socket": "unix:///var/run/containerd/containerd.sock",
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
+                "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+                "status": {
+                    "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": n.name}],
+                    "capacity": {"cpu": "2", "ephemeral-storage": "61202244Ki", "hugepages-2Mi": "0", "memory": "4015876Ki", "pods": "110"},
+                    "allocatable": {"cpu": "2", "ephemeral-storage": "56403987978", "hugepages-2Mi": "0", "memory": "3913476Ki", "pods": "110"},
+                    "conditions": [
+                        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                        cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                        cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                    ],
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                    "nodeInfo": {
+                        "architecture": "amd64", "bootID": self.rng.uuid(), "machineID": self.rng.hex(32), "systemUUID": self.rng.uuid(),
+                        "containerRuntimeVersion": "containerd://1.7.24", "kernelVersion": "5.15.0-126-generic",
+                        "kubeProxyVersion": "", "kubeletVersion": KUBELET_VERSION, "operatingSystem": "linux",
+                        "osImage": "Ubuntu 22.04.5 LTS"
+                    }
+                }
+            });
+            if n.control_plane {
+                node["spec"]["taints"] = taints;
+            }
+            // The node object carries its status on create: the kubelet registers itself so.
+            let created = self.create("nodes", None, node.clone()).await?;
+            let mut with_status = created.clone();
+            with_status["status"] = node["status"].clone();
+            let res = find("nodes").ok_or_else(|| ApiError::internal("no nodes"))?;
+            self.api.update(res, None, &n.name, with_status, true).await?;
+            for img in [PAUSE_IMAGE, KUBE_PROXY_IMAGE, COREDNS_IMAGE] {
+                self.kubelet.preload_image(&n.name, img);
+            }
+        }
+        let cp_index = nodes.iter().position(|n| n.control_plane).unwrap_or(0);
+        let cp_ip = self.config.node_ip(cp_index).to_string();
+        self.create("services", Some("default"), json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}], "sessionAffinity": "None", "type": "ClusterIP"}
+        })).await?;
+        self.create("endpoints", Some("default"), json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": cp_ip}], "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]
+        })).await?;
+        self.create("endpointslices", Some("default"), json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [cp_ip], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]
+        })).await?;
+        if let Some(cp) = self.config.control_plane().cloned() {
+            for (component, image, tier_port) in [
+                ("etcd", "registry.k8s.io/etcd:3.5.21-0", 2379),
+                ("kube-apiserver", "registry.k8s.io/kube-apiserver:v1.34.0", 6443),
+                ("kube-controller-manager", "registry.k8s.io/kube-controller-manager:v1.34.0", 10257),
+                ("kube-scheduler", "registry.k8s.io/kube-scheduler:v1.34.0", 10259),
+            ] {
+                self.kubelet.preload_image(&cp.name, image);
+                let node_uid = self.cache.get("nodes", &cp.name).and_then(|n| n.pointer("/metadata/uid")).cloned();
+                let _ = tier_port;
+                self.create("pods", Some("kube-system"), json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("{component}-{}", cp.name), "labels": {"component": component, "tier": "control-plane"},
+                        "annotations": {"kubernetes.io/config.source": "file"},
+                        "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": cp.name, "uid": node_uid, "controller": true}]},
+                    "spec": {"nodeName": cp.name, "hostNetwork": true, "priorityClassName": "system-node-critical", "priority": 2000001000,
+                        "containers": [{"name": component, "image": image, "imagePullPolicy": "IfNotPresent"}],
+                        "tolerations": [{"effect": "NoExecute", "operator": "Exists"}]}
+                })).await?;
+            }
+        }
+        self.create("daemonsets", Some("kube-system"), json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "kube-proxy", "labels": {"k8s-app": "kube-proxy"}},
+            "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
+                "template": {"metadata": {"labels": {"k8s-app": "kube-proxy"}},
+                    "spec": {"hostNetwork": true, "priorityClassName": "system-node-critical", "serviceAccountName": "kube-proxy",
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "tolerations": [{"operator": "Exists"}],
+                        "containers": [{"name": "kube-proxy", "image": KUBE_PROXY_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "command": ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf", "--hostname-override=$(NODE_NAME)"]}]}}}
+        })).await?;
+        self.create("deployments", Some("kube-system"), json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "coredns", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+                "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
+                    "spec": {"priorityClassName": "system-cluster-critical", "serviceAccountName": "coredns", "dnsPolicy": "Default",
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}, {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+                        "containers": [{"name": "coredns", "image": COREDNS_IMAGE, "imagePullPolicy": "IfNotPresent", "args": ["-conf", "/etc/coredns/Corefile"],
+                            "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"}, {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}, {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}]}]}}}
+        })).await?;
+        self.create("services", Some("kube-system"), json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
+                "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+            "spec": {"clusterIP": "10.96.0.10", "selector": {"k8s-app": "kube-dns"},
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53}, {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                    {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}
+        })).await?;
+        // Run until every system pod is up.
+        loop {
+            self.settle().await?;
+            match self.next_timer_ms() {
+                Some(t) => self.advance_to(t).await?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}

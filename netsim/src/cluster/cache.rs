@@ -1,0 +1,160 @@
+//! The informer cache: a local mirror of every object, fed by one watch on the store, with
+//! the indexes controllers need (by owner, by label pair). Read-only to controllers; only
+//! the cluster driver applies events (kube-rs reflector: one writer, many readers).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use apiserver::{EventType, ObjectEvent};
+use serde_json::Value;
+
+/// `namespace/name` (or `name` for cluster-scoped objects).
+pub type Key = String;
+
+pub fn key_of(obj: &Value) -> Key {
+    let name = str_at(obj, "/metadata/name").unwrap_or_default();
+    match str_at(obj, "/metadata/namespace") {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+pub fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr).and_then(Value::as_str)
+}
+
+#[derive(Default)]
+pub struct Cache {
+    /// plural → key → object.
+    objects: BTreeMap<&'static str, BTreeMap<Key, Value>>,
+    /// owner uid → (plural, key) of dependents.
+    by_owner: BTreeMap<String, BTreeSet<(&'static str, Key)>>,
+    /// (namespace, label key, label value) → pod keys.
+    pods_by_label: BTreeMap<(String, String, String), BTreeSet<Key>>,
+    pub revision: i64,
+}
+
+impl Cache {
+    pub fn apply(&mut self, ev: &ObjectEvent) {
+        self.revision = self.revision.max(ev.revision);
+        let plural = ev.resource.plural;
+        let key = key_of(&ev.object);
+        let old = self.objects.get_mut(plural).and_then(|m| m.remove(&key));
+        if let Some(old) = &old {
+            self.unindex(plural, &key, old);
+        }
+        if ev.kind != EventType::Deleted {
+            self.index(plural, &key, &ev.object);
+            self.objects.entry(plural).or_default().insert(key, ev.object.clone());
+        }
+    }
+
+    fn owner_uids(obj: &Value) -> Vec<String> {
+        obj.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|o| o.get("uid").and_then(Value::as_str)).map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    fn labels(obj: &Value) -> Vec<(String, String)> {
+        obj.pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            .unwrap_or_default()
+    }
+
+    fn index(&mut self, plural: &'static str, key: &Key, obj: &Value) {
+        for uid in Self::owner_uids(obj) {
+            self.by_owner.entry(uid).or_default().insert((plural, key.clone()));
+        }
+        if plural == "pods" {
+            let ns = str_at(obj, "/metadata/namespace").unwrap_or_default().to_owned();
+            for (k, v) in Self::labels(obj) {
+                self.pods_by_label.entry((ns.clone(), k, v)).or_default().insert(key.clone());
+            }
+        }
+    }
+
+    fn unindex(&mut self, plural: &'static str, key: &Key, obj: &Value) {
+        for uid in Self::owner_uids(obj) {
+            if let Some(s) = self.by_owner.get_mut(&uid) {
+                s.remove(&(plural, key.clone()));
+                if s.is_empty() {
+                    self.by_owner.remove(&uid);
+                }
+            }
+        }
+        if plural == "pods" {
+            let ns = str_at(obj, "/metadata/namespace").unwrap_or_default().to_owned();
+            for (k, v) in Self::labels(obj) {
+                let ik = (ns.clone(), k, v);
+                if let Some(s) = self.pods_by_label.get_mut(&ik) {
+                    s.remove(key);
+                    if s.is_empty() {
+                        self.pods_by_label.remove(&ik);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, plural: &str, key: &str) -> Option<&Value> {
+        self.objects.get(plural).and_then(|m| m.get(key))
+    }
+
+    /// All objects of a kind, in key order.
+    pub fn all(&self, plural: &str) -> impl Iterator<Item = &Value> {
+        self.objects.get(plural).into_iter().flat_map(|m| m.values())
+    }
+
+    /// Objects of a kind in one namespace, in name order.
+    pub fn in_ns<'a>(&'a self, plural: &str, ns: &str) -> impl Iterator<Item = &'a Value> + 'a {
+        let prefix = format!("{ns}/");
+        self.objects
+            .get(plural)
+            .into_iter()
+            .flat_map(move |m| m.range(prefix.clone()..).take_while({
+                let p = prefix.clone();
+                move |(k, _)| k.starts_with(&p)
+            }))
+            .map(|(_, v)| v)
+    }
+
+    /// Dependents of an owner uid.
+    pub fn owned_by(&self, uid: &str, plural: &str) -> Vec<&Value> {
+        self.by_owner
+            .get(uid)
+            .into_iter()
+            .flat_map(|s| s.iter())
+            .filter(|(p, _)| *p == plural)
+            .filter_map(|(p, k)| self.get(p, k))
+            .collect()
+    }
+
+    pub fn dependents(&self, uid: &str) -> Vec<(&'static str, Key)> {
+        self.by_owner.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Pods in `ns` whose labels match a `key=value` selector map (all pairs).
+    pub fn pods_matching(&self, ns: &str, selector: &serde_json::Map<String, Value>) -> Vec<&Value> {
+        let mut best: Option<&BTreeSet<Key>> = None;
+        for (k, v) in selector {
+            let ik = (ns.to_owned(), k.clone(), v.as_str().unwrap_or_default().to_owned());
+            match self.pods_by_label.get(&ik) {
+                None => return Vec::new(),
+                Some(s) => {
+                    if best.is_none_or(|b| s.len() < b.len()) {
+                        best = Some(s);
+                    }
+                }
+            }
+        }
+        let Some(cands) = best else { return Vec::new() };
+        cands
+            .iter()
+            .filter_map(|k| self.get("pods", k))
+            .filter(|p| {
+                selector.iter().all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,317 @@
+//! Kubelets: one per node, simulated. A bound pod gets a sandbox and an IP from the node's
+//! podCIDR (host-local: sequential from .2, freed IPs not reused at once), then its image is
+//! pulled (slow the first time on a node, "already present" after) and it runs; an image
+//! that does not exist goes ErrImagePull → ImagePullBackOff with kubelet's back-off.
+//! Containers are ready as soon as they run (readiness probes are not simulated).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use apiserver::resources::find;
+use apiserver::ApiError;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::cache::{str_at, Key};
+use super::{ignore_not_found, split_key, Cluster, ClusterError};
+use crate::images;
+
+/// What a kubelet is waiting for.
+#[derive(Debug, Clone)]
+pub enum Timer {
+    /// Images are in; containers start.
+    Started { key: Key, uid: String },
+    /// A pull attempt failed (the image does not exist).
+    PullFailed { key: Key, uid: String, attempt: u32 },
+    /// Back-off elapsed: try pulling again.
+    RetryPull { key: Key, uid: String, attempt: u32 },
+    /// Containers stopped after SIGTERM: the kubelet removes the pod.
+    Stopped { key: Key, uid: String },
+}
+
+#[derive(Default)]
+pub struct KubeletState {
+    /// Pods this kubelet has started handling (by uid).
+    seen: BTreeSet<String>,
+    terminating: BTreeSet<String>,
+    /// Images present per node (`repo:tag`).
+    images: BTreeSet<(String, String)>,
+    /// host-local IPAM per node: last index handed out, and IPs in use.
+    last_ip: BTreeMap<String, u32>,
+    used_ips: BTreeSet<Ipv4Addr>,
+    ip_of: BTreeMap<String, Ipv4Addr>,
+}
+
+impl KubeletState {
+    pub fn preload_image(&mut self, node: &str, image: &str) {
+        self.images.insert((node.to_owned(), images::qualified(image)));
+    }
+}
+
+fn pods_res() -> Result<&'static apiserver::resources::Resource, ApiError> {
+    find("pods").ok_or_else(|| ApiError::internal("no pods resource"))
+}
+
+fn image_id(image: &str) -> String {
+    let q = images::qualified(image);
+    let digest = Sha256::digest(q.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let repo = q.rsplit_once(':').map(|(r, _)| r).unwrap_or(&q);
+    format!("{repo}@sha256:{hex}")
+}
+
+impl Cluster {
+    fn node_ip(&self, node: &str) -> Option<String> {
+        self.cache
+            .get("nodes", node)
+            .and_then(|n| n.pointer("/status/addresses/0/address"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
+    fn allocate_pod_ip(&mut self, node: &str) -> Option<Ipv4Addr> {
+        let cidr = self.cache.get("nodes", node).and_then(|n| str_at(n, "/spec/podCIDR"))?.to_owned();
+        let base: Ipv4Addr = cidr.split('/').next()?.parse().ok()?;
+        let base = u32::from(base);
+        let last = self.kubelet.last_ip.get(node).copied().unwrap_or(1);
+        for step in 1..=253u32 {
+            let idx = (last - 1 + step) % 253 + 1; // 1..=253, then wrap
+            if idx < 2 {
+                continue;
+            }
+            let ip = Ipv4Addr::from(base + idx);
+            if !self.kubelet.used_ips.contains(&ip) {
+                self.kubelet.used_ips.insert(ip);
+                self.kubelet.last_ip.insert(node.to_owned(), idx);
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    pub(super) async fn run_kubelets(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
+        for key in keys {
+            let Some(pod) = self.cache.get("pods", &key).cloned() else { continue };
+            let uid = str_at(&pod, "/metadata/uid").unwrap_or_default().to_owned();
+            let Some(node) = str_at(&pod, "/spec/nodeName").map(str::to_owned) else { continue };
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                if self.kubelet.terminating.insert(uid.clone()) {
+                    let grace = pod.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30) * 1000;
+                    let running = str_at(&pod, "/status/phase") == Some("Running");
+                    let quick = pod
+                        .pointer("/spec/containers")
+                        .and_then(Value::as_array)
+                        .is_some_and(|cs| cs.iter().all(|c| c.get("image").and_then(Value::as_str).and_then(images::lookup).is_some_and(|i| i.stops_on_sigterm)));
+                    let delay = if !running { 0 } else if quick { grace.min(1000) } else { grace };
+                    let at = self.clock.now_ms() + delay;
+                    self.schedule(at, Timer::Stopped { key: key.clone(), uid });
+                }
+                continue;
+            }
+            if !self.kubelet.seen.insert(uid.clone()) {
+                continue;
+            }
+            self.start_sandbox(&key, &uid, &node, &pod).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_sandbox(&mut self, key: &Key, uid: &str, node: &str, pod: &Value) -> Result<(), ClusterError> {
+        let host_ip = self.node_ip(node).unwrap_or_default();
+        let host_network = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
+        let pod_ip = if host_network {
+            Some(host_ip.clone())
+        } else {
+            self.allocate_pod_ip(node).map(|ip| ip.to_string())
+        };
+        if let Some(ip) = pod_ip.as_ref().and_then(|i| i.parse().ok()) {
+            self.kubelet.ip_of.insert(uid.to_owned(), ip);
+        }
+        let now = self.clock.now_rfc3339();
+        let containers: Vec<Value> = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let statuses: Vec<Value> = containers
+            .iter()
+            .map(|c| json!({
+                "name": c.get("name"), "image": c.get("image"), "imageID": "", "ready": false, "restartCount": 0,
+                "started": false, "state": {"waiting": {"reason": "ContainerCreating"}}, "lastState": {}
+            }))
+            .collect();
+        let mut status = json!({
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now, "lastProbeTime": null},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now, "lastProbeTime": null},
+                {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": format!("containers with unready status: [{}]", names(&containers)), "lastTransitionTime": now, "lastProbeTime": null},
+                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "message": format!("containers with unready status: [{}]", names(&containers)), "lastTransitionTime": now, "lastProbeTime": null},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": pod.pointer("/metadata/creationTimestamp"), "lastProbeTime": null},
+            ],
+            "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+            "startTime": now, "containerStatuses": statuses, "qosClass": "BestEffort",
+        });
+        if let Some(ip) = &pod_ip {
+            status["podIP"] = json!(ip);
+            status["podIPs"] = json!([{"ip": ip}]);
+        }
+        let (ns, name) = split_key(key);
+        let mut n = pod.clone();
+        n["status"] = status;
+        let Some(updated) = ignore_not_found(self.api.update(pods_res()?, ns, name, n, true).await)? else { return Ok(()) };
+        self.begin_pull(key, uid, node, &updated, 0).await
+    }
+
+    /// Pulls what is missing; schedules the start or the failure.
+    async fn begin_pull(&mut self, key: &Key, uid: &str, node: &str, pod: &Value, attempt: u32) -> Result<(), ClusterError> {
+        let containers: Vec<Value> = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut total_ms = 0i64;
+        for c in &containers {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+            let policy = c.get("imagePullPolicy").and_then(Value::as_str).unwrap_or("IfNotPresent");
+            let present = self.kubelet.images.contains(&(node.to_owned(), images::qualified(image)));
+            if present && policy != "Always" {
+                if attempt == 0 {
+                    self.record_event(pod, "Normal", "Pulled", format!("Container image \"{image}\" already present on machine"), "kubelet", Some(node)).await?;
+                }
+                continue;
+            }
+            self.record_event(pod, "Normal", "Pulling", format!("Pulling image \"{image}\""), "kubelet", Some(node)).await?;
+            match images::lookup(image) {
+                None => {
+                    let at = self.clock.now_ms() + 1500 + self.rng.below(1500) as i64;
+                    self.schedule(at, Timer::PullFailed { key: key.clone(), uid: uid.to_owned(), attempt });
+                    return Ok(());
+                }
+                Some(info) => {
+                    // Present images re-pulled with `Always` only check the digest.
+                    let ms = if present { 600 + self.rng.below(400) as i64 } else { 5_000 + (info.size_bytes / 1_000) as i64 + self.rng.below(5_000) as i64 };
+                    total_ms += ms;
+                }
+            }
+        }
+        let at = self.clock.now_ms() + total_ms + 300;
+        self.schedule(at, Timer::Started { key: key.clone(), uid: uid.to_owned() });
+        Ok(())
+    }
+
+    pub(super) async fn fire(&mut self, t: Timer) -> Result<(), ClusterError> {
+        match t {
+            Timer::Started { key, uid } => self.containers_started(&key, &uid).await,
+            Timer::PullFailed { key, uid, attempt } => self.pull_failed(&key, &uid, attempt).await,
+            Timer::RetryPull { key, uid, attempt } if attempt == u32::MAX => self.report_backoff(&key, &uid).await,
+            Timer::RetryPull { key, uid, attempt } => {
+                let Some(pod) = self.live_pod(&key, &uid) else { return Ok(()) };
+                let node = str_at(&pod, "/spec/nodeName").unwrap_or_default().to_owned();
+                self.begin_pull(&key, &uid, &node, &pod, attempt).await
+            }
+            Timer::Stopped { key, uid } => {
+                let Some(pod) = self.cache.get("pods", &key).cloned() else { return Ok(()) };
+                if str_at(&pod, "/metadata/uid") != Some(uid.as_str()) {
+                    return Ok(());
+                }
+                if let Some(ip) = self.kubelet.ip_of.remove(&uid) {
+                    self.kubelet.used_ips.remove(&ip);
+                }
+                let (ns, name) = split_key(&key);
+                ignore_not_found(self.api.delete(pods_res()?, ns, name, Some(0)).await)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn live_pod(&self, key: &str, uid: &str) -> Option<Value> {
+        self.cache
+            .get("pods", key)
+            .filter(|p| str_at(p, "/metadata/uid") == Some(uid) && p.pointer("/metadata/deletionTimestamp").is_none())
+            .cloned()
+    }
+
+    async fn containers_started(&mut self, key: &Key, uid: &str) -> Result<(), ClusterError> {
+        let Some(pod) = self.live_pod(key, uid) else { return Ok(()) };
+        let node = str_at(&pod, "/spec/nodeName").unwrap_or_default().to_owned();
+        let now = self.clock.now_rfc3339();
+        let containers: Vec<Value> = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let started_ms = self.clock.now_ms();
+        let pull_started = str_at(&pod, "/status/startTime").and_then(apiserver::sim::parse_rfc3339).unwrap_or(started_ms);
+        let mut statuses = Vec::new();
+        for c in &containers {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let cname = c.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let q = images::qualified(&image);
+            if self.kubelet.images.insert((node.clone(), q.clone())) {
+                let secs = (started_ms - pull_started - 300).max(0) as f64 / 1000.0;
+                let size = images::lookup(&image).map(|i| i.size_bytes).unwrap_or(0);
+                self.record_event(&pod, "Normal", "Pulled", format!("Successfully pulled image \"{image}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {size} bytes."), "kubelet", Some(&node)).await?;
+            }
+            self.record_event(&pod, "Normal", "Created", format!("Created container: {cname}"), "kubelet", Some(&node)).await?;
+            self.record_event(&pod, "Normal", "Started", format!("Started container {cname}"), "kubelet", Some(&node)).await?;
+            statuses.push(json!({
+                "name": cname, "image": q, "imageID": image_id(&image),
+                "containerID": format!("containerd://{}", self.rng.hex(64)),
+                "ready": true, "restartCount": 0, "started": true,
+                "state": {"running": {"startedAt": now}}, "lastState": {}
+            }));
+        }
+        let mut n = pod.clone();
+        n["status"]["phase"] = json!("Running");
+        n["status"]["containerStatuses"] = json!(statuses);
+        if let Some(conds) = n.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
+            for c in conds.iter_mut() {
+                if matches!(c.get("type").and_then(Value::as_str), Some("Ready") | Some("ContainersReady")) {
+                    *c = json!({"type": c.get("type"), "status": "True", "lastTransitionTime": now, "lastProbeTime": null});
+                }
+            }
+        }
+        let (ns, name) = split_key(key);
+        ignore_not_found(self.api.update(pods_res()?, ns, name, n, true).await)?;
+        Ok(())
+    }
+
+    async fn pull_failed(&mut self, key: &Key, uid: &str, attempt: u32) -> Result<(), ClusterError> {
+        let Some(pod) = self.live_pod(key, uid) else { return Ok(()) };
+        let node = str_at(&pod, "/spec/nodeName").unwrap_or_default().to_owned();
+        let image = pod.pointer("/spec/containers/0/image").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (repo, tag) = images::normalise(&image);
+        let why = format!(
+            "failed to pull and unpack image \"{q}\": failed to resolve reference \"{q}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed",
+            q = images::qualified(&image)
+        );
+        let _ = (repo, tag);
+        self.record_event(&pod, "Warning", "Failed", format!("Failed to pull image \"{image}\": {why}"), "kubelet", Some(&node)).await?;
+        self.record_event(&pod, "Warning", "Failed", "Error: ErrImagePull".to_owned(), "kubelet", Some(&node)).await?;
+        self.set_waiting(key, &pod, "ErrImagePull", &format!("failed to pull image \"{image}\": {why}")).await?;
+        // kubelet image back-off: 10s doubling to a 5 minute cap.
+        let backoff_ms = (10_000i64 << attempt.min(5)).min(300_000);
+        let now = self.clock.now_ms();
+        // The next sync (about a second later) reports the back-off.
+        self.schedule(now + 1_000, Timer::RetryPull { key: key.clone(), uid: uid.to_owned(), attempt: u32::MAX });
+        self.schedule(now + backoff_ms, Timer::RetryPull { key: key.clone(), uid: uid.to_owned(), attempt: attempt + 1 });
+        Ok(())
+    }
+
+    async fn set_waiting(&mut self, key: &Key, pod: &Value, reason: &str, message: &str) -> Result<(), ClusterError> {
+        let mut n = pod.clone();
+        if let Some(cs) = n.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+            for c in cs.iter_mut() {
+                c["state"] = json!({"waiting": {"reason": reason, "message": message}});
+            }
+        }
+        let (ns, name) = split_key(key);
+        ignore_not_found(self.api.update(pods_res()?, ns, name, n, true).await)?;
+        Ok(())
+    }
+}
+
+impl Cluster {
+    /// The sync after a failed pull reports the back-off (`RetryPull` with `u32::MAX`).
+    pub(super) async fn report_backoff(&mut self, key: &Key, uid: &str) -> Result<(), ClusterError> {
+        let Some(pod) = self.live_pod(key, uid) else { return Ok(()) };
+        let node = str_at(&pod, "/spec/nodeName").unwrap_or_default().to_owned();
+        let image = pod.pointer("/spec/containers/0/image").and_then(Value::as_str).unwrap_or_default().to_owned();
+        self.record_event(&pod, "Normal", "BackOff", format!("Back-off pulling image \"{image}\""), "kubelet", Some(&node)).await?;
+        self.record_event(&pod, "Warning", "Failed", "Error: ImagePullBackOff".to_owned(), "kubelet", Some(&node)).await?;
+        self.set_waiting(key, &pod, "ImagePullBackOff", &format!("Back-off pulling image \"{image}\"")).await
+    }
+}
+
+fn names(containers: &[Value]) -> String {
+    containers.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+}

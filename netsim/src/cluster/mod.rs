@@ -1,0 +1,378 @@
+//! The simulated cluster: apiserver + controllers + scheduler + kubelets, driven by one
+//! task on one virtual clock.
+//!
+//! Controllers are level-triggered state machines: every change seen by the informer cache
+//! marks objects dirty; [`Cluster::settle`] runs the controllers over their dirty sets (in a
+//! fixed order, each set in key order) until nothing changes. Time only moves in
+//! [`Cluster::advance_to`], which fires kubelet timers in (time, sequence) order. So the same
+//! scenario and seed always produce the same writes in the same order.
+
+mod boot;
+pub mod cache;
+mod endpoints;
+mod kubelet;
+mod scheduler;
+mod workloads;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use apiserver::sim::{Clock, SimRng};
+use apiserver::store::{Store, StoreError};
+use apiserver::{ApiConfig, ApiError, ApiServer, EventType, ObjectEvent};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+pub use boot::{ClusterConfig, NodeConfig};
+use cache::{key_of, str_at, Cache, Key};
+use kubelet::Timer;
+
+/// Errors that stop the simulation (as opposed to API errors a command prints).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the store's watch ended unexpectedly")]
+    WatchEnded,
+    #[error("controllers did not settle after {0} rounds (a controller loop is fighting itself)")]
+    NoFixpoint(usize),
+}
+
+/// What controllers must look at again.
+#[derive(Default)]
+struct Dirty {
+    deployments: BTreeSet<Key>,
+    replicasets: BTreeSet<Key>,
+    daemonsets: BTreeSet<Key>,
+    statefulsets: BTreeSet<Key>,
+    unscheduled: BTreeSet<Key>,
+    kubelet: BTreeSet<Key>,
+    services: BTreeSet<Key>,
+    deleted_uids: BTreeSet<String>,
+    namespaces: BTreeSet<Key>,
+}
+
+impl Dirty {
+    fn is_empty(&self) -> bool {
+        self.deployments.is_empty()
+            && self.replicasets.is_empty()
+            && self.daemonsets.is_empty()
+            && self.statefulsets.is_empty()
+            && self.unscheduled.is_empty()
+            && self.kubelet.is_empty()
+            && self.services.is_empty()
+            && self.deleted_uids.is_empty()
+            && self.namespaces.is_empty()
+    }
+}
+
+pub struct Cluster {
+    pub api: Arc<ApiServer>,
+    pub clock: Clock,
+    pub config: ClusterConfig,
+    rng: SimRng,
+    cache: Cache,
+    watch: BoxStream<'static, Result<ObjectEvent, StoreError>>,
+    dirty: Dirty,
+    timers: BTreeMap<(i64, u64), Timer>,
+    timer_seq: u64,
+    event_seq: u64,
+    kubelet: kubelet::KubeletState,
+}
+
+impl Cluster {
+    /// Opens a cluster over `store` and boots it as kubeadm would (unless the store already
+    /// holds a booted cluster).
+    pub async fn new(config: ClusterConfig, store: Arc<dyn Store>) -> Result<Self, ClusterError> {
+        let clock = Clock::new(config.epoch_ms);
+        let api_rng = SimRng::new(config.seed, "apiserver");
+        let rng = SimRng::new(config.seed, "cluster");
+        let api = Arc::new(ApiServer::new(store, clock.clone(), api_rng, ApiConfig::default()).await?);
+        let start = api.store().current_revision().await?;
+        let watch = api.watch_all(start + 1).await?;
+        let mut cluster = Cluster {
+            api,
+            clock,
+            config,
+            rng,
+            cache: Cache::default(),
+            watch,
+            dirty: Dirty::default(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            event_seq: 0,
+            kubelet: kubelet::KubeletState::default(),
+        };
+        cluster.cache.revision = start;
+        // A kept store (etcd under `serve`) already holds objects: load them into the cache.
+        cluster.load_existing(start).await?;
+        cluster.boot().await?;
+        Ok(cluster)
+    }
+
+    async fn load_existing(&mut self, rev: i64) -> Result<(), ClusterError> {
+        let page = self.api.store().list("", &Default::default()).await?;
+        for kv in page.items {
+            let ev = apiserver::store::WatchEvent::Put { kv, prev: None };
+            if let Some(oe) = ApiServer::decode_event(&ev) {
+                self.observe(oe);
+            }
+        }
+        self.cache.revision = rev;
+        Ok(())
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Applies watch events until the cache has seen every write this server made.
+    async fn sync_cache(&mut self) -> Result<(), ClusterError> {
+        let target = self.api.last_write_revision();
+        while self.cache.revision < target {
+            match self.watch.next().await {
+                Some(Ok(ev)) => self.observe(ev),
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(ClusterError::WatchEnded),
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks what an event makes dirty, then applies it to the cache.
+    fn observe(&mut self, ev: ObjectEvent) {
+        let obj = &ev.object;
+        let key = key_of(obj);
+        let ns = str_at(obj, "/metadata/namespace").unwrap_or_default().to_owned();
+        for owner in obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten() {
+            let okey = format!("{ns}/{}", owner.get("name").and_then(Value::as_str).unwrap_or_default());
+            match owner.get("kind").and_then(Value::as_str) {
+                Some("ReplicaSet") => {
+                    self.dirty.replicasets.insert(okey);
+                }
+                Some("Deployment") => {
+                    self.dirty.deployments.insert(okey);
+                }
+                Some("DaemonSet") => {
+                    self.dirty.daemonsets.insert(okey);
+                }
+                Some("StatefulSet") => {
+                    self.dirty.statefulsets.insert(okey);
+                }
+                _ => {}
+            }
+        }
+        if ev.kind == EventType::Deleted {
+            if let Some(uid) = str_at(obj, "/metadata/uid") {
+                self.dirty.deleted_uids.insert(uid.to_owned());
+            }
+            // A terminating namespace finishes once its last object is gone.
+            if self.cache.get("namespaces", &ns).is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_some()) {
+                self.dirty.namespaces.insert(ns.clone());
+            }
+        }
+        match ev.resource.plural {
+            "deployments" => {
+                self.dirty.deployments.insert(key.clone());
+            }
+            "replicasets" => {
+                self.dirty.replicasets.insert(key.clone());
+            }
+            "daemonsets" => {
+                self.dirty.daemonsets.insert(key.clone());
+            }
+            "statefulsets" => {
+                self.dirty.statefulsets.insert(key.clone());
+            }
+            "services" => {
+                self.dirty.services.insert(key.clone());
+            }
+            "nodes" => {
+                let ds: Vec<Key> = self.cache.all("daemonsets").map(key_of).collect();
+                self.dirty.daemonsets.extend(ds);
+                let pending: Vec<Key> = self
+                    .cache
+                    .all("pods")
+                    .filter(|p| str_at(p, "/spec/nodeName").is_none())
+                    .map(key_of)
+                    .collect();
+                self.dirty.unscheduled.extend(pending);
+            }
+            "namespaces" => {
+                if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                    self.dirty.namespaces.insert(key.clone());
+                }
+            }
+            "pods" => {
+                if ev.kind != EventType::Deleted {
+                    if str_at(obj, "/spec/nodeName").is_none() {
+                        self.dirty.unscheduled.insert(key.clone());
+                    } else {
+                        self.dirty.kubelet.insert(key.clone());
+                    }
+                }
+                for p in [Some(obj), ev.old.as_ref()].into_iter().flatten() {
+                    let svcs = self.services_selecting(&ns, p);
+                    self.dirty.services.extend(svcs);
+                }
+            }
+            _ => {}
+        }
+        self.cache.apply(&ev);
+    }
+
+    fn services_selecting(&self, ns: &str, pod: &Value) -> Vec<Key> {
+        let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
+        self.cache
+            .in_ns("services", ns)
+            .filter(|s| {
+                s.pointer("/spec/selector").and_then(Value::as_object).is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+                })
+            })
+            .map(key_of)
+            .collect()
+    }
+
+    /// Runs controllers until no more writes happen.
+    pub async fn settle(&mut self) -> Result<(), ClusterError> {
+        const MAX_ROUNDS: usize = 10_000;
+        for _ in 0..MAX_ROUNDS {
+            self.sync_cache().await?;
+            if self.dirty.is_empty() {
+                return Ok(());
+            }
+            let d = std::mem::take(&mut self.dirty);
+            self.run_gc(d.deleted_uids).await?;
+            self.run_namespaces(d.namespaces).await?;
+            self.run_deployments(d.deployments).await?;
+            self.run_replicasets(d.replicasets).await?;
+            self.run_daemonsets(d.daemonsets).await?;
+            self.run_statefulsets(d.statefulsets).await?;
+            self.run_scheduler(d.unscheduled).await?;
+            self.run_kubelets(d.kubelet).await?;
+            self.run_endpoints(d.services).await?;
+        }
+        Err(ClusterError::NoFixpoint(MAX_ROUNDS))
+    }
+
+    /// Moves virtual time to `target_ms`, firing timers in order and settling after each.
+    pub async fn advance_to(&mut self, target_ms: i64) -> Result<(), ClusterError> {
+        self.settle().await?;
+        while let Some((&(at, seq), _)) = self.timers.first_key_value() {
+            if at > target_ms {
+                break;
+            }
+            let Some(timer) = self.timers.remove(&(at, seq)) else { break };
+            self.clock.advance_to(at);
+            self.fire(timer).await?;
+            self.settle().await?;
+        }
+        self.clock.advance_to(target_ms);
+        self.settle().await
+    }
+
+    /// When the next timer fires, if any.
+    pub fn next_timer_ms(&self) -> Option<i64> {
+        self.timers.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    fn schedule(&mut self, at_ms: i64, t: Timer) {
+        self.timer_seq += 1;
+        self.timers.insert((at_ms, self.timer_seq), t);
+    }
+
+    /// Records a core/v1 Event about `obj`, as `kubectl describe` shows them.
+    async fn record_event(&mut self, obj: &Value, kind: &str, reason: &str, message: String, component: &str, host: Option<&str>) -> Result<(), ClusterError> {
+        let ns = str_at(obj, "/metadata/namespace").unwrap_or("default").to_owned();
+        let name = str_at(obj, "/metadata/name").unwrap_or_default();
+        self.event_seq += 1;
+        let nanos = self.clock.now_ms() as u128 * 1_000_000 + u128::from(self.event_seq);
+        let now = self.clock.now_rfc3339();
+        let mut source = json!({"component": component});
+        if let Some(h) = host {
+            source["host"] = json!(h);
+        }
+        let ev = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": name, "namespace": ns,
+                "uid": obj.pointer("/metadata/uid"), "resourceVersion": obj.pointer("/metadata/resourceVersion")
+            },
+            "reason": reason, "message": message, "source": source, "type": kind,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": component, "reportingInstance": host.unwrap_or_default()
+        });
+        let res = apiserver::resources::find("events").ok_or_else(|| ApiError::internal("no events resource"))?;
+        match self.api.create(res, Some(&ns), ev).await {
+            Ok(_) => Ok(()),
+            // An event for an object in a vanishing namespace is not worth failing over.
+            Err(e) if e.code == 403 || e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Garbage collector: dependents of deleted owners go too (background propagation).
+    async fn run_gc(&mut self, uids: BTreeSet<String>) -> Result<(), ClusterError> {
+        for uid in uids {
+            for (plural, key) in self.cache.dependents(&uid) {
+                let Some(obj) = self.cache.get(plural, &key) else { continue };
+                if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                    continue;
+                }
+                let res = apiserver::resources::find(plural).ok_or_else(|| ApiError::internal("unknown resource"))?;
+                let (ns, name) = split_key(&key);
+                ignore_not_found(self.api.delete(res, ns, name, None).await)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Namespace controller: a terminating namespace loses its content, then itself.
+    async fn run_namespaces(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
+        for ns in keys {
+            let mut remaining = 0;
+            for res in apiserver::resources::RESOURCES.iter().filter(|r| r.namespaced) {
+                let names: Vec<(String, bool)> = self
+                    .cache
+                    .in_ns(res.plural, &ns)
+                    .map(|o| (str_at(o, "/metadata/name").unwrap_or_default().to_owned(), o.pointer("/metadata/deletionTimestamp").is_some()))
+                    .collect();
+                for (name, terminating) in names {
+                    remaining += 1;
+                    if !terminating {
+                        ignore_not_found(self.api.delete(res, Some(&ns), &name, None).await)?;
+                    }
+                }
+            }
+            if remaining == 0 {
+                let res = apiserver::resources::find("namespaces").ok_or_else(|| ApiError::internal("no namespaces"))?;
+                ignore_not_found(self.api.delete(res, None, &ns, Some(0)).await)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn split_key(key: &str) -> (Option<&str>, &str) {
+    match key.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, key),
+    }
+}
+
+fn ignore_not_found<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.code == 404 || e.code == 409 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
