@@ -49,7 +49,7 @@ impl EtcdConfig {
 /// Kubernetes' own default key prefix.
 pub const DEFAULT_PREFIX: &str = "/registry";
 
-/// Store backed by etcd. Cheap to clone the inner client; one per cluster.
+/// Store backed by etcd; one per cluster. All requests share one balanced gRPC channel.
 pub struct EtcdStore {
     client: Client,
     /// `<prefix>/`: prepended to every relative key.
@@ -128,7 +128,7 @@ impl EtcdStore {
         convert_kv(&self.root, kv)
     }
 
-    /// Reads the current value of `key` for the reason a transaction's compare failed.
+    /// Why a transaction's compare failed, from the `get` of `key` in its else branch.
     fn explain_failed_compare(
         &self,
         key: &str,
@@ -493,7 +493,12 @@ impl Store for EtcdStore {
                                 resp.cancel_reason()
                             )));
                         }
-                        return Ok(stream);
+                        // Watching from "now" starts after the revision etcd was at.
+                        let from = match resp.header() {
+                            Some(h) if start <= 0 => h.revision() + 1,
+                            _ => start,
+                        };
+                        return Ok((stream, from));
                     }
                     Some(_) => continue,
                     None => {
@@ -505,7 +510,7 @@ impl Store for EtcdStore {
                 }
             }
         };
-        let stream = tokio::time::timeout(self.request_timeout, created)
+        let (stream, from) = tokio::time::timeout(self.request_timeout, created)
             .await
             .map_err(|_| StoreError::Unavailable {
                 endpoint: self.endpoint.clone(),
@@ -516,7 +521,7 @@ impl Store for EtcdStore {
             stream,
             root: self.root.clone(),
             endpoint: self.endpoint.clone(),
-            next: start,
+            next: from,
             pending: VecDeque::new(),
             done: false,
         };
