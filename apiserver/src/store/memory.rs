@@ -13,6 +13,8 @@ use super::{
     KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchEvent, WatchStream,
 };
 
+type WatchSender = mpsc::UnboundedSender<Result<WatchEvent, StoreError>>;
+
 #[derive(Default)]
 struct Inner {
     data: BTreeMap<String, KeyValue>,
@@ -21,10 +23,9 @@ struct Inner {
     log: VecDeque<WatchEvent>,
     /// History before this revision is gone.
     compacted: Revision,
-    watchers: Vec<(
-        String,
-        mpsc::UnboundedSender<Result<WatchEvent, StoreError>>,
-    )>,
+    /// Live watches: prefix, first revision wanted (a start in the future waits for it,
+    /// as in etcd), and the channel.
+    watchers: Vec<(String, Revision, WatchSender)>,
 }
 
 /// In-memory Store. Cheap to create; one per cluster.
@@ -51,8 +52,9 @@ impl MemStore {
 impl Inner {
     fn record(&mut self, ev: WatchEvent) {
         let key = ev.key().to_owned();
-        self.watchers.retain(|(prefix, tx)| {
-            if key.starts_with(prefix.as_str()) {
+        let rev = ev.revision();
+        self.watchers.retain(|(prefix, from, tx)| {
+            if key.starts_with(prefix.as_str()) && rev >= *from {
                 tx.unbounded_send(Ok(ev.clone())).is_ok()
             } else {
                 !tx.is_closed()
@@ -119,7 +121,8 @@ impl Store for MemStore {
             }
             _ => inner.revision,
         };
-        let limit = opts.limit.unwrap_or(usize::MAX);
+        // As etcd (and Kubernetes' `?limit=0`): a zero limit means no limit.
+        let limit = opts.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
         let mut items = Vec::new();
         let mut more = false;
         let mut push = |kv: &KeyValue| {
@@ -243,20 +246,23 @@ impl Store for MemStore {
 
     async fn watch(&self, prefix: &str, start: Revision) -> Result<WatchStream, StoreError> {
         let mut inner = self.lock();
-        if start > 0 && start < inner.compacted {
+        // `<=`: replaying the change at `start` needs the value before it, which compaction
+        // at `start` dropped (etcd would deliver that event without its previous value).
+        if start > 0 && start <= inner.compacted {
             return Err(StoreError::Compacted {
                 requested: start,
                 oldest: inner.compacted,
             });
         }
         let (tx, rx) = mpsc::unbounded();
-        for ev in inner.log.iter() {
+        // As etcd: a start of 0 (or below) means "from now on", with no replay.
+        for ev in inner.log.iter().filter(|_| start > 0) {
             if ev.revision() >= start && ev.key().starts_with(prefix) {
                 // The receiver is alive: we hold it.
                 let _ = tx.unbounded_send(Ok(ev.clone()));
             }
         }
-        inner.watchers.push((prefix.to_owned(), tx));
+        inner.watchers.push((prefix.to_owned(), start, tx));
         Ok(rx.boxed())
     }
 

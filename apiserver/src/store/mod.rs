@@ -9,8 +9,10 @@
 //! Keys passed in are relative (`pods/default/web`); a backend roots them under its own
 //! prefix (`/registry/` by default), so that several clusters can share one etcd.
 
+mod etcd;
 mod memory;
 
+pub use etcd::{parse_store_url, EtcdConfig, EtcdStore};
 pub use memory::MemStore;
 
 use async_trait::async_trait;
@@ -133,7 +135,8 @@ pub trait Store: Send + Sync + 'static {
         expected: Option<Revision>,
     ) -> Result<(KeyValue, Revision), StoreError>;
     /// Changes to keys under `prefix` at revisions `>= start` (etcd semantics), in revision
-    /// order. `start` older than the compaction point fails with `Compacted`.
+    /// order. `start` at or before the compaction point fails with `Compacted` (a replay
+    /// needs each change's previous value, so history must reach back to `start - 1`).
     async fn watch(&self, prefix: &str, start: Revision) -> Result<WatchStream, StoreError>;
     /// The store's newest revision.
     async fn current_revision(&self) -> Result<Revision, StoreError>;
