@@ -1548,3 +1548,260 @@ pub fn describe_replicaset(rs: &Value, ctx: &DescribeContext) -> String {
     describe_events(&mut w, ctx);
     w.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    // Expected texts are laid out from describe.go's format strings and the tabwriter rules
+    // (cell width + 2 per column block, blocks broken by single-cell lines).
+    const POD: &str = r#"Name:             web-7cf55fb7bb-5fjcn
+Namespace:        default
+Priority:         0
+Service Account:  default
+Node:             kind-worker/172.18.0.3
+Start Time:       Tue, 27 Oct 2020 10:00:00 +0000
+Labels:           app=web
+                  pod-template-hash=7cf55fb7bb
+Annotations:      <none>
+Status:           Running
+IP:               10.244.1.5
+IPs:
+  IP:           10.244.1.5
+Controlled By:  ReplicaSet/web-7cf55fb7bb
+Containers:
+  nginx:
+    Container ID:   containerd://abc
+    Image:          nginx:1.25
+    Image ID:       docker.io/library/nginx@sha256:1
+    Port:           80/TCP
+    Host Port:      0/TCP
+    State:          Running
+      Started:      Tue, 27 Oct 2020 10:00:05 +0000
+    Ready:          True
+    Restart Count:  0
+    Environment:    <none>
+    Mounts:
+      /var/run/secrets/kubernetes.io/serviceaccount from kube-api-access-x (ro)
+Conditions:
+  Type              Status
+  Initialized       True 
+  Ready             True 
+  ContainersReady   True 
+  PodScheduled      True 
+Volumes:
+  kube-api-access-x:
+    Type:                    Projected (a volume that contains injected data from multiple sources)
+    TokenExpirationSeconds:  3607
+    ConfigMapName:           kube-root-ca.crt
+    Optional:                false
+    DownwardAPI:             true
+QoS Class:                   BestEffort
+Node-Selectors:              <none>
+Tolerations:                 node.kubernetes.io/not-ready:NoExecute op=Exists for 300s
+                             node.kubernetes.io/unreachable:NoExecute op=Exists for 300s
+Events:
+  Type    Reason     Age   From               Message
+  ----    ------     ----  ----               -------
+  Normal  Scheduled  37m   default-scheduler  Successfully assigned default/web-7cf55fb7bb-5fjcn to kind-worker
+"#;
+
+    const SVC: &str = r#"Name:                     web
+Namespace:                default
+Labels:                   app=web
+Annotations:              <none>
+Selector:                 app=web
+Type:                     NodePort
+IP Family Policy:         SingleStack
+IP Families:              IPv4
+IP:                       10.96.45.12
+IPs:                      10.96.45.12
+Port:                     <unset>  80/TCP
+TargetPort:               8080/TCP
+NodePort:                 <unset>  30707/TCP
+Endpoints:                10.244.1.5:8080,10.244.2.7:8080
+Session Affinity:         None
+External Traffic Policy:  Cluster
+Internal Traffic Policy:  Cluster
+Events:                   <none>
+"#;
+
+    const DEP: &str = r#"Name:                   web
+Namespace:              default
+CreationTimestamp:      Tue, 27 Oct 2020 10:00:00 +0000
+Labels:                 app=web
+Annotations:            deployment.kubernetes.io/revision: 1
+Selector:               app=web
+Replicas:               3 desired | 3 updated | 3 total | 3 available | 0 unavailable
+StrategyType:           RollingUpdate
+MinReadySeconds:        0
+RollingUpdateStrategy:  25% max unavailable, 25% max surge
+Pod Template:
+  Labels:  app=web
+  Containers:
+   nginx:
+    Image:         nginx:1.25
+    Port:          80/TCP
+    Host Port:     0/TCP
+    Environment:   <none>
+    Mounts:        <none>
+  Volumes:         <none>
+  Node-Selectors:  <none>
+  Tolerations:     <none>
+Conditions:
+  Type           Status  Reason
+  ----           ------  ------
+  Available      True    MinimumReplicasAvailable
+  Progressing    True    NewReplicaSetAvailable
+OldReplicaSets:  <none>
+NewReplicaSet:   web-7cf55fb7bb (3/3 replicas created)
+Events:
+  Type    Reason             Age   From                   Message
+  ----    ------             ----  ----                   -------
+  Normal  ScalingReplicaSet  5m    deployment-controller  Scaled up replica set web-7cf55fb7bb from 0 to 3
+"#;
+
+    fn ms(ts: &str) -> i64 {
+        parse_ms(ts).unwrap()
+    }
+
+    #[test]
+    fn running_pod() {
+        let pod = json!({
+            "metadata": {"name": "web-7cf55fb7bb-5fjcn", "namespace": "default",
+                "labels": {"pod-template-hash": "7cf55fb7bb", "app": "web"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "web-7cf55fb7bb", "uid": "u1", "controller": true}]},
+            "spec": {"priority": 0, "serviceAccountName": "default", "nodeName": "kind-worker",
+                "containers": [{"name": "nginx", "image": "nginx:1.25",
+                    "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                    "volumeMounts": [{"name": "kube-api-access-x", "readOnly": true,
+                        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}],
+                "volumes": [{"name": "kube-api-access-x", "projected": {"sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt"}},
+                    {"downwardAPI": {"items": []}}]}}],
+                "tolerations": [
+                    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]},
+            "status": {"phase": "Running", "hostIP": "172.18.0.3", "podIP": "10.244.1.5",
+                "podIPs": [{"ip": "10.244.1.5"}], "startTime": "2020-10-27T10:00:00Z",
+                "qosClass": "BestEffort",
+                "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"},
+                    {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+                "containerStatuses": [{"name": "nginx", "containerID": "containerd://abc",
+                    "image": "nginx:1.25", "imageID": "docker.io/library/nginx@sha256:1",
+                    "ready": true, "restartCount": 0,
+                    "state": {"running": {"startedAt": "2020-10-27T10:00:05Z"}}}]}
+        });
+        let events = [json!({"type": "Normal", "reason": "Scheduled",
+            "message": "Successfully assigned default/web-7cf55fb7bb-5fjcn to kind-worker",
+            "source": {"component": "default-scheduler"}, "count": 1,
+            "firstTimestamp": "2020-10-27T10:00:00Z", "lastTimestamp": "2020-10-27T10:00:00Z"})];
+        let ctx = DescribeContext {
+            now_ms: ms("2020-10-27T10:37:00Z"),
+            events: &events,
+            related: &[],
+        };
+        assert_eq!(describe_pod(&pod, &ctx), POD);
+    }
+
+    #[test]
+    fn nodeport_service() {
+        let svc = json!({
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"type": "NodePort", "selector": {"app": "web"}, "clusterIP": "10.96.45.12",
+                "clusterIPs": ["10.96.45.12"], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "ports": [{"protocol": "TCP", "port": 80, "targetPort": 8080, "nodePort": 30707}],
+                "sessionAffinity": "None", "externalTrafficPolicy": "Cluster",
+                "internalTrafficPolicy": "Cluster"},
+            "status": {"loadBalancer": {}}
+        });
+        let slices = json!([{"addressType": "IPv4",
+            "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": ["10.244.1.5"], "conditions": {"ready": true}},
+                {"addresses": ["10.244.2.7"], "conditions": {"ready": true}},
+                {"addresses": ["10.244.2.8"], "conditions": {"ready": false}}]}]);
+        let ctx = DescribeContext {
+            now_ms: 0,
+            events: &[],
+            related: &[],
+        };
+        assert_eq!(describe_service(&svc, Some(&slices), &ctx), SVC);
+        // The same endpoints given as a v1 Endpoints object (pre-1.33 kubectl).
+        let ep = json!({"subsets": [{"addresses": [{"ip": "10.244.1.5"}, {"ip": "10.244.2.7"}],
+            "notReadyAddresses": [{"ip": "10.244.2.8"}], "ports": [{"port": 8080, "protocol": "TCP"}]}]});
+        assert_eq!(describe_service(&svc, Some(&ep), &ctx), SVC);
+    }
+
+    #[test]
+    fn deployment() {
+        let d = json!({
+            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2020-10-27T10:00:00Z",
+                "labels": {"app": "web"}, "annotations": {"deployment.kubernetes.io/revision": "1",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                    {"name": "nginx", "image": "nginx:1.25", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}},
+            "status": {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+                "conditions": [
+                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                    {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}
+        });
+        let rs = json!({"metadata": {"name": "web-7cf55fb7bb"}, "spec": {"replicas": 3}, "status": {"replicas": 3}});
+        let events = [json!({"type": "Normal", "reason": "ScalingReplicaSet",
+            "message": "Scaled up replica set web-7cf55fb7bb from 0 to 3",
+            "source": {"component": "deployment-controller"}, "count": 1,
+            "firstTimestamp": "2020-10-27T10:32:00Z", "lastTimestamp": "2020-10-27T10:32:00Z"})];
+        let ctx = DescribeContext {
+            now_ms: ms("2020-10-27T10:37:00Z"),
+            events: &events,
+            related: &[],
+        };
+        assert_eq!(describe_deployment(&d, &[], Some(&rs), &ctx), DEP);
+    }
+
+    #[test]
+    fn human_durations() {
+        let s = 1000;
+        assert_eq!(human_duration(-2 * s), "<invalid>");
+        assert_eq!(human_duration(-1500), "0s");
+        assert_eq!(human_duration(119 * s), "119s");
+        assert_eq!(human_duration(191 * s), "3m11s");
+        assert_eq!(human_duration(120 * s), "2m");
+        assert_eq!(human_duration(62 * 60 * s), "62m");
+        assert_eq!(human_duration((5 * 60 + 2) * 60 * s), "5h2m");
+        assert_eq!(human_duration(47 * 3600 * s), "47h");
+        assert_eq!(human_duration((2 * 24 + 5) * 3600 * s), "2d5h");
+        assert_eq!(human_duration(114 * 24 * 3600 * s), "114d");
+        assert_eq!(human_duration((2 * 365 + 3) * 24 * 3600 * s), "2y3d");
+        assert_eq!(human_duration(9 * 365 * 24 * 3600 * s), "9y");
+    }
+
+    #[test]
+    fn event_intervals_and_selectors() {
+        let events = [
+            json!({"type": "Warning", "reason": "BackOff", "message": " Back-off restarting \n",
+            "reportingController": "kubelet", "count": 5,
+            "firstTimestamp": "2020-10-27T10:00:00Z", "lastTimestamp": "2020-10-27T10:36:00Z"}),
+        ];
+        let ctx = DescribeContext {
+            now_ms: ms("2020-10-27T10:37:00Z"),
+            events: &events,
+            related: &[],
+        };
+        let mut w = Prefix::new();
+        describe_events(&mut w, &ctx);
+        assert_eq!(
+            w.finish(),
+            "Events:\n  Type     Reason   Age                From     Message\n  ----     ------   ----               ----     -------\n  Warning  BackOff  60s (x5 over 37m)  kubelet  Back-off restarting\n"
+        );
+        let sel = json!({"matchLabels": {"tier": "fe"}, "matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["b", "a"]}, {"key": "x", "operator": "DoesNotExist"}]});
+        assert_eq!(selector_string(Some(&sel)), "app in (a,b),tier=fe,!x");
+        assert_eq!(format_label_selector(Some(&json!({}))), "<none>");
+    }
+}
