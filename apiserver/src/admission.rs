@@ -77,7 +77,11 @@ pub fn name_rule(res: &Resource) -> NameRule {
 }
 
 /// Defaults and validates a new object (metadata already filled in by the registry).
-pub fn admit_create(res: &Resource, obj: &mut Value, ctx: &mut Ctx<'_>) -> Result<Taken, Vec<FieldError>> {
+pub fn admit_create(
+    res: &Resource,
+    obj: &mut Value,
+    ctx: &mut Ctx<'_>,
+) -> Result<Taken, Vec<FieldError>> {
     let mut errs = Vec::new();
     let mut taken = Taken::default();
     match res.plural {
@@ -104,7 +108,10 @@ pub fn admit_create(res: &Resource, obj: &mut Value, ctx: &mut Ctx<'_>) -> Resul
             let name = str_at(obj, "/metadata/name").unwrap_or_default().to_owned();
             let meta = ensure_object(ensure_object(obj).entry("metadata").or_insert(Value::Null));
             let labels = ensure_object(meta.entry("labels").or_insert(Value::Null));
-            labels.insert("kubernetes.io/metadata.name".to_owned(), Value::String(name));
+            labels.insert(
+                "kubernetes.io/metadata.name".to_owned(),
+                Value::String(name),
+            );
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
@@ -190,7 +197,10 @@ pub fn service_allocations(svc: &Value) -> Taken {
         t.ips.push(ip);
     }
     t.ports = node_ports_of(svc);
-    if let Some(p) = svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64) {
+    if let Some(p) = svc
+        .pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_i64)
+    {
         t.ports.push(p);
     }
     t
@@ -199,7 +209,11 @@ pub fn service_allocations(svc: &Value) -> Taken {
 fn node_ports_of(svc: &Value) -> Vec<i64> {
     svc.pointer("/spec/ports")
         .and_then(Value::as_array)
-        .map(|ps| ps.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)).collect())
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -212,9 +226,19 @@ fn released_by_update(old: &Value, new: &Value) -> Taken {
         }
     }
     let new_ports = node_ports_of(new);
-    t.ports = node_ports_of(old).into_iter().filter(|p| !new_ports.contains(p)).collect();
-    let old_hc = old.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64);
-    if old_hc.is_some() && old_hc != new.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64) {
+    t.ports = node_ports_of(old)
+        .into_iter()
+        .filter(|p| !new_ports.contains(p))
+        .collect();
+    let old_hc = old
+        .pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_i64);
+    if old_hc.is_some()
+        && old_hc
+            != new
+                .pointer("/spec/healthCheckNodePort")
+                .and_then(Value::as_i64)
+    {
         t.ports.extend(old_hc);
     }
     t
@@ -224,7 +248,11 @@ fn released_by_update(old: &Value, new: &Value) -> Taken {
 /// unless the type change drops them (`dropTypeDependentFields`).
 fn carry_allocated_values(old: &Value, new: &mut Value) {
     let new_type = str_at(new, "/spec/type").unwrap_or("ClusterIP").to_owned();
-    if new_type != "ExternalName" && new.pointer("/spec/clusterIP").is_none_or(|v| v.as_str().is_none_or(str::is_empty)) {
+    if new_type != "ExternalName"
+        && new
+            .pointer("/spec/clusterIP")
+            .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
+    {
         if let Some(ip) = old.pointer("/spec/clusterIP").cloned() {
             let spec = obj_mut(new, "spec");
             spec.insert("clusterIP".into(), ip);
@@ -242,7 +270,11 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
         }
     }
     let wants_node_ports = matches!(new_type.as_str(), "NodePort" | "LoadBalancer");
-    let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let old_ports = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for p in ports {
             if !wants_node_ports {
@@ -284,9 +316,21 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
     default_key(spec, "serviceAccountName", json!("default"));
     if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-            let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let tag = image.rsplit('/').next().and_then(|last| last.split_once(':')).map(|(_, t)| t.to_owned());
-            let policy = if tag.is_none() || tag.as_deref() == Some("latest") { "Always" } else { "IfNotPresent" };
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let tag = image
+                .rsplit('/')
+                .next()
+                .and_then(|last| last.split_once(':'))
+                .map(|(_, t)| t.to_owned());
+            let policy = if tag.is_none() || tag.as_deref() == Some("latest") {
+                "Always"
+            } else {
+                "IfNotPresent"
+            };
             default_key(c, "imagePullPolicy", json!(policy));
             default_key(c, "terminationMessagePath", json!("/dev/termination-log"));
             default_key(c, "terminationMessagePolicy", json!("File"));
@@ -313,20 +357,32 @@ fn validate_pod_spec(path: &str, spec: &Value, errs: &mut Vec<FieldError>) {
     let containers = spec.get("containers").and_then(Value::as_array);
     match containers {
         None => errs.push(FieldError::required(format!("{path}.containers"), "")),
-        Some(cs) if cs.is_empty() => errs.push(FieldError::required(format!("{path}.containers"), "")),
+        Some(cs) if cs.is_empty() => {
+            errs.push(FieldError::required(format!("{path}.containers"), ""))
+        }
         Some(cs) => {
             for (i, c) in cs.iter().enumerate() {
                 let cp = format!("{path}.containers[{i}]");
                 match c.get("name").and_then(Value::as_str) {
                     None | Some("") => errs.push(FieldError::required(format!("{cp}.name"), "")),
-                    Some(n) => errs.extend(name_errors(&format!("{cp}.name"), n, NameRule::Dns1123Label)),
+                    Some(n) => errs.extend(name_errors(
+                        &format!("{cp}.name"),
+                        n,
+                        NameRule::Dns1123Label,
+                    )),
                 }
-                if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     errs.push(FieldError::required(format!("{cp}.image"), ""));
                 }
                 if let Some(ports) = c.get("ports").and_then(Value::as_array) {
                     for (j, p) in ports.iter().enumerate() {
-                        if let Some(e) = validate_port(&format!("{cp}.ports[{j}].containerPort"), p.get("containerPort").unwrap_or(&Value::Null)) {
+                        if let Some(e) = validate_port(
+                            &format!("{cp}.ports[{j}].containerPort"),
+                            p.get("containerPort").unwrap_or(&Value::Null),
+                        ) {
                             errs.push(e);
                         }
                     }
@@ -362,7 +418,11 @@ fn default_workload(res: &Resource, obj: &mut Value) {
             default_key(spec, "replicas", json!(1));
             default_key(spec, "revisionHistoryLimit", json!(10));
             default_key(spec, "podManagementPolicy", json!("OrderedReady"));
-            default_key(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            default_key(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
             default_key(
                 spec,
                 "persistentVolumeClaimRetentionPolicy",
@@ -390,20 +450,31 @@ fn default_workload(res: &Resource, obj: &mut Value) {
 fn label_selector_go(sel: Option<&Value>) -> String {
     format!(
         "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}",
-        go_string_map(sel.and_then(|s| s.get("matchLabels")).and_then(Value::as_object))
+        go_string_map(
+            sel.and_then(|s| s.get("matchLabels"))
+                .and_then(Value::as_object)
+        )
     )
 }
 
 fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
     if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
         if r < 0 {
-            errs.push(FieldError::invalid("spec.replicas", r.to_string(), "must be greater than or equal to 0"));
+            errs.push(FieldError::invalid(
+                "spec.replicas",
+                r.to_string(),
+                "must be greater than or equal to 0",
+            ));
         }
     }
     let selector = obj.pointer("/spec/selector");
     let empty_selector = selector.is_none_or(|s| {
-        s.get("matchLabels").and_then(Value::as_object).is_none_or(Map::is_empty)
-            && s.get("matchExpressions").and_then(Value::as_array).is_none_or(Vec::is_empty)
+        s.get("matchLabels")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty)
+            && s.get("matchExpressions")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
     });
     if empty_selector {
         errs.push(FieldError::required("spec.selector", ""));
@@ -411,7 +482,9 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
     if res.plural == "statefulsets" && str_at(obj, "/spec/serviceName").is_none() {
         // serviceName became optional in 1.32; nothing to report.
     }
-    let labels = obj.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
+    let labels = obj
+        .pointer("/spec/template/metadata/labels")
+        .and_then(Value::as_object);
     let sel = crate::selector::LabelSelector::from_json(selector.unwrap_or(&Value::Null));
     if empty_selector || !sel.matches_labels(labels) {
         errs.push(FieldError::invalid(
@@ -429,10 +502,18 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
 fn default_service(obj: &mut Value) {
     let spec = obj_mut(obj, "spec");
     default_key(spec, "type", json!("ClusterIP"));
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_owned();
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_owned();
     default_key(spec, "sessionAffinity", json!("None"));
     if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
-        default_key(spec, "sessionAffinityConfig", json!({"clientIP": {"timeoutSeconds": 10800}}));
+        default_key(
+            spec,
+            "sessionAffinityConfig",
+            json!({"clientIP": {"timeoutSeconds": 10800}}),
+        );
     }
     if ty != "ExternalName" {
         default_key(spec, "internalTrafficPolicy", json!("Cluster"));
@@ -460,36 +541,63 @@ const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "N
 fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
     let ty = str_at(obj, "/spec/type").unwrap_or("ClusterIP");
     if !SERVICE_TYPES.contains(&ty) {
-        errs.push(FieldError::not_supported("spec.type", quoted(ty), SERVICE_TYPES));
+        errs.push(FieldError::not_supported(
+            "spec.type",
+            quoted(ty),
+            SERVICE_TYPES,
+        ));
         return;
     }
-    let ports = obj.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ports = obj
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let headless = str_at(obj, "/spec/clusterIP") == Some("None");
     if ty == "ExternalName" {
         match str_at(obj, "/spec/externalName") {
             None | Some("") => errs.push(FieldError::required("spec.externalName", "")),
             Some(n) => {
                 let n = n.trim_end_matches('.');
-                errs.extend(name_errors("spec.externalName", n, NameRule::Dns1123Subdomain));
+                errs.extend(name_errors(
+                    "spec.externalName",
+                    n,
+                    NameRule::Dns1123Subdomain,
+                ));
             }
         }
     } else if ports.is_empty() && !headless {
         errs.push(FieldError::required("spec.ports", ""));
     }
     if headless && matches!(ty, "NodePort" | "LoadBalancer") {
-        errs.push(FieldError::invalid("spec.clusterIPs[0]", quoted("None"), format!("may not be set to 'None' for {ty} services")));
+        errs.push(FieldError::invalid(
+            "spec.clusterIPs[0]",
+            quoted("None"),
+            format!("may not be set to 'None' for {ty} services"),
+        ));
     }
     for (i, p) in ports.iter().enumerate() {
         let path = format!("spec.ports[{i}]");
-        if ports.len() > 1 && p.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if ports.len() > 1
+            && p.get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
             errs.push(FieldError::required(format!("{path}.name"), ""));
         }
-        if let Some(e) = validate_port(&format!("{path}.port"), p.get("port").unwrap_or(&Value::Null)) {
+        if let Some(e) = validate_port(
+            &format!("{path}.port"),
+            p.get("port").unwrap_or(&Value::Null),
+        ) {
             errs.push(e);
         }
         let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
         if !["SCTP", "TCP", "UDP"].contains(&proto) {
-            errs.push(FieldError::not_supported(format!("{path}.protocol"), quoted(proto), &["SCTP", "TCP", "UDP"]));
+            errs.push(FieldError::not_supported(
+                format!("{path}.protocol"),
+                quoted(proto),
+                &["SCTP", "TCP", "UDP"],
+            ));
         }
         if let Some(tp) = p.get("targetPort") {
             if tp.is_i64() {
@@ -500,7 +608,10 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
         }
         if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
             if np != 0 && !matches!(ty, "NodePort" | "LoadBalancer") {
-                errs.push(FieldError::forbidden(format!("{path}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
+                errs.push(FieldError::forbidden(
+                    format!("{path}.nodePort"),
+                    "may not be used when `type` is 'ClusterIP'",
+                ));
             }
         }
     }
@@ -510,20 +621,40 @@ fn alloc_field_error(field: &str, value: String, e: AllocError) -> FieldError {
     FieldError::invalid(field, value, e.to_string())
 }
 
-fn allocate_service(obj: &mut Value, old: Option<&Value>, ctx: &mut Ctx<'_>, taken: &mut Taken, errs: &mut Vec<FieldError>) {
+fn allocate_service(
+    obj: &mut Value,
+    old: Option<&Value>,
+    ctx: &mut Ctx<'_>,
+    taken: &mut Taken,
+    errs: &mut Vec<FieldError>,
+) {
     let ty = str_at(obj, "/spec/type").unwrap_or("ClusterIP").to_owned();
-    let old_ip = old.and_then(|o| str_at(o, "/spec/clusterIP")).map(str::to_owned);
+    let old_ip = old
+        .and_then(|o| str_at(o, "/spec/clusterIP"))
+        .map(str::to_owned);
     if ty == "ExternalName" {
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-            if spec.get("clusterIP").and_then(Value::as_str).is_some_and(|s| !s.is_empty() && s != "None") && old_ip.is_none() {
-                errs.push(FieldError::forbidden("spec.clusterIPs", "may not be set for ExternalName services"));
+            if spec
+                .get("clusterIP")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty() && s != "None")
+                && old_ip.is_none()
+            {
+                errs.push(FieldError::forbidden(
+                    "spec.clusterIPs",
+                    "may not be set for ExternalName services",
+                ));
             }
         }
     } else {
         let requested = str_at(obj, "/spec/clusterIP").unwrap_or("").to_owned();
         if let (Some(o), false) = (&old_ip, requested.is_empty()) {
             if o != &requested && o != "None" {
-                errs.push(FieldError::invalid("spec.clusterIPs[0]", quoted(&requested), "may not change once set"));
+                errs.push(FieldError::invalid(
+                    "spec.clusterIPs[0]",
+                    quoted(&requested),
+                    "may not change once set",
+                ));
                 return;
             }
         }
@@ -538,14 +669,22 @@ fn allocate_service(obj: &mut Value, old: Option<&Value>, ctx: &mut Ctx<'_>, tak
                     Some(ip.to_string())
                 }
                 Err(e) => {
-                    errs.push(FieldError::invalid("spec.clusterIPs", "[]string(nil)", format!("failed to allocate IP: {e}")));
+                    errs.push(FieldError::invalid(
+                        "spec.clusterIPs",
+                        "[]string(nil)",
+                        format!("failed to allocate IP: {e}"),
+                    ));
                     None
                 }
             }
         } else {
             match requested.parse::<Ipv4Addr>() {
                 Err(_) => {
-                    errs.push(FieldError::invalid("spec.clusterIPs[0]", quoted(&requested), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"));
+                    errs.push(FieldError::invalid(
+                        "spec.clusterIPs[0]",
+                        quoted(&requested),
+                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                    ));
                     None
                 }
                 Ok(ip) => match ctx.alloc.cluster_ips.allocate_specific(ip) {
@@ -567,7 +706,8 @@ fn allocate_service(obj: &mut Value, old: Option<&Value>, ctx: &mut Ctx<'_>, tak
         }
     }
     let wants_np = matches!(ty.as_str(), "NodePort" | "LoadBalancer")
-        && !(ty == "LoadBalancer" && obj.pointer("/spec/allocateLoadBalancerNodePorts") == Some(&json!(false)));
+        && !(ty == "LoadBalancer"
+            && obj.pointer("/spec/allocateLoadBalancerNodePorts") == Some(&json!(false)));
     let old_nps = old.map(node_ports_of).unwrap_or_default();
     if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for (i, p) in ports.iter_mut().enumerate() {
@@ -578,7 +718,11 @@ fn allocate_service(obj: &mut Value, old: Option<&Value>, ctx: &mut Ctx<'_>, tak
                 }
                 match ctx.alloc.node_ports.allocate_specific(np) {
                     Ok(()) => taken.ports.push(np),
-                    Err(e) => errs.push(alloc_field_error(&format!("spec.ports[{i}].nodePort"), np.to_string(), e)),
+                    Err(e) => errs.push(alloc_field_error(
+                        &format!("spec.ports[{i}].nodePort"),
+                        np.to_string(),
+                        e,
+                    )),
                 }
             } else if wants_np {
                 match ctx.alloc.node_ports.allocate_next(ctx.rng) {
@@ -586,14 +730,23 @@ fn allocate_service(obj: &mut Value, old: Option<&Value>, ctx: &mut Ctx<'_>, tak
                         taken.ports.push(np);
                         p["nodePort"] = json!(np);
                     }
-                    Err(e) => errs.push(alloc_field_error(&format!("spec.ports[{i}].nodePort"), "0".into(), e)),
+                    Err(e) => errs.push(alloc_field_error(
+                        &format!("spec.ports[{i}].nodePort"),
+                        "0".into(),
+                        e,
+                    )),
                 }
             }
         }
     }
     if ty == "LoadBalancer" && str_at(obj, "/spec/externalTrafficPolicy") == Some("Local") {
-        let hc = obj.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64).unwrap_or(0);
-        let old_hc = old.and_then(|o| o.pointer("/spec/healthCheckNodePort")).and_then(Value::as_i64);
+        let hc = obj
+            .pointer("/spec/healthCheckNodePort")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let old_hc = old
+            .and_then(|o| o.pointer("/spec/healthCheckNodePort"))
+            .and_then(Value::as_i64);
         if hc == 0 {
             if let Ok(p) = ctx.alloc.node_ports.allocate_next(ctx.rng) {
                 taken.ports.push(p);
@@ -602,7 +755,11 @@ fn allocate_service(obj: &mut Value, old: Option<&Value>, ctx: &mut Ctx<'_>, tak
         } else if old_hc != Some(hc) {
             match ctx.alloc.node_ports.allocate_specific(hc) {
                 Ok(()) => taken.ports.push(hc),
-                Err(e) => errs.push(alloc_field_error("spec.healthCheckNodePort", hc.to_string(), e)),
+                Err(e) => errs.push(alloc_field_error(
+                    "spec.healthCheckNodePort",
+                    hc.to_string(),
+                    e,
+                )),
             }
         }
     } else if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {

@@ -16,7 +16,11 @@ pub struct Bitmap {
 
 impl Bitmap {
     pub fn new(max: u32, offset: u32) -> Self {
-        Bitmap { max, offset: offset.min(max), used: BTreeSet::new() }
+        Bitmap {
+            max,
+            offset: offset.min(max),
+            used: BTreeSet::new(),
+        }
     }
 
     pub fn is_used(&self, i: u32) -> bool {
@@ -82,8 +86,16 @@ impl IpAllocator {
         let size: u64 = 1u64 << (32 - u32::from(prefix));
         // Usable addresses exclude network and broadcast.
         let max = size.saturating_sub(2).min(u64::from(u32::MAX)) as u32;
-        let offset = if size < 16 { 0 } else { (size / 16).clamp(16, 256) as u32 };
-        IpAllocator { network, prefix, bitmap: Bitmap::new(max, offset) }
+        let offset = if size < 16 {
+            0
+        } else {
+            (size / 16).clamp(16, 256) as u32
+        };
+        IpAllocator {
+            network,
+            prefix,
+            bitmap: Bitmap::new(max, offset),
+        }
     }
 
     pub fn cidr(&self) -> String {
@@ -103,7 +115,9 @@ impl IpAllocator {
     }
 
     pub fn allocate_specific(&mut self, ip: Ipv4Addr) -> Result<(), AllocError> {
-        let i = self.index(ip).ok_or_else(|| AllocError::IpOutOfRange(self.cidr()))?;
+        let i = self
+            .index(ip)
+            .ok_or_else(|| AllocError::IpOutOfRange(self.cidr()))?;
         if self.bitmap.mark(i) {
             Ok(())
         } else {
@@ -138,11 +152,19 @@ pub struct PortAllocator {
 impl PortAllocator {
     pub fn new(base: u16, size: u16) -> Self {
         let offset = (u32::from(size) / 32).clamp(16, 128);
-        PortAllocator { base, size, bitmap: Bitmap::new(u32::from(size), offset) }
+        PortAllocator {
+            base,
+            size,
+            bitmap: Bitmap::new(u32::from(size), offset),
+        }
     }
 
     pub fn range(&self) -> String {
-        format!("{}-{}", self.base, u32::from(self.base) + u32::from(self.size) - 1)
+        format!(
+            "{}-{}",
+            self.base,
+            u32::from(self.base) + u32::from(self.size) - 1
+        )
     }
 
     pub fn allocate_specific(&mut self, port: i64) -> Result<(), AllocError> {
@@ -192,7 +214,10 @@ mod tests {
         let rng = SimRng::new(1, "t");
         assert_eq!(a.nth(1), Ipv4Addr::new(10, 96, 0, 1));
         a.allocate_specific(Ipv4Addr::new(10, 96, 0, 1)).unwrap();
-        assert_eq!(a.allocate_specific(Ipv4Addr::new(10, 96, 0, 1)), Err(AllocError::IpAllocated));
+        assert_eq!(
+            a.allocate_specific(Ipv4Addr::new(10, 96, 0, 1)),
+            Err(AllocError::IpAllocated)
+        );
         for _ in 0..200 {
             let ip = u32::from(a.allocate_next(&rng).unwrap());
             // Reference 1.17: dynamic IPs start at 10.96.1.1 for a /12.

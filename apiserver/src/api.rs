@@ -96,18 +96,26 @@ pub struct ApiServer {
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 impl ApiServer {
     /// Opens the API over `store`, rebuilding the allocators from the stored Services (as the
     /// repair controllers do), so a restart on a kept etcd continues where it stopped.
-    pub async fn new(store: Arc<dyn Store>, clock: Clock, rng: SimRng, config: ApiConfig) -> Result<Self, ApiError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        clock: Clock,
+        rng: SimRng,
+        config: ApiConfig,
+    ) -> Result<Self, ApiError> {
         let mut alloc = Allocators {
             cluster_ips: IpAllocator::new(config.service_cidr.0, config.service_cidr.1),
             node_ports: PortAllocator::new(config.node_port_base, config.node_port_size),
         };
-        let svc = crate::resources::find("services").ok_or_else(|| ApiError::internal("no services resource"))?;
+        let svc = crate::resources::find("services")
+            .ok_or_else(|| ApiError::internal("no services resource"))?;
         let page = store
             .list(&svc.key_prefix(None), &ListOptions::default())
             .await
@@ -177,20 +185,29 @@ impl ApiServer {
         if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("resourceVersion");
         }
-        serde_json::to_vec(&o).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+        serde_json::to_vec(&o)
+            .map(Bytes::from)
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     fn check_ns<'a>(res: &Resource, ns: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
         match (res.namespaced, ns) {
             (true, Some(ns)) => Ok(Some(ns)),
-            (true, None) => Err(ApiError::bad_request("the namespace of the object is required")),
+            (true, None) => Err(ApiError::bad_request(
+                "the namespace of the object is required",
+            )),
             (false, _) => Ok(None),
         }
     }
 
     async fn namespace_must_exist(&self, ns: &str) -> Result<(), ApiError> {
-        let nsr = crate::resources::find("namespaces").ok_or_else(|| ApiError::internal("no namespaces"))?;
-        let got = self.store.get(&nsr.key(None, ns)).await.map_err(|e| ApiError::from_store(e, nsr, ns))?;
+        let nsr = crate::resources::find("namespaces")
+            .ok_or_else(|| ApiError::internal("no namespaces"))?;
+        let got = self
+            .store
+            .get(&nsr.key(None, ns))
+            .await
+            .map_err(|e| ApiError::from_store(e, nsr, ns))?;
         match got {
             Some(kv) => {
                 let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
@@ -209,7 +226,12 @@ impl ApiServer {
     }
 
     /// POST: create an object (name or generateName), with admission.
-    pub async fn create(&self, res: &'static Resource, ns: Option<&str>, mut obj: Value) -> Result<Value, ApiError> {
+    pub async fn create(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
         let ns = Self::check_ns(res, ns)?;
         strict_decode(res, &obj)?;
         check_type(res, &obj)?;
@@ -229,11 +251,18 @@ impl ApiServer {
             return Err(ApiError::invalid(
                 res,
                 "",
-                vec![FieldError::required("metadata.name", "name or generateName is required")],
+                vec![FieldError::required(
+                    "metadata.name",
+                    "name or generateName is required",
+                )],
             ));
         }
         {
-            let meta = ensure_object(ensure_object(&mut obj).entry("metadata").or_insert(Value::Null));
+            let meta = ensure_object(
+                ensure_object(&mut obj)
+                    .entry("metadata")
+                    .or_insert(Value::Null),
+            );
             if let Some(ns) = ns {
                 meta.insert("namespace".into(), json!(ns));
             }
@@ -265,8 +294,12 @@ impl ApiServer {
             }
             let taken = {
                 let mut alloc = self.alloc();
-                let mut ctx = Ctx { alloc: &mut alloc, rng: &self.rng };
-                admission::admit_create(res, &mut candidate, &mut ctx).map_err(|errs| ApiError::invalid(res, &this_name, errs))?
+                let mut ctx = Ctx {
+                    alloc: &mut alloc,
+                    rng: &self.rng,
+                };
+                admission::admit_create(res, &mut candidate, &mut ctx)
+                    .map_err(|errs| ApiError::invalid(res, &this_name, errs))?
             };
             let bytes = Self::encode(&candidate)?;
             match self.store.create(&res.key(ns, &this_name), bytes).await {
@@ -287,7 +320,12 @@ impl ApiServer {
         Err(last_err.unwrap_or_else(|| ApiError::internal("create failed")))
     }
 
-    async fn get_kv(&self, res: &'static Resource, ns: Option<&str>, name: &str) -> Result<KeyValue, ApiError> {
+    async fn get_kv(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<KeyValue, ApiError> {
         let ns = Self::check_ns(res, ns)?;
         self.store
             .get(&res.key(ns, name))
@@ -296,7 +334,12 @@ impl ApiServer {
             .ok_or_else(|| ApiError::not_found(res, name))
     }
 
-    pub async fn get(&self, res: &'static Resource, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub async fn get(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let kv = self.get_kv(res, ns, name).await?;
         Self::present(res, &kv)
     }
@@ -319,11 +362,19 @@ impl ApiServer {
                 .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
             opts.revision = Some(rev);
             opts.start_after = Some(key);
-        } else if let Some(rv) = q.resource_version.as_deref().filter(|r| !r.is_empty() && *r != "0") {
-            opts.revision = Some(rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?);
+        } else if let Some(rv) = q
+            .resource_version
+            .as_deref()
+            .filter(|r| !r.is_empty() && *r != "0")
+        {
+            opts.revision =
+                Some(rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv}"))
+                })?);
         }
         let limit = q.limit.filter(|l| *l > 0);
-        let filtered = !labels.is_empty() || q.field_selector.as_deref().is_some_and(|f| !f.is_empty());
+        let filtered =
+            !labels.is_empty() || q.field_selector.as_deref().is_some_and(|f| !f.is_empty());
         if !filtered {
             opts.limit = limit;
         }
@@ -354,7 +405,12 @@ impl ApiServer {
     }
 
     /// GET collection as a `<Kind>List` (items without kind/apiVersion, as kube-apiserver).
-    pub async fn list(&self, res: &'static Resource, ns: Option<&str>, q: &ListQuery) -> Result<Value, ApiError> {
+    pub async fn list(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        q: &ListQuery,
+    ) -> Result<Value, ApiError> {
         let (items, rev, token) = self.list_objects(res, ns, q).await?;
         let items: Vec<Value> = items
             .into_iter()
@@ -370,7 +426,9 @@ impl ApiServer {
         if let Some(t) = token {
             meta["continue"] = json!(t);
         }
-        Ok(json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta, "items": items}))
+        Ok(
+            json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta, "items": items}),
+        )
     }
 
     /// PUT (main resource or `status` subresource), with optimistic concurrency.
@@ -397,7 +455,8 @@ impl ApiServer {
             }
         }
         let old = Self::present(res, &kv)?;
-        self.write_update(res, ns, name, &kv, old, obj, status_only).await
+        self.write_update(res, ns, name, &kv, old, obj, status_only)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -418,8 +477,20 @@ impl ApiServer {
         } else {
             let mut n = obj;
             // Identity and system fields are the server's, not the client's.
-            for f in ["uid", "creationTimestamp", "name", "namespace", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"] {
-                let meta = ensure_object(ensure_object(&mut n).entry("metadata").or_insert(Value::Null));
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "name",
+                "namespace",
+                "generation",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
+                let meta = ensure_object(
+                    ensure_object(&mut n)
+                        .entry("metadata")
+                        .or_insert(Value::Null),
+                );
                 match old.get("metadata").and_then(|m| m.get(f)) {
                     Some(v) => {
                         meta.insert(f.into(), v.clone());
@@ -448,8 +519,12 @@ impl ApiServer {
             (Taken::default(), Taken::default())
         } else {
             let mut alloc = self.alloc();
-            let mut ctx = Ctx { alloc: &mut alloc, rng: &self.rng };
-            admission::admit_update(res, &old, &mut new, &mut ctx).map_err(|errs| ApiError::invalid(res, name, errs))?
+            let mut ctx = Ctx {
+                alloc: &mut alloc,
+                rng: &self.rng,
+            };
+            admission::admit_update(res, &old, &mut new, &mut ctx)
+                .map_err(|errs| ApiError::invalid(res, name, errs))?
         };
         if new == old {
             // No-op updates do not bump the revision (kube-apiserver skips the write).
@@ -457,7 +532,11 @@ impl ApiServer {
         }
         let bytes = Self::encode(&new)?;
         let ns = Self::check_ns(res, ns)?;
-        match self.store.update(&res.key(ns, name), bytes, kv.mod_revision).await {
+        match self
+            .store
+            .update(&res.key(ns, name), bytes, kv.mod_revision)
+            .await
+        {
             Ok(kv) => {
                 self.note_write(kv.mod_revision);
                 released.release(&mut self.alloc());
@@ -498,7 +577,10 @@ impl ApiServer {
                 }
             }
             strict_decode(res, &new)?;
-            match self.write_update(res, ns, name, &kv, old, new, status_only).await {
+            match self
+                .write_update(res, ns, name, &kv, old, new, status_only)
+                .await
+            {
                 Err(e) if e.reason == "Conflict" => continue,
                 other => return other,
             }
@@ -519,13 +601,19 @@ impl ApiServer {
         let old = Self::present(res, &kv)?;
         let graceful = match res.plural {
             "pods" => {
-                let on_node = old.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+                let on_node = old
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
                 let terminal = matches!(
                     old.pointer("/status/phase").and_then(Value::as_str),
                     Some("Succeeded") | Some("Failed")
                 );
                 let grace = grace_period_seconds
-                    .or_else(|| old.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+                    .or_else(|| {
+                        old.pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
                     .unwrap_or(30);
                 (on_node && !terminal && grace > 0).then_some(grace)
             }
@@ -574,7 +662,9 @@ impl ApiServer {
         if !res.group.is_empty() {
             details["group"] = json!(res.group);
         }
-        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}))
+        Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+        )
     }
 
     /// Which resource a storage key belongs to, with namespace and name.
@@ -600,7 +690,11 @@ impl ApiServer {
         Some(match ev {
             WatchEvent::Put { kv, prev } => ObjectEvent {
                 resource: res,
-                kind: if prev.is_none() { EventType::Added } else { EventType::Modified },
+                kind: if prev.is_none() {
+                    EventType::Added
+                } else {
+                    EventType::Modified
+                },
                 object: Self::present(res, kv).ok()?,
                 old: prev.as_ref().and_then(|p| Self::present(res, p).ok()),
                 revision: kv.mod_revision,
@@ -608,13 +702,22 @@ impl ApiServer {
             WatchEvent::Delete { prev, revision } => {
                 let mut obj = Self::present(res, prev).ok()?;
                 obj["metadata"]["resourceVersion"] = json!(revision.to_string());
-                ObjectEvent { resource: res, kind: EventType::Deleted, object: obj, old: None, revision: *revision }
+                ObjectEvent {
+                    resource: res,
+                    kind: EventType::Deleted,
+                    object: obj,
+                    old: None,
+                    revision: *revision,
+                }
             }
         })
     }
 
     /// Every change under every resource from `start` on (for in-process informers).
-    pub async fn watch_all(&self, start: Revision) -> Result<BoxStream<'static, Result<ObjectEvent, StoreError>>, StoreError> {
+    pub async fn watch_all(
+        &self,
+        start: Revision,
+    ) -> Result<BoxStream<'static, Result<ObjectEvent, StoreError>>, StoreError> {
         let s = self.store.watch("", start).await?;
         Ok(s.filter_map(|r| async move {
             match r {
@@ -635,24 +738,54 @@ impl ApiServer {
     ) -> Result<BoxStream<'static, Value>, ApiError> {
         let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
         let fields = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""))?;
-        let ns = if res.namespaced { ns.map(str::to_owned) } else { None };
-        let rv = q.resource_version.as_deref().filter(|r| !r.is_empty() && *r != "0");
+        let ns = if res.namespaced {
+            ns.map(str::to_owned)
+        } else {
+            None
+        };
+        let rv = q
+            .resource_version
+            .as_deref()
+            .filter(|r| !r.is_empty() && *r != "0");
         let (initial, start) = match rv {
             Some(rv) => (
                 Vec::new(),
-                rv.parse::<Revision>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))? + 1,
+                rv.parse::<Revision>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv}"))
+                })? + 1,
             ),
             None => {
-                let lq = ListQuery { label_selector: q.label_selector.clone(), field_selector: q.field_selector.clone(), ..Default::default() };
+                let lq = ListQuery {
+                    label_selector: q.label_selector.clone(),
+                    field_selector: q.field_selector.clone(),
+                    ..Default::default()
+                };
                 let (items, rev, _) = self.list_objects(res, ns.as_deref(), &lq).await?;
-                (items.into_iter().map(|o| json!({"type": "ADDED", "object": o})).collect(), rev + 1)
+                (
+                    items
+                        .into_iter()
+                        .map(|o| json!({"type": "ADDED", "object": o}))
+                        .collect(),
+                    rev + 1,
+                )
             }
         };
-        let stream = match self.store.watch(&res.key_prefix(ns.as_deref()), start).await {
+        let stream = match self
+            .store
+            .watch(&res.key_prefix(ns.as_deref()), start)
+            .await
+        {
             Ok(s) => s,
             Err(StoreError::Compacted { requested, oldest }) => {
-                let status = ApiError::expired(format!("too old resource version: {} ({})", requested - 1, oldest - 1)).to_status();
-                return Ok(futures::stream::iter(vec![json!({"type": "ERROR", "object": status})]).boxed());
+                let status = ApiError::expired(format!(
+                    "too old resource version: {} ({})",
+                    requested - 1,
+                    oldest - 1
+                ))
+                .to_status();
+                return Ok(
+                    futures::stream::iter(vec![json!({"type": "ERROR", "object": status})]).boxed(),
+                );
             }
             Err(e) => return Err(ApiError::from_store(e, res, "")),
         };
@@ -670,7 +803,10 @@ impl ApiServer {
                     };
                     let oe = Self::decode_event(&ev)?;
                     let now = labels.matches(&oe.object) && fields.matches(&oe.object);
-                    let before = oe.old.as_ref().is_some_and(|o| labels.matches(o) && fields.matches(o));
+                    let before = oe
+                        .old
+                        .as_ref()
+                        .is_some_and(|o| labels.matches(o) && fields.matches(o));
                     let ty = match (oe.kind, before, now) {
                         (EventType::Deleted, _, true) => "DELETED",
                         (EventType::Added, _, true) => "ADDED",
@@ -690,7 +826,15 @@ impl ApiServer {
 fn has_status_subresource(res: &Resource) -> bool {
     matches!(
         res.plural,
-        "pods" | "services" | "nodes" | "namespaces" | "deployments" | "replicasets" | "daemonsets" | "statefulsets" | "ingresses"
+        "pods"
+            | "services"
+            | "nodes"
+            | "namespaces"
+            | "deployments"
+            | "replicasets"
+            | "daemonsets"
+            | "statefulsets"
+            | "ingresses"
     )
 }
 

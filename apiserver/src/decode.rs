@@ -6,7 +6,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, discovery::v1 as discovery, networking::v1 as networking};
+use k8s_openapi::api::{
+    apps::v1 as apps, core::v1 as core, discovery::v1 as discovery, networking::v1 as networking,
+};
 
 use crate::error::ApiError;
 use crate::resources::Resource;
@@ -48,10 +50,17 @@ fn check<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<(), String> {
     unknown_fields(obj, &back, "", &mut unknown);
     match unknown.len() {
         0 => Ok(()),
-        1 => Err(format!("strict decoding error: unknown field \"{}\"", unknown[0])),
+        1 => Err(format!(
+            "strict decoding error: unknown field \"{}\"",
+            unknown[0]
+        )),
         _ => Err(format!(
             "strict decoding error: {}",
-            unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect::<Vec<_>>().join(", ")
+            unknown
+                .iter()
+                .map(|u| format!("unknown field \"{u}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -62,7 +71,11 @@ fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<String
     match (input, typed) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     Some(tv) => unknown_fields(v, tv, &p, out),
                     None if is_empty(v) => {}

@@ -43,7 +43,11 @@ struct Target {
 }
 
 fn parse_target(path: &str) -> Result<Option<Target>, ApiError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
@@ -52,8 +56,13 @@ fn parse_target(path: &str) -> Result<Option<Target>, ApiError> {
     if rest.is_empty() {
         return Ok(None);
     }
-    let namespaced = rest[0] == "namespaces" && rest.len() >= 3 && by_path(group, version, rest[2]).is_some();
-    let (ns, rest) = if namespaced { (Some(rest[1].to_owned()), &rest[2..]) } else { (None, rest) };
+    let namespaced =
+        rest[0] == "namespaces" && rest.len() >= 3 && by_path(group, version, rest[2]).is_some();
+    let (ns, rest) = if namespaced {
+        (Some(rest[1].to_owned()), &rest[2..])
+    } else {
+        (None, rest)
+    };
     let res = by_path(group, version, rest[0]).ok_or_else(|| ApiError::path_not_found(path))?;
     if rest.len() > 3 {
         return Err(ApiError::path_not_found(path));
@@ -73,11 +82,16 @@ fn query_map(uri: &Uri) -> std::collections::BTreeMap<String, String> {
 }
 
 fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     if ct.contains("yaml") {
-        serde_norway::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        serde_norway::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
     }
 }
 
@@ -88,14 +102,26 @@ fn wants_table(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("as=Table"))
 }
 
-async fn handle(State(api): State<Arc<ApiServer>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(api): State<Arc<ApiServer>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match route(&api, &method, &uri, &headers, &body).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
 }
 
-async fn route(api: &Arc<ApiServer>, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
+async fn route(
+    api: &Arc<ApiServer>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let path = uri.path();
     if let Some(r) = discovery(path) {
         return Ok(r);
@@ -110,7 +136,9 @@ async fn route(api: &Arc<ApiServer>, method: &Method, uri: &Uri, headers: &Heade
     };
     let mut warnings = Vec::new();
     if t.res.plural == "endpoints" && t.res.group.is_empty() {
-        warnings.push("299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"");
+        warnings.push(
+            "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
+        );
     }
     let resp = match (method.clone(), t.name.as_deref()) {
         (Method::GET, None) => {
@@ -128,11 +156,16 @@ async fn route(api: &Arc<ApiServer>, method: &Method, uri: &Uri, headers: &Heade
                     line.push(b'\n');
                     Ok::<_, Infallible>(Bytes::from(line))
                 }));
-                return Ok((StatusCode::OK, [("content-type", "application/json")], body).into_response());
+                return Ok(
+                    (StatusCode::OK, [("content-type", "application/json")], body).into_response(),
+                );
             }
             if wants_table(headers) {
                 let (items, rev, _) = api.list_objects(t.res, ns, &lq).await?;
-                json_response(StatusCode::OK, &crate::table::table(t.res, &items, api.clock().now_ms(), &rev.to_string()))
+                json_response(
+                    StatusCode::OK,
+                    &crate::table::table(t.res, &items, api.clock().now_ms(), &rev.to_string()),
+                )
             } else {
                 json_response(StatusCode::OK, &api.list(t.res, ns, &lq).await?)
             }
@@ -140,8 +173,15 @@ async fn route(api: &Arc<ApiServer>, method: &Method, uri: &Uri, headers: &Heade
         (Method::GET, Some(name)) => {
             let obj = api.get(t.res, ns, name).await?;
             if wants_table(headers) {
-                let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_owned();
-                json_response(StatusCode::OK, &crate::table::table(t.res, &[obj], api.clock().now_ms(), &rv))
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                json_response(
+                    StatusCode::OK,
+                    &crate::table::table(t.res, &[obj], api.clock().now_ms(), &rv),
+                )
             } else {
                 json_response(StatusCode::OK, &obj)
             }
@@ -152,31 +192,52 @@ async fn route(api: &Arc<ApiServer>, method: &Method, uri: &Uri, headers: &Heade
         }
         (Method::PUT, Some(name)) => {
             let obj = decode_body(headers, body)?;
-            json_response(StatusCode::OK, &api.update(t.res, ns, name, obj, status_only).await?)
+            json_response(
+                StatusCode::OK,
+                &api.update(t.res, ns, name, obj, status_only).await?,
+            )
         }
         (Method::PATCH, Some(name)) => {
-            let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let ptype = if ct.starts_with("application/json-patch+json") {
                 PatchType::Json
-            } else if ct.starts_with("application/merge-patch+json") || ct.starts_with("application/strategic-merge-patch+json") {
+            } else if ct.starts_with("application/merge-patch+json")
+                || ct.starts_with("application/strategic-merge-patch+json")
+            {
                 PatchType::Merge
             } else {
                 return Err(ApiError::unsupported_media_type(format!(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})"
                 )));
             };
-            let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            json_response(StatusCode::OK, &api.patch(t.res, ns, name, &patch, ptype, status_only).await?)
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            json_response(
+                StatusCode::OK,
+                &api.patch(t.res, ns, name, &patch, ptype, status_only)
+                    .await?,
+            )
         }
         (Method::DELETE, Some(name)) => {
-            let opts: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(body).unwrap_or(Value::Null) };
+            let opts: Value = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(body).unwrap_or(Value::Null)
+            };
             let grace = q
                 .get("gracePeriodSeconds")
                 .and_then(|g| g.parse().ok())
                 .or_else(|| opts.get("gracePeriodSeconds").and_then(Value::as_i64));
             json_response(StatusCode::OK, &api.delete(t.res, ns, name, grace).await?)
         }
-        (m, _) => return Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({m})"))),
+        (m, _) => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({m})"
+            )))
+        }
     };
     let mut resp = resp;
     for w in warnings {
@@ -190,9 +251,15 @@ async fn route(api: &Arc<ApiServer>, method: &Method, uri: &Uri, headers: &Heade
 fn discovery(path: &str) -> Option<Response> {
     let p = path.trim_end_matches('/');
     let body = match p {
-        "/api" => json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]}),
+        "/api" => {
+            json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]})
+        }
         "/apis" => {
-            let mut groups: Vec<&str> = RESOURCES.iter().map(|r| r.group).filter(|g| !g.is_empty()).collect();
+            let mut groups: Vec<&str> = RESOURCES
+                .iter()
+                .map(|r| r.group)
+                .filter(|g| !g.is_empty())
+                .collect();
             groups.dedup();
             let groups: Vec<Value> = groups
                 .iter()
@@ -210,9 +277,10 @@ fn discovery(path: &str) -> Option<Response> {
         }),
         "/healthz" | "/readyz" | "/livez" => return Some((StatusCode::OK, "ok").into_response()),
         _ => {
-            let gv = p.strip_prefix("/api/").map(|v| ("", v)).or_else(|| {
-                p.strip_prefix("/apis/").and_then(|r| r.split_once('/'))
-            })?;
+            let gv = p
+                .strip_prefix("/api/")
+                .map(|v| ("", v))
+                .or_else(|| p.strip_prefix("/apis/").and_then(|r| r.split_once('/')))?;
             if gv.1.contains('/') {
                 return None;
             }
@@ -234,7 +302,11 @@ fn discovery(path: &str) -> Option<Response> {
             if resources.is_empty() {
                 return None;
             }
-            let group_version = if gv.0.is_empty() { gv.1.to_owned() } else { format!("{}/{}", gv.0, gv.1) };
+            let group_version = if gv.0.is_empty() {
+                gv.1.to_owned()
+            } else {
+                format!("{}/{}", gv.0, gv.1)
+            };
             json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
         }
     };

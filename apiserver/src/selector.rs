@@ -28,7 +28,11 @@ impl LabelSelector {
             if part.is_empty() {
                 continue;
             }
-            let bad = || ApiError::bad_request(format!("unable to parse requirement: found '{part}', expected: identifier"));
+            let bad = || {
+                ApiError::bad_request(format!(
+                    "unable to parse requirement: found '{part}', expected: identifier"
+                ))
+            };
             if let Some(key) = part.strip_prefix('!') {
                 reqs.push(Req::NotExists(key.trim().to_owned()));
             } else if let Some((k, v)) = part.split_once("!=") {
@@ -39,11 +43,20 @@ impl LabelSelector {
                 reqs.push(Req::Eq(k.trim().to_owned(), v.trim().to_owned()));
             } else if let Some(idx) = part.find(" notin ") {
                 let (k, rest) = part.split_at(idx);
-                reqs.push(Req::NotIn(k.trim().to_owned(), parse_set(&rest[7..]).ok_or_else(bad)?));
+                reqs.push(Req::NotIn(
+                    k.trim().to_owned(),
+                    parse_set(&rest[7..]).ok_or_else(bad)?,
+                ));
             } else if let Some(idx) = part.find(" in ") {
                 let (k, rest) = part.split_at(idx);
-                reqs.push(Req::In(k.trim().to_owned(), parse_set(&rest[4..]).ok_or_else(bad)?));
-            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+                reqs.push(Req::In(
+                    k.trim().to_owned(),
+                    parse_set(&rest[4..]).ok_or_else(bad)?,
+                ));
+            } else if part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 reqs.push(Req::Exists(part.to_owned()));
             } else {
                 return Err(bad());
@@ -54,7 +67,11 @@ impl LabelSelector {
 
     /// A selector from a `matchLabels` map (Service `spec.selector`).
     pub fn from_map(m: &BTreeMap<String, String>) -> Self {
-        LabelSelector(m.iter().map(|(k, v)| Req::Eq(k.clone(), v.clone())).collect())
+        LabelSelector(
+            m.iter()
+                .map(|(k, v)| Req::Eq(k.clone(), v.clone()))
+                .collect(),
+        )
     }
 
     /// A selector from a metav1.LabelSelector JSON (`matchLabels` + `matchExpressions`).
@@ -62,18 +79,34 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = v.get("matchLabels").and_then(Value::as_object) {
             for (k, val) in m {
-                reqs.push(Req::Eq(k.clone(), val.as_str().unwrap_or_default().to_owned()));
+                reqs.push(Req::Eq(
+                    k.clone(),
+                    val.as_str().unwrap_or_default().to_owned(),
+                ));
             }
         }
         if let Some(exprs) = v.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
                     .unwrap_or_default();
-                match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+                match e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                {
                     "In" => reqs.push(Req::In(key, values)),
                     "NotIn" => reqs.push(Req::NotIn(key, values)),
                     "Exists" => reqs.push(Req::Exists(key)),
@@ -110,7 +143,13 @@ impl LabelSelector {
 fn parse_set(s: &str) -> Option<Vec<String>> {
     let s = s.trim();
     let inner = s.strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|x| x.trim().to_owned())
+            .filter(|x| !x.is_empty())
+            .collect(),
+    )
 }
 
 /// Splits on commas that are not inside parentheses.
@@ -148,7 +187,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
             };
             let k = k.trim();
             if !SUPPORTED_FIELDS.contains(&k) {
@@ -208,7 +249,11 @@ mod tests {
             ("app=web,tier=be", false),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&p), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&p),
+                want,
+                "{sel}"
+            );
         }
     }
 
@@ -217,7 +262,9 @@ mod tests {
         let p = pod(json!({}));
         assert!(FieldSelector::parse("metadata.name=p").unwrap().matches(&p));
         assert!(!FieldSelector::parse("metadata.name=q").unwrap().matches(&p));
-        assert!(FieldSelector::parse("spec.nodeName!=n2").unwrap().matches(&p));
+        assert!(FieldSelector::parse("spec.nodeName!=n2")
+            .unwrap()
+            .matches(&p));
         assert!(FieldSelector::parse("spec.bogus=x").is_err());
     }
 }

@@ -19,7 +19,8 @@ pub enum NameRule {
 fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -49,7 +50,11 @@ pub fn name_errors(field: &str, value: &str, rule: NameRule) -> Vec<FieldError> 
         ),
     };
     if value.len() > max {
-        errs.push(FieldError::invalid(field, quoted(value), format!("must be no more than {max} characters")));
+        errs.push(FieldError::invalid(
+            field,
+            quoted(value),
+            format!("must be no more than {max} characters"),
+        ));
     }
     if !ok {
         errs.push(FieldError::invalid(field, quoted(value), msg));
@@ -75,7 +80,11 @@ pub fn go_string_map(m: Option<&serde_json::Map<String, Value>>) -> String {
 pub fn validate_port(field: &str, port: &Value) -> Option<FieldError> {
     match port.as_i64() {
         Some(p) if (1..=65535).contains(&p) => None,
-        Some(p) => Some(FieldError::invalid(field, p.to_string(), "must be between 1 and 65535, inclusive")),
+        Some(p) => Some(FieldError::invalid(
+            field,
+            p.to_string(),
+            "must be between 1 and 65535, inclusive",
+        )),
         None => Some(FieldError::required(field, "")),
     }
 }

@@ -19,22 +19,102 @@ pub struct ImageInfo {
 }
 
 pub static CATALOG: &[ImageInfo] = &[
-    ImageInfo { repository: "wangyanglinux/myapp", tags: &["v1", "v2", "v3", "v4"], size_bytes: 15_504_521, stops_on_sigterm: true },
-    ImageInfo { repository: "nginx", tags: &[], size_bytes: 67_250_000, stops_on_sigterm: true },
-    ImageInfo { repository: "busybox", tags: &[], size_bytes: 2_158_000, stops_on_sigterm: false },
-    ImageInfo { repository: "alpine", tags: &[], size_bytes: 3_640_000, stops_on_sigterm: false },
-    ImageInfo { repository: "curlimages/curl", tags: &[], size_bytes: 11_020_000, stops_on_sigterm: false },
-    ImageInfo { repository: "nicolaka/netshoot", tags: &[], size_bytes: 209_700_000, stops_on_sigterm: false },
-    ImageInfo { repository: "registry.k8s.io/echoserver", tags: &[], size_bytes: 46_310_000, stops_on_sigterm: true },
-    ImageInfo { repository: "hashicorp/http-echo", tags: &[], size_bytes: 6_970_000, stops_on_sigterm: true },
-    ImageInfo { repository: "registry.k8s.io/coredns/coredns", tags: &[], size_bytes: 18_562_039, stops_on_sigterm: true },
-    ImageInfo { repository: "registry.k8s.io/kube-proxy", tags: &[], size_bytes: 30_900_000, stops_on_sigterm: true },
-    ImageInfo { repository: "registry.k8s.io/etcd", tags: &[], size_bytes: 56_900_000, stops_on_sigterm: true },
-    ImageInfo { repository: "registry.k8s.io/kube-apiserver", tags: &[], size_bytes: 28_000_000, stops_on_sigterm: true },
-    ImageInfo { repository: "registry.k8s.io/kube-controller-manager", tags: &[], size_bytes: 26_000_000, stops_on_sigterm: true },
-    ImageInfo { repository: "registry.k8s.io/kube-scheduler", tags: &[], size_bytes: 20_000_000, stops_on_sigterm: true },
-    ImageInfo { repository: "registry.k8s.io/pause", tags: &[], size_bytes: 320_000, stops_on_sigterm: true },
-    ImageInfo { repository: "registry.k8s.io/ingress-nginx/controller", tags: &[], size_bytes: 105_000_000, stops_on_sigterm: true },
+    ImageInfo {
+        repository: "wangyanglinux/myapp",
+        tags: &["v1", "v2", "v3", "v4"],
+        size_bytes: 15_504_521,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "nginx",
+        tags: &[],
+        size_bytes: 67_250_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "busybox",
+        tags: &[],
+        size_bytes: 2_158_000,
+        stops_on_sigterm: false,
+    },
+    ImageInfo {
+        repository: "alpine",
+        tags: &[],
+        size_bytes: 3_640_000,
+        stops_on_sigterm: false,
+    },
+    ImageInfo {
+        repository: "curlimages/curl",
+        tags: &[],
+        size_bytes: 11_020_000,
+        stops_on_sigterm: false,
+    },
+    ImageInfo {
+        repository: "nicolaka/netshoot",
+        tags: &[],
+        size_bytes: 209_700_000,
+        stops_on_sigterm: false,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/echoserver",
+        tags: &[],
+        size_bytes: 46_310_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "hashicorp/http-echo",
+        tags: &[],
+        size_bytes: 6_970_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/coredns/coredns",
+        tags: &[],
+        size_bytes: 18_562_039,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/kube-proxy",
+        tags: &[],
+        size_bytes: 30_900_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/etcd",
+        tags: &[],
+        size_bytes: 56_900_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/kube-apiserver",
+        tags: &[],
+        size_bytes: 28_000_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/kube-controller-manager",
+        tags: &[],
+        size_bytes: 26_000_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/kube-scheduler",
+        tags: &[],
+        size_bytes: 20_000_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/pause",
+        tags: &[],
+        size_bytes: 320_000,
+        stops_on_sigterm: true,
+    },
+    ImageInfo {
+        repository: "registry.k8s.io/ingress-nginx/controller",
+        tags: &[],
+        size_bytes: 105_000_000,
+        stops_on_sigterm: true,
+    },
 ];
 
 /// Splits `repo[:tag][@digest]` and strips Docker Hub's implicit prefixes.
@@ -44,11 +124,12 @@ pub fn normalise(image: &str) -> (String, String) {
         Some((r, t)) if !t.contains('/') => (r, t),
         _ => (no_digest, "latest"),
     };
-    let repo = repo
-        .strip_prefix("docker.io/")
-        .unwrap_or(repo);
+    let repo = repo.strip_prefix("docker.io/").unwrap_or(repo);
     let repo = repo.strip_prefix("library/").unwrap_or(repo);
-    let repo = repo.strip_prefix("k8s.gcr.io/").map(|r| format!("registry.k8s.io/{r}")).unwrap_or_else(|| repo.to_owned());
+    let repo = repo
+        .strip_prefix("k8s.gcr.io/")
+        .map(|r| format!("registry.k8s.io/{r}"))
+        .unwrap_or_else(|| repo.to_owned());
     (repo, tag.to_owned())
 }
 
@@ -82,8 +163,14 @@ mod tests {
         assert!(lookup("docker.io/library/nginx:1.25").is_some());
         assert!(lookup("wangyanglinux/myapp:v9").is_none());
         assert!(lookup("wangyanglinux/myap:v2").is_none());
-        assert_eq!(qualified("wangyanglinux/myapp:v2"), "docker.io/wangyanglinux/myapp:v2");
+        assert_eq!(
+            qualified("wangyanglinux/myapp:v2"),
+            "docker.io/wangyanglinux/myapp:v2"
+        );
         assert_eq!(qualified("nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(qualified("registry.k8s.io/pause:3.10"), "registry.k8s.io/pause:3.10");
+        assert_eq!(
+            qualified("registry.k8s.io/pause:3.10"),
+            "registry.k8s.io/pause:3.10"
+        );
     }
 }

@@ -3,3 +3,4 @@
 pub mod cluster;
 pub mod images;
 pub mod kubectl;
+pub mod output;

@@ -35,11 +35,19 @@ pub struct ClusterConfig {
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        let node = |n: &str, cp: bool| NodeConfig { name: n.to_owned(), control_plane: cp };
+        let node = |n: &str, cp: bool| NodeConfig {
+            name: n.to_owned(),
+            control_plane: cp,
+        };
         ClusterConfig {
             seed: 0,
             epoch_ms: apiserver::sim::DEFAULT_EPOCH_MS,
-            nodes: vec![node("k8s-master", true), node("zhangliang", false), node("kongming", false), node("laojun", false)],
+            nodes: vec![
+                node("k8s-master", true),
+                node("zhangliang", false),
+                node("kongming", false),
+                node("laojun", false),
+            ],
             proxy_mode: "iptables".to_owned(),
             node_network_base: Ipv4Addr::new(172, 18, 0, 2),
         }
@@ -61,8 +69,14 @@ const KUBE_PROXY_IMAGE: &str = "registry.k8s.io/kube-proxy:v1.34.0";
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
 impl Cluster {
-    async fn create(&self, plural: &str, ns: Option<&str>, obj: Value) -> Result<Value, ClusterError> {
-        let res = find(plural).ok_or_else(|| ApiError::internal(format!("unknown resource {plural}")))?;
+    async fn create(
+        &self,
+        plural: &str,
+        ns: Option<&str>,
+        obj: Value,
+    ) -> Result<Value, ClusterError> {
+        let res =
+            find(plural).ok_or_else(|| ApiError::internal(format!("unknown resource {plural}")))?;
         Ok(self.api.create(res, ns, obj).await?)
     }
 
@@ -73,7 +87,12 @@ impl Cluster {
             return Ok(());
         }
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
-            self.create("namespaces", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+            self.create(
+                "namespaces",
+                None,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )
+            .await?;
         }
         let nodes = self.config.nodes.clone();
         for (i, n) in nodes.iter().enumerate() {
@@ -125,7 +144,9 @@ impl Cluster {
             let mut with_status = created.clone();
             with_status["status"] = node["status"].clone();
             let res = find("nodes").ok_or_else(|| ApiError::internal("no nodes"))?;
-            self.api.update(res, None, &n.name, with_status, true).await?;
+            self.api
+                .update(res, None, &n.name, with_status, true)
+                .await?;
             for img in [PAUSE_IMAGE, KUBE_PROXY_IMAGE, COREDNS_IMAGE] {
                 self.kubelet.preload_image(&n.name, img);
             }
@@ -152,12 +173,28 @@ impl Cluster {
         if let Some(cp) = self.config.control_plane().cloned() {
             for (component, image, tier_port) in [
                 ("etcd", "registry.k8s.io/etcd:3.5.21-0", 2379),
-                ("kube-apiserver", "registry.k8s.io/kube-apiserver:v1.34.0", 6443),
-                ("kube-controller-manager", "registry.k8s.io/kube-controller-manager:v1.34.0", 10257),
-                ("kube-scheduler", "registry.k8s.io/kube-scheduler:v1.34.0", 10259),
+                (
+                    "kube-apiserver",
+                    "registry.k8s.io/kube-apiserver:v1.34.0",
+                    6443,
+                ),
+                (
+                    "kube-controller-manager",
+                    "registry.k8s.io/kube-controller-manager:v1.34.0",
+                    10257,
+                ),
+                (
+                    "kube-scheduler",
+                    "registry.k8s.io/kube-scheduler:v1.34.0",
+                    10259,
+                ),
             ] {
                 self.kubelet.preload_image(&cp.name, image);
-                let node_uid = self.cache.get("nodes", &cp.name).and_then(|n| n.pointer("/metadata/uid")).cloned();
+                let node_uid = self
+                    .cache
+                    .get("nodes", &cp.name)
+                    .and_then(|n| n.pointer("/metadata/uid"))
+                    .cloned();
                 let _ = tier_port;
                 self.create("pods", Some("kube-system"), json!({
                     "apiVersion": "v1", "kind": "Pod",

@@ -44,32 +44,52 @@ impl Cache {
         }
         if ev.kind != EventType::Deleted {
             self.index(plural, &key, &ev.object);
-            self.objects.entry(plural).or_default().insert(key, ev.object.clone());
+            self.objects
+                .entry(plural)
+                .or_default()
+                .insert(key, ev.object.clone());
         }
     }
 
     fn owner_uids(obj: &Value) -> Vec<String> {
         obj.pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|o| o.get("uid").and_then(Value::as_str)).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o.get("uid").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn labels(obj: &Value) -> Vec<(String, String)> {
         obj.pointer("/metadata/labels")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn index(&mut self, plural: &'static str, key: &Key, obj: &Value) {
         for uid in Self::owner_uids(obj) {
-            self.by_owner.entry(uid).or_default().insert((plural, key.clone()));
+            self.by_owner
+                .entry(uid)
+                .or_default()
+                .insert((plural, key.clone()));
         }
         if plural == "pods" {
-            let ns = str_at(obj, "/metadata/namespace").unwrap_or_default().to_owned();
+            let ns = str_at(obj, "/metadata/namespace")
+                .unwrap_or_default()
+                .to_owned();
             for (k, v) in Self::labels(obj) {
-                self.pods_by_label.entry((ns.clone(), k, v)).or_default().insert(key.clone());
+                self.pods_by_label
+                    .entry((ns.clone(), k, v))
+                    .or_default()
+                    .insert(key.clone());
             }
         }
     }
@@ -84,7 +104,9 @@ impl Cache {
             }
         }
         if plural == "pods" {
-            let ns = str_at(obj, "/metadata/namespace").unwrap_or_default().to_owned();
+            let ns = str_at(obj, "/metadata/namespace")
+                .unwrap_or_default()
+                .to_owned();
             for (k, v) in Self::labels(obj) {
                 let ik = (ns.clone(), k, v);
                 if let Some(s) = self.pods_by_label.get_mut(&ik) {
@@ -103,7 +125,10 @@ impl Cache {
 
     /// All objects of a kind, in key order.
     pub fn all(&self, plural: &str) -> impl Iterator<Item = &Value> {
-        self.objects.get(plural).into_iter().flat_map(|m| m.values())
+        self.objects
+            .get(plural)
+            .into_iter()
+            .flat_map(|m| m.values())
     }
 
     /// Objects of a kind in one namespace, in name order.
@@ -112,10 +137,12 @@ impl Cache {
         self.objects
             .get(plural)
             .into_iter()
-            .flat_map(move |m| m.range(prefix.clone()..).take_while({
-                let p = prefix.clone();
-                move |(k, _)| k.starts_with(&p)
-            }))
+            .flat_map(move |m| {
+                m.range(prefix.clone()..).take_while({
+                    let p = prefix.clone();
+                    move |(k, _)| k.starts_with(&p)
+                })
+            })
             .map(|(_, v)| v)
     }
 
@@ -131,14 +158,25 @@ impl Cache {
     }
 
     pub fn dependents(&self, uid: &str) -> Vec<(&'static str, Key)> {
-        self.by_owner.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.by_owner
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Pods in `ns` whose labels match a `key=value` selector map (all pairs).
-    pub fn pods_matching(&self, ns: &str, selector: &serde_json::Map<String, Value>) -> Vec<&Value> {
+    pub fn pods_matching(
+        &self,
+        ns: &str,
+        selector: &serde_json::Map<String, Value>,
+    ) -> Vec<&Value> {
         let mut best: Option<&BTreeSet<Key>> = None;
         for (k, v) in selector {
-            let ik = (ns.to_owned(), k.clone(), v.as_str().unwrap_or_default().to_owned());
+            let ik = (
+                ns.to_owned(),
+                k.clone(),
+                v.as_str().unwrap_or_default().to_owned(),
+            );
             match self.pods_by_label.get(&ik) {
                 None => return Vec::new(),
                 Some(s) => {
@@ -153,7 +191,9 @@ impl Cache {
             .iter()
             .filter_map(|k| self.get("pods", k))
             .filter(|p| {
-                selector.iter().all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+                selector
+                    .iter()
+                    .all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
             })
             .collect()
     }

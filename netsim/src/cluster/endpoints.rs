@@ -20,7 +20,12 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
             .pointer("/spec/containers")
             .and_then(Value::as_array)?
             .iter()
-            .flat_map(|c| c.get("ports").and_then(Value::as_array).cloned().unwrap_or_default())
+            .flat_map(|c| {
+                c.get("ports")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .find(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str()))
             .and_then(|p| p.get("containerPort").and_then(Value::as_i64)),
         _ => None,
@@ -30,7 +35,8 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
 impl Cluster {
     pub(super) async fn run_endpoints(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
         let ep_res = find("endpoints").ok_or_else(|| ApiError::internal("no endpoints"))?;
-        let slice_res = find("endpointslices").ok_or_else(|| ApiError::internal("no endpointslices"))?;
+        let slice_res =
+            find("endpointslices").ok_or_else(|| ApiError::internal("no endpointslices"))?;
         for key in keys {
             let (ns, name) = split_key(&key);
             let ns = ns.unwrap_or("default").to_owned();
@@ -39,23 +45,42 @@ impl Cluster {
                 ignore_not_found(self.api.delete(ep_res, Some(&ns), &name, None).await)?;
                 continue;
             };
-            let Some(selector) = svc.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()).cloned() else { continue };
+            let Some(selector) = svc
+                .pointer("/spec/selector")
+                .and_then(Value::as_object)
+                .filter(|s| !s.is_empty())
+                .cloned()
+            else {
+                continue;
+            };
             if str_at(&svc, "/spec/type") == Some("ExternalName") {
                 continue;
             }
-            let publish_not_ready = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool) == Some(true);
+            let publish_not_ready = svc
+                .pointer("/spec/publishNotReadyAddresses")
+                .and_then(Value::as_bool)
+                == Some(true);
             let headless = str_at(&svc, "/spec/clusterIP") == Some("None");
             let mut pods: Vec<Value> = self
                 .cache
                 .pods_matching(&ns, &selector)
                 .into_iter()
                 .filter(|p| str_at(p, "/status/podIP").is_some())
-                .filter(|p| !matches!(str_at(p, "/status/phase"), Some("Succeeded") | Some("Failed")))
+                .filter(|p| {
+                    !matches!(
+                        str_at(p, "/status/phase"),
+                        Some("Succeeded") | Some("Failed")
+                    )
+                })
                 .filter(|p| publish_not_ready || p.pointer("/metadata/deletionTimestamp").is_none())
                 .cloned()
                 .collect();
             pods.sort_by(|a, b| str_at(a, "/status/podIP").cmp(&str_at(b, "/status/podIP")));
-            let svc_ports: Vec<Value> = svc.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+            let svc_ports: Vec<Value> = svc
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
 
             // Endpoints (legacy): one subset per distinct resolved port set.
             let mut subsets: Vec<(Vec<Value>, Vec<Value>, Vec<Value>)> = Vec::new();
@@ -80,7 +105,8 @@ impl Cluster {
                 let ip = str_at(p, "/status/podIP").unwrap_or_default();
                 let target_ref = json!({"kind": "Pod", "namespace": ns, "name": p.pointer("/metadata/name"), "uid": p.pointer("/metadata/uid")});
                 let mut addr = json!({"ip": ip, "nodeName": p.pointer("/spec/nodeName"), "targetRef": target_ref});
-                let hostname = str_at(p, "/spec/hostname").filter(|_| str_at(p, "/spec/subdomain") == Some(name.as_str()));
+                let hostname = str_at(p, "/spec/hostname")
+                    .filter(|_| str_at(p, "/spec/subdomain") == Some(name.as_str()));
                 if let Some(h) = hostname {
                     addr["hostname"] = json!(h);
                 }
@@ -131,7 +157,10 @@ impl Cluster {
                     s
                 })
                 .collect();
-            let mut labels = svc.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+            let mut labels = svc
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or(json!({}));
             if headless {
                 labels["service.kubernetes.io/headless"] = json!("");
             }
@@ -144,7 +173,9 @@ impl Cluster {
                     ignore_not_found(self.api.create(ep_res, Some(&ns), ep).await)?;
                 }
                 Some(old) => {
-                    if old.get("subsets") != ep.get("subsets") || old.pointer("/metadata/labels") != ep.pointer("/metadata/labels") {
+                    if old.get("subsets") != ep.get("subsets")
+                        || old.pointer("/metadata/labels") != ep.pointer("/metadata/labels")
+                    {
                         let mut n = old.clone();
                         n["metadata"]["labels"] = labels.clone();
                         match ep.get("subsets") {
@@ -155,7 +186,9 @@ impl Cluster {
                                 }
                             }
                         }
-                        ignore_not_found(self.api.update(ep_res, Some(&ns), &name, n, false).await)?;
+                        ignore_not_found(
+                            self.api.update(ep_res, Some(&ns), &name, n, false).await,
+                        )?;
                     }
                 }
             }
@@ -164,7 +197,8 @@ impl Cluster {
             // split of larger services into several slices is not simulated).
             let mut slice_labels = labels.clone();
             slice_labels["kubernetes.io/service-name"] = json!(name);
-            slice_labels["endpointslice.kubernetes.io/managed-by"] = json!("endpointslice-controller.k8s.io");
+            slice_labels["endpointslice.kubernetes.io/managed-by"] =
+                json!("endpointslice-controller.k8s.io");
             let ports = slice_ports.unwrap_or_else(|| {
                 svc_ports
                     .iter()
@@ -174,7 +208,9 @@ impl Cluster {
             let existing = self
                 .cache
                 .in_ns("endpointslices", &ns)
-                .find(|s| str_at(s, "/metadata/labels/kubernetes.io~1service-name") == Some(name.as_str()))
+                .find(|s| {
+                    str_at(s, "/metadata/labels/kubernetes.io~1service-name") == Some(name.as_str())
+                })
                 .cloned();
             let body = json!({"endpoints": slice_eps, "ports": ports});
             match existing {
@@ -188,12 +224,20 @@ impl Cluster {
                     ignore_not_found(self.api.create(slice_res, Some(&ns), slice).await)?;
                 }
                 Some(old) => {
-                    if old.get("endpoints").unwrap_or(&json!([])) != &body["endpoints"] || old.get("ports") != Some(&body["ports"]) {
+                    if old.get("endpoints").unwrap_or(&json!([])) != &body["endpoints"]
+                        || old.get("ports") != Some(&body["ports"])
+                    {
                         let mut n = old.clone();
                         n["endpoints"] = body["endpoints"].clone();
                         n["ports"] = body["ports"].clone();
-                        let sname = str_at(&old, "/metadata/name").unwrap_or_default().to_owned();
-                        ignore_not_found(self.api.update(slice_res, Some(&ns), &sname, n, false).await)?;
+                        let sname = str_at(&old, "/metadata/name")
+                            .unwrap_or_default()
+                            .to_owned();
+                        ignore_not_found(
+                            self.api
+                                .update(slice_res, Some(&ns), &sname, n, false)
+                                .await,
+                        )?;
                     }
                 }
             }

@@ -44,7 +44,8 @@ pub struct KubeletState {
 
 impl KubeletState {
     pub fn preload_image(&mut self, node: &str, image: &str) {
-        self.images.insert((node.to_owned(), images::qualified(image)));
+        self.images
+            .insert((node.to_owned(), images::qualified(image)));
     }
 }
 
@@ -70,7 +71,11 @@ impl Cluster {
     }
 
     fn allocate_pod_ip(&mut self, node: &str) -> Option<Ipv4Addr> {
-        let cidr = self.cache.get("nodes", node).and_then(|n| str_at(n, "/spec/podCIDR"))?.to_owned();
+        let cidr = self
+            .cache
+            .get("nodes", node)
+            .and_then(|n| str_at(n, "/spec/podCIDR"))?
+            .to_owned();
         let base: Ipv4Addr = cidr.split('/').next()?.parse().ok()?;
         let base = u32::from(base);
         let last = self.kubelet.last_ip.get(node).copied().unwrap_or(1);
@@ -91,20 +96,47 @@ impl Cluster {
 
     pub(super) async fn run_kubelets(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(pod) = self.cache.get("pods", &key).cloned() else { continue };
+            let Some(pod) = self.cache.get("pods", &key).cloned() else {
+                continue;
+            };
             let uid = str_at(&pod, "/metadata/uid").unwrap_or_default().to_owned();
-            let Some(node) = str_at(&pod, "/spec/nodeName").map(str::to_owned) else { continue };
+            let Some(node) = str_at(&pod, "/spec/nodeName").map(str::to_owned) else {
+                continue;
+            };
             if pod.pointer("/metadata/deletionTimestamp").is_some() {
                 if self.kubelet.terminating.insert(uid.clone()) {
-                    let grace = pod.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30) * 1000;
+                    let grace = pod
+                        .pointer("/metadata/deletionGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(30)
+                        * 1000;
                     let running = str_at(&pod, "/status/phase") == Some("Running");
                     let quick = pod
                         .pointer("/spec/containers")
                         .and_then(Value::as_array)
-                        .is_some_and(|cs| cs.iter().all(|c| c.get("image").and_then(Value::as_str).and_then(images::lookup).is_some_and(|i| i.stops_on_sigterm)));
-                    let delay = if !running { 0 } else if quick { grace.min(1000) } else { grace };
+                        .is_some_and(|cs| {
+                            cs.iter().all(|c| {
+                                c.get("image")
+                                    .and_then(Value::as_str)
+                                    .and_then(images::lookup)
+                                    .is_some_and(|i| i.stops_on_sigterm)
+                            })
+                        });
+                    let delay = if !running {
+                        0
+                    } else if quick {
+                        grace.min(1000)
+                    } else {
+                        grace
+                    };
                     let at = self.clock.now_ms() + delay;
-                    self.schedule(at, Timer::Stopped { key: key.clone(), uid });
+                    self.schedule(
+                        at,
+                        Timer::Stopped {
+                            key: key.clone(),
+                            uid,
+                        },
+                    );
                 }
                 continue;
             }
@@ -116,7 +148,13 @@ impl Cluster {
         Ok(())
     }
 
-    async fn start_sandbox(&mut self, key: &Key, uid: &str, node: &str, pod: &Value) -> Result<(), ClusterError> {
+    async fn start_sandbox(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        node: &str,
+        pod: &Value,
+    ) -> Result<(), ClusterError> {
         let host_ip = self.node_ip(node).unwrap_or_default();
         let host_network = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
         let pod_ip = if host_network {
@@ -128,7 +166,11 @@ impl Cluster {
             self.kubelet.ip_of.insert(uid.to_owned(), ip);
         }
         let now = self.clock.now_rfc3339();
-        let containers: Vec<Value> = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let containers: Vec<Value> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let statuses: Vec<Value> = containers
             .iter()
             .map(|c| json!({
@@ -155,40 +197,94 @@ impl Cluster {
         let (ns, name) = split_key(key);
         let mut n = pod.clone();
         n["status"] = status;
-        let Some(updated) = ignore_not_found(self.api.update(pods_res()?, ns, name, n, true).await)? else { return Ok(()) };
+        let Some(updated) =
+            ignore_not_found(self.api.update(pods_res()?, ns, name, n, true).await)?
+        else {
+            return Ok(());
+        };
         self.begin_pull(key, uid, node, &updated, 0).await
     }
 
     /// Pulls what is missing; schedules the start or the failure.
-    async fn begin_pull(&mut self, key: &Key, uid: &str, node: &str, pod: &Value, attempt: u32) -> Result<(), ClusterError> {
-        let containers: Vec<Value> = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    async fn begin_pull(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        node: &str,
+        pod: &Value,
+        attempt: u32,
+    ) -> Result<(), ClusterError> {
+        let containers: Vec<Value> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut total_ms = 0i64;
         for c in &containers {
             let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-            let policy = c.get("imagePullPolicy").and_then(Value::as_str).unwrap_or("IfNotPresent");
-            let present = self.kubelet.images.contains(&(node.to_owned(), images::qualified(image)));
+            let policy = c
+                .get("imagePullPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("IfNotPresent");
+            let present = self
+                .kubelet
+                .images
+                .contains(&(node.to_owned(), images::qualified(image)));
             if present && policy != "Always" {
                 if attempt == 0 {
-                    self.record_event(pod, "Normal", "Pulled", format!("Container image \"{image}\" already present on machine"), "kubelet", Some(node)).await?;
+                    self.record_event(
+                        pod,
+                        "Normal",
+                        "Pulled",
+                        format!("Container image \"{image}\" already present on machine"),
+                        "kubelet",
+                        Some(node),
+                    )
+                    .await?;
                 }
                 continue;
             }
-            self.record_event(pod, "Normal", "Pulling", format!("Pulling image \"{image}\""), "kubelet", Some(node)).await?;
+            self.record_event(
+                pod,
+                "Normal",
+                "Pulling",
+                format!("Pulling image \"{image}\""),
+                "kubelet",
+                Some(node),
+            )
+            .await?;
             match images::lookup(image) {
                 None => {
                     let at = self.clock.now_ms() + 1500 + self.rng.below(1500) as i64;
-                    self.schedule(at, Timer::PullFailed { key: key.clone(), uid: uid.to_owned(), attempt });
+                    self.schedule(
+                        at,
+                        Timer::PullFailed {
+                            key: key.clone(),
+                            uid: uid.to_owned(),
+                            attempt,
+                        },
+                    );
                     return Ok(());
                 }
                 Some(info) => {
                     // Present images re-pulled with `Always` only check the digest.
-                    let ms = if present { 600 + self.rng.below(400) as i64 } else { 5_000 + (info.size_bytes / 1_000) as i64 + self.rng.below(5_000) as i64 };
+                    let ms = if present {
+                        600 + self.rng.below(400) as i64
+                    } else {
+                        5_000 + (info.size_bytes / 1_000) as i64 + self.rng.below(5_000) as i64
+                    };
                     total_ms += ms;
                 }
             }
         }
         let at = self.clock.now_ms() + total_ms + 300;
-        self.schedule(at, Timer::Started { key: key.clone(), uid: uid.to_owned() });
+        self.schedule(
+            at,
+            Timer::Started {
+                key: key.clone(),
+                uid: uid.to_owned(),
+            },
+        );
         Ok(())
     }
 
@@ -196,14 +292,22 @@ impl Cluster {
         match t {
             Timer::Started { key, uid } => self.containers_started(&key, &uid).await,
             Timer::PullFailed { key, uid, attempt } => self.pull_failed(&key, &uid, attempt).await,
-            Timer::RetryPull { key, uid, attempt } if attempt == u32::MAX => self.report_backoff(&key, &uid).await,
+            Timer::RetryPull { key, uid, attempt } if attempt == u32::MAX => {
+                self.report_backoff(&key, &uid).await
+            }
             Timer::RetryPull { key, uid, attempt } => {
-                let Some(pod) = self.live_pod(&key, &uid) else { return Ok(()) };
-                let node = str_at(&pod, "/spec/nodeName").unwrap_or_default().to_owned();
+                let Some(pod) = self.live_pod(&key, &uid) else {
+                    return Ok(());
+                };
+                let node = str_at(&pod, "/spec/nodeName")
+                    .unwrap_or_default()
+                    .to_owned();
                 self.begin_pull(&key, &uid, &node, &pod, attempt).await
             }
             Timer::Stopped { key, uid } => {
-                let Some(pod) = self.cache.get("pods", &key).cloned() else { return Ok(()) };
+                let Some(pod) = self.cache.get("pods", &key).cloned() else {
+                    return Ok(());
+                };
                 if str_at(&pod, "/metadata/uid") != Some(uid.as_str()) {
                     return Ok(());
                 }
@@ -220,29 +324,66 @@ impl Cluster {
     fn live_pod(&self, key: &str, uid: &str) -> Option<Value> {
         self.cache
             .get("pods", key)
-            .filter(|p| str_at(p, "/metadata/uid") == Some(uid) && p.pointer("/metadata/deletionTimestamp").is_none())
+            .filter(|p| {
+                str_at(p, "/metadata/uid") == Some(uid)
+                    && p.pointer("/metadata/deletionTimestamp").is_none()
+            })
             .cloned()
     }
 
     async fn containers_started(&mut self, key: &Key, uid: &str) -> Result<(), ClusterError> {
-        let Some(pod) = self.live_pod(key, uid) else { return Ok(()) };
-        let node = str_at(&pod, "/spec/nodeName").unwrap_or_default().to_owned();
+        let Some(pod) = self.live_pod(key, uid) else {
+            return Ok(());
+        };
+        let node = str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_owned();
         let now = self.clock.now_rfc3339();
-        let containers: Vec<Value> = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let containers: Vec<Value> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let started_ms = self.clock.now_ms();
-        let pull_started = str_at(&pod, "/status/startTime").and_then(apiserver::sim::parse_rfc3339).unwrap_or(started_ms);
+        let pull_started = str_at(&pod, "/status/startTime")
+            .and_then(apiserver::sim::parse_rfc3339)
+            .unwrap_or(started_ms);
         let mut statuses = Vec::new();
         for c in &containers {
-            let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let cname = c.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let cname = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let q = images::qualified(&image);
             if self.kubelet.images.insert((node.clone(), q.clone())) {
                 let secs = (started_ms - pull_started - 300).max(0) as f64 / 1000.0;
                 let size = images::lookup(&image).map(|i| i.size_bytes).unwrap_or(0);
                 self.record_event(&pod, "Normal", "Pulled", format!("Successfully pulled image \"{image}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {size} bytes."), "kubelet", Some(&node)).await?;
             }
-            self.record_event(&pod, "Normal", "Created", format!("Created container: {cname}"), "kubelet", Some(&node)).await?;
-            self.record_event(&pod, "Normal", "Started", format!("Started container {cname}"), "kubelet", Some(&node)).await?;
+            self.record_event(
+                &pod,
+                "Normal",
+                "Created",
+                format!("Created container: {cname}"),
+                "kubelet",
+                Some(&node),
+            )
+            .await?;
+            self.record_event(
+                &pod,
+                "Normal",
+                "Started",
+                format!("Started container {cname}"),
+                "kubelet",
+                Some(&node),
+            )
+            .await?;
             statuses.push(json!({
                 "name": cname, "image": q, "imageID": image_id(&image),
                 "containerID": format!("containerd://{}", self.rng.hex(64)),
@@ -253,9 +394,15 @@ impl Cluster {
         let mut n = pod.clone();
         n["status"]["phase"] = json!("Running");
         n["status"]["containerStatuses"] = json!(statuses);
-        if let Some(conds) = n.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
+        if let Some(conds) = n
+            .pointer_mut("/status/conditions")
+            .and_then(Value::as_array_mut)
+        {
             for c in conds.iter_mut() {
-                if matches!(c.get("type").and_then(Value::as_str), Some("Ready") | Some("ContainersReady")) {
+                if matches!(
+                    c.get("type").and_then(Value::as_str),
+                    Some("Ready") | Some("ContainersReady")
+                ) {
                     *c = json!({"type": c.get("type"), "status": "True", "lastTransitionTime": now, "lastProbeTime": null});
                 }
             }
@@ -265,31 +412,89 @@ impl Cluster {
         Ok(())
     }
 
-    async fn pull_failed(&mut self, key: &Key, uid: &str, attempt: u32) -> Result<(), ClusterError> {
-        let Some(pod) = self.live_pod(key, uid) else { return Ok(()) };
-        let node = str_at(&pod, "/spec/nodeName").unwrap_or_default().to_owned();
-        let image = pod.pointer("/spec/containers/0/image").and_then(Value::as_str).unwrap_or_default().to_owned();
+    async fn pull_failed(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        attempt: u32,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.live_pod(key, uid) else {
+            return Ok(());
+        };
+        let node = str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_owned();
+        let image = pod
+            .pointer("/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let (repo, tag) = images::normalise(&image);
         let why = format!(
             "failed to pull and unpack image \"{q}\": failed to resolve reference \"{q}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed",
             q = images::qualified(&image)
         );
         let _ = (repo, tag);
-        self.record_event(&pod, "Warning", "Failed", format!("Failed to pull image \"{image}\": {why}"), "kubelet", Some(&node)).await?;
-        self.record_event(&pod, "Warning", "Failed", "Error: ErrImagePull".to_owned(), "kubelet", Some(&node)).await?;
-        self.set_waiting(key, &pod, "ErrImagePull", &format!("failed to pull image \"{image}\": {why}")).await?;
+        self.record_event(
+            &pod,
+            "Warning",
+            "Failed",
+            format!("Failed to pull image \"{image}\": {why}"),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        self.record_event(
+            &pod,
+            "Warning",
+            "Failed",
+            "Error: ErrImagePull".to_owned(),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        self.set_waiting(
+            key,
+            &pod,
+            "ErrImagePull",
+            &format!("failed to pull image \"{image}\": {why}"),
+        )
+        .await?;
         // kubelet image back-off: 10s doubling to a 5 minute cap.
         let backoff_ms = (10_000i64 << attempt.min(5)).min(300_000);
         let now = self.clock.now_ms();
         // The next sync (about a second later) reports the back-off.
-        self.schedule(now + 1_000, Timer::RetryPull { key: key.clone(), uid: uid.to_owned(), attempt: u32::MAX });
-        self.schedule(now + backoff_ms, Timer::RetryPull { key: key.clone(), uid: uid.to_owned(), attempt: attempt + 1 });
+        self.schedule(
+            now + 1_000,
+            Timer::RetryPull {
+                key: key.clone(),
+                uid: uid.to_owned(),
+                attempt: u32::MAX,
+            },
+        );
+        self.schedule(
+            now + backoff_ms,
+            Timer::RetryPull {
+                key: key.clone(),
+                uid: uid.to_owned(),
+                attempt: attempt + 1,
+            },
+        );
         Ok(())
     }
 
-    async fn set_waiting(&mut self, key: &Key, pod: &Value, reason: &str, message: &str) -> Result<(), ClusterError> {
+    async fn set_waiting(
+        &mut self,
+        key: &Key,
+        pod: &Value,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), ClusterError> {
         let mut n = pod.clone();
-        if let Some(cs) = n.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+        if let Some(cs) = n
+            .pointer_mut("/status/containerStatuses")
+            .and_then(Value::as_array_mut)
+        {
             for c in cs.iter_mut() {
                 c["state"] = json!({"waiting": {"reason": reason, "message": message}});
             }
@@ -302,16 +507,54 @@ impl Cluster {
 
 impl Cluster {
     /// The sync after a failed pull reports the back-off (`RetryPull` with `u32::MAX`).
-    pub(super) async fn report_backoff(&mut self, key: &Key, uid: &str) -> Result<(), ClusterError> {
-        let Some(pod) = self.live_pod(key, uid) else { return Ok(()) };
-        let node = str_at(&pod, "/spec/nodeName").unwrap_or_default().to_owned();
-        let image = pod.pointer("/spec/containers/0/image").and_then(Value::as_str).unwrap_or_default().to_owned();
-        self.record_event(&pod, "Normal", "BackOff", format!("Back-off pulling image \"{image}\""), "kubelet", Some(&node)).await?;
-        self.record_event(&pod, "Warning", "Failed", "Error: ImagePullBackOff".to_owned(), "kubelet", Some(&node)).await?;
-        self.set_waiting(key, &pod, "ImagePullBackOff", &format!("Back-off pulling image \"{image}\"")).await
+    pub(super) async fn report_backoff(
+        &mut self,
+        key: &Key,
+        uid: &str,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.live_pod(key, uid) else {
+            return Ok(());
+        };
+        let node = str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_owned();
+        let image = pod
+            .pointer("/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        self.record_event(
+            &pod,
+            "Normal",
+            "BackOff",
+            format!("Back-off pulling image \"{image}\""),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        self.record_event(
+            &pod,
+            "Warning",
+            "Failed",
+            "Error: ImagePullBackOff".to_owned(),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        self.set_waiting(
+            key,
+            &pod,
+            "ImagePullBackOff",
+            &format!("Back-off pulling image \"{image}\""),
+        )
+        .await
     }
 }
 
 fn names(containers: &[Value]) -> String {
-    containers.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+    containers
+        .iter()
+        .filter_map(|c| c.get("name").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

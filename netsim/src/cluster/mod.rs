@@ -90,7 +90,8 @@ impl Cluster {
         let clock = Clock::new(config.epoch_ms);
         let api_rng = SimRng::new(config.seed, "apiserver");
         let rng = SimRng::new(config.seed, "cluster");
-        let api = Arc::new(ApiServer::new(store, clock.clone(), api_rng, ApiConfig::default()).await?);
+        let api =
+            Arc::new(ApiServer::new(store, clock.clone(), api_rng, ApiConfig::default()).await?);
         let start = api.store().current_revision().await?;
         let watch = api.watch_all(start + 1).await?;
         let mut cluster = Cluster {
@@ -150,9 +151,22 @@ impl Cluster {
     fn observe(&mut self, ev: ObjectEvent) {
         let obj = &ev.object;
         let key = key_of(obj);
-        let ns = str_at(obj, "/metadata/namespace").unwrap_or_default().to_owned();
-        for owner in obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten() {
-            let okey = format!("{ns}/{}", owner.get("name").and_then(Value::as_str).unwrap_or_default());
+        let ns = str_at(obj, "/metadata/namespace")
+            .unwrap_or_default()
+            .to_owned();
+        for owner in obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let okey = format!(
+                "{ns}/{}",
+                owner
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            );
             match owner.get("kind").and_then(Value::as_str) {
                 Some("ReplicaSet") => {
                     self.dirty.replicasets.insert(okey);
@@ -174,7 +188,11 @@ impl Cluster {
                 self.dirty.deleted_uids.insert(uid.to_owned());
             }
             // A terminating namespace finishes once its last object is gone.
-            if self.cache.get("namespaces", &ns).is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_some()) {
+            if self
+                .cache
+                .get("namespaces", &ns)
+                .is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_some())
+            {
                 self.dirty.namespaces.insert(ns.clone());
             }
         }
@@ -233,9 +251,14 @@ impl Cluster {
         self.cache
             .in_ns("services", ns)
             .filter(|s| {
-                s.pointer("/spec/selector").and_then(Value::as_object).is_some_and(|sel| {
-                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-                })
+                s.pointer("/spec/selector")
+                    .and_then(Value::as_object)
+                    .is_some_and(|sel| {
+                        !sel.is_empty()
+                            && sel
+                                .iter()
+                                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+                    })
             })
             .map(key_of)
             .collect()
@@ -270,7 +293,9 @@ impl Cluster {
             if at > target_ms {
                 break;
             }
-            let Some(timer) = self.timers.remove(&(at, seq)) else { break };
+            let Some(timer) = self.timers.remove(&(at, seq)) else {
+                break;
+            };
             self.clock.advance_to(at);
             self.fire(timer).await?;
             self.settle().await?;
@@ -290,8 +315,18 @@ impl Cluster {
     }
 
     /// Records a core/v1 Event about `obj`, as `kubectl describe` shows them.
-    async fn record_event(&mut self, obj: &Value, kind: &str, reason: &str, message: String, component: &str, host: Option<&str>) -> Result<(), ClusterError> {
-        let ns = str_at(obj, "/metadata/namespace").unwrap_or("default").to_owned();
+    async fn record_event(
+        &mut self,
+        obj: &Value,
+        kind: &str,
+        reason: &str,
+        message: String,
+        component: &str,
+        host: Option<&str>,
+    ) -> Result<(), ClusterError> {
+        let ns = str_at(obj, "/metadata/namespace")
+            .unwrap_or("default")
+            .to_owned();
         let name = str_at(obj, "/metadata/name").unwrap_or_default();
         self.event_seq += 1;
         let nanos = self.clock.now_ms() as u128 * 1_000_000 + u128::from(self.event_seq);
@@ -311,7 +346,8 @@ impl Cluster {
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "reportingComponent": component, "reportingInstance": host.unwrap_or_default()
         });
-        let res = apiserver::resources::find("events").ok_or_else(|| ApiError::internal("no events resource"))?;
+        let res = apiserver::resources::find("events")
+            .ok_or_else(|| ApiError::internal("no events resource"))?;
         match self.api.create(res, Some(&ns), ev).await {
             Ok(_) => Ok(()),
             // An event for an object in a vanishing namespace is not worth failing over.
@@ -324,11 +360,14 @@ impl Cluster {
     async fn run_gc(&mut self, uids: BTreeSet<String>) -> Result<(), ClusterError> {
         for uid in uids {
             for (plural, key) in self.cache.dependents(&uid) {
-                let Some(obj) = self.cache.get(plural, &key) else { continue };
+                let Some(obj) = self.cache.get(plural, &key) else {
+                    continue;
+                };
                 if obj.pointer("/metadata/deletionTimestamp").is_some() {
                     continue;
                 }
-                let res = apiserver::resources::find(plural).ok_or_else(|| ApiError::internal("unknown resource"))?;
+                let res = apiserver::resources::find(plural)
+                    .ok_or_else(|| ApiError::internal("unknown resource"))?;
                 let (ns, name) = split_key(&key);
                 ignore_not_found(self.api.delete(res, ns, name, None).await)?;
             }
@@ -340,11 +379,19 @@ impl Cluster {
     async fn run_namespaces(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
         for ns in keys {
             let mut remaining = 0;
-            for res in apiserver::resources::RESOURCES.iter().filter(|r| r.namespaced) {
+            for res in apiserver::resources::RESOURCES
+                .iter()
+                .filter(|r| r.namespaced)
+            {
                 let names: Vec<(String, bool)> = self
                     .cache
                     .in_ns(res.plural, &ns)
-                    .map(|o| (str_at(o, "/metadata/name").unwrap_or_default().to_owned(), o.pointer("/metadata/deletionTimestamp").is_some()))
+                    .map(|o| {
+                        (
+                            str_at(o, "/metadata/name").unwrap_or_default().to_owned(),
+                            o.pointer("/metadata/deletionTimestamp").is_some(),
+                        )
+                    })
                     .collect();
                 for (name, terminating) in names {
                     remaining += 1;
@@ -354,7 +401,8 @@ impl Cluster {
                 }
             }
             if remaining == 0 {
-                let res = apiserver::resources::find("namespaces").ok_or_else(|| ApiError::internal("no namespaces"))?;
+                let res = apiserver::resources::find("namespaces")
+                    .ok_or_else(|| ApiError::internal("no namespaces"))?;
                 ignore_not_found(self.api.delete(res, None, &ns, Some(0)).await)?;
             }
         }

@@ -15,32 +15,51 @@ use super::{ignore_not_found, split_key, Cluster, ClusterError};
 /// True if every NoSchedule/NoExecute taint of `node` is tolerated.
 pub fn tolerates_all(node: &Value, tolerations: &[Value], ignore_unschedulable: bool) -> bool {
     let unschedulable = node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true);
-    let mut taints: Vec<Value> = node.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut taints: Vec<Value> = node
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if unschedulable && !ignore_unschedulable {
         taints.push(json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}));
     }
-    taints.iter().filter(|t| t.get("effect").and_then(Value::as_str) != Some("PreferNoSchedule")).all(|t| {
-        tolerations.iter().any(|tol| {
-            let key_ok = match tol.get("key").and_then(Value::as_str) {
-                None | Some("") => tol.get("operator").and_then(Value::as_str) == Some("Exists"),
-                Some(k) => Some(k) == t.get("key").and_then(Value::as_str),
-            };
-            let op_ok = match tol.get("operator").and_then(Value::as_str).unwrap_or("Equal") {
-                "Exists" => true,
-                _ => tol.get("value").and_then(Value::as_str).unwrap_or("") == t.get("value").and_then(Value::as_str).unwrap_or(""),
-            };
-            let eff_ok = match tol.get("effect").and_then(Value::as_str) {
-                None | Some("") => true,
-                e => e == t.get("effect").and_then(Value::as_str),
-            };
-            key_ok && op_ok && eff_ok
+    taints
+        .iter()
+        .filter(|t| t.get("effect").and_then(Value::as_str) != Some("PreferNoSchedule"))
+        .all(|t| {
+            tolerations.iter().any(|tol| {
+                let key_ok = match tol.get("key").and_then(Value::as_str) {
+                    None | Some("") => {
+                        tol.get("operator").and_then(Value::as_str) == Some("Exists")
+                    }
+                    Some(k) => Some(k) == t.get("key").and_then(Value::as_str),
+                };
+                let op_ok = match tol
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Equal")
+                {
+                    "Exists" => true,
+                    _ => {
+                        tol.get("value").and_then(Value::as_str).unwrap_or("")
+                            == t.get("value").and_then(Value::as_str).unwrap_or("")
+                    }
+                };
+                let eff_ok = match tol.get("effect").and_then(Value::as_str) {
+                    None | Some("") => true,
+                    e => e == t.get("effect").and_then(Value::as_str),
+                };
+                key_ok && op_ok && eff_ok
+            })
         })
-    })
 }
 
 pub fn node_selector_matches(node: &Value, selector: Option<&Value>) -> bool {
-    let Some(sel) = selector.and_then(Value::as_object) else { return true };
-    sel.iter().all(|(k, v)| node.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+    let Some(sel) = selector.and_then(Value::as_object) else {
+        return true;
+    };
+    sel.iter()
+        .all(|(k, v)| node.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
 }
 
 fn required_node_name(pod: &Value) -> Option<&str> {
@@ -51,7 +70,11 @@ fn required_node_name(pod: &Value) -> Option<&str> {
 fn node_ready(node: &Value) -> bool {
     node.pointer("/status/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))))
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
+            })
+        })
 }
 
 impl Cluster {
@@ -69,19 +92,32 @@ impl Cluster {
             }
         }
         for key in keys {
-            let Some(pod) = self.cache.get("pods", &key).cloned() else { continue };
-            if str_at(&pod, "/spec/nodeName").is_some() || pod.pointer("/metadata/deletionTimestamp").is_some() {
+            let Some(pod) = self.cache.get("pods", &key).cloned() else {
+                continue;
+            };
+            if str_at(&pod, "/spec/nodeName").is_some()
+                || pod.pointer("/metadata/deletionTimestamp").is_some()
+            {
                 continue;
             }
-            let tolerations: Vec<Value> = pod.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
-            let owner = str_at(&pod, "/metadata/ownerReferences/0/uid").unwrap_or_default().to_owned();
+            let tolerations: Vec<Value> = pod
+                .pointer("/spec/tolerations")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let owner = str_at(&pod, "/metadata/ownerReferences/0/uid")
+                .unwrap_or_default()
+                .to_owned();
             let candidates: Vec<String> = self
                 .cache
                 .all("nodes")
                 .filter(|n| node_ready(n))
                 .filter(|n| tolerates_all(n, &tolerations, false))
                 .filter(|n| node_selector_matches(n, pod.pointer("/spec/nodeSelector")))
-                .filter(|n| required_node_name(&pod).is_none_or(|want| str_at(n, "/metadata/name") == Some(want)))
+                .filter(|n| {
+                    required_node_name(&pod)
+                        .is_none_or(|want| str_at(n, "/metadata/name") == Some(want))
+                })
                 .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
                 .collect();
             let (ns, name) = split_key(&key);
@@ -97,20 +133,36 @@ impl Cluster {
                 }
                 continue;
             }
-            let score = |n: &String| (per_owner.get(&(owner.clone(), n.clone())).copied().unwrap_or(0), per_node.get(n).copied().unwrap_or(0));
+            let score = |n: &String| {
+                (
+                    per_owner
+                        .get(&(owner.clone(), n.clone()))
+                        .copied()
+                        .unwrap_or(0),
+                    per_node.get(n).copied().unwrap_or(0),
+                )
+            };
             let best = candidates.iter().map(score).min().unwrap_or((0, 0));
             let tied: Vec<&String> = candidates.iter().filter(|n| score(n) == best).collect();
             let chosen = tied[self.rng.below(tied.len() as u64) as usize].clone();
             // The binding subresource, as kube-scheduler posts it.
             let mut bound = pod.clone();
             bound["spec"]["nodeName"] = json!(chosen);
-            if ignore_not_found(self.api.update(pods_res, ns, name, bound, false).await)?.is_none() {
+            if ignore_not_found(self.api.update(pods_res, ns, name, bound, false).await)?.is_none()
+            {
                 continue;
             }
             *per_node.entry(chosen.clone()).or_default() += 1;
-            *per_owner.entry((owner.clone(), chosen.clone())).or_default() += 1;
-            let msg = format!("Successfully assigned {}/{} to {chosen}", ns.unwrap_or("default"), name);
-            self.record_event(&pod, "Normal", "Scheduled", msg, "default-scheduler", None).await?;
+            *per_owner
+                .entry((owner.clone(), chosen.clone()))
+                .or_default() += 1;
+            let msg = format!(
+                "Successfully assigned {}/{} to {chosen}",
+                ns.unwrap_or("default"),
+                name
+            );
+            self.record_event(&pod, "Normal", "Scheduled", msg, "default-scheduler", None)
+                .await?;
         }
         Ok(())
     }

@@ -37,7 +37,10 @@ pub fn pod_template_hash(template: &Value, collision_count: Option<i64>) -> Stri
         feed(&b);
     }
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    h.to_string().bytes().map(|d| ALPHANUMS[usize::from(d) % 27] as char).collect()
+    h.to_string()
+        .bytes()
+        .map(|d| ALPHANUMS[usize::from(d) % 27] as char)
+        .collect()
 }
 
 fn owner_ref(owner: &Value) -> Value {
@@ -50,13 +53,20 @@ fn owner_ref(owner: &Value) -> Value {
 
 fn is_active(pod: &Value) -> bool {
     pod.pointer("/metadata/deletionTimestamp").is_none()
-        && !matches!(str_at(pod, "/status/phase"), Some("Succeeded") | Some("Failed"))
+        && !matches!(
+            str_at(pod, "/status/phase"),
+            Some("Succeeded") | Some("Failed")
+        )
 }
 
 pub fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))))
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
+            })
+        })
 }
 
 /// Resolves an int-or-percent against `total` (`25%` of 3 is 1 for surge, 0 for unavailable).
@@ -98,21 +108,52 @@ impl Cluster {
         if from == to {
             return Ok(());
         }
-        let (ns, name) = (str_at(rs, "/metadata/namespace"), str_at(rs, "/metadata/name").unwrap_or_default().to_owned());
+        let (ns, name) = (
+            str_at(rs, "/metadata/namespace"),
+            str_at(rs, "/metadata/name").unwrap_or_default().to_owned(),
+        );
         let replicas = i64_at(d, "/spec/replicas");
-        let surge = int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), replicas, true);
+        let surge = int_or_percent(
+            d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+            replicas,
+            true,
+        );
         let patch = json!({"metadata": {"annotations": {
             "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
             "deployment.kubernetes.io/max-replicas": (replicas + surge).to_string()}},
             "spec": {"replicas": to}});
-        ignore_not_found(self.api.patch(res("replicasets")?, ns, &name, &patch, PatchType::Merge, false).await)?;
+        ignore_not_found(
+            self.api
+                .patch(
+                    res("replicasets")?,
+                    ns,
+                    &name,
+                    &patch,
+                    PatchType::Merge,
+                    false,
+                )
+                .await,
+        )?;
         let verb = if to > from { "up" } else { "down" };
-        self.record_event(d, "Normal", "ScalingReplicaSet", format!("Scaled {verb} replica set {name} from {from} to {to}"), "deployment-controller", None).await
+        self.record_event(
+            d,
+            "Normal",
+            "ScalingReplicaSet",
+            format!("Scaled {verb} replica set {name} from {from} to {to}"),
+            "deployment-controller",
+            None,
+        )
+        .await
     }
 
-    pub(super) async fn run_deployments(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
+    pub(super) async fn run_deployments(
+        &mut self,
+        keys: BTreeSet<Key>,
+    ) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(d) = self.cache.get("deployments", &key).cloned() else { continue };
+            let Some(d) = self.cache.get("deployments", &key).cloned() else {
+                continue;
+            };
             if d.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
@@ -122,27 +163,71 @@ impl Cluster {
     }
 
     async fn sync_deployment(&mut self, d: &Value) -> Result<(), ClusterError> {
-        let ns = str_at(d, "/metadata/namespace").unwrap_or("default").to_owned();
+        let ns = str_at(d, "/metadata/namespace")
+            .unwrap_or("default")
+            .to_owned();
         let dname = str_at(d, "/metadata/name").unwrap_or_default().to_owned();
         let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_owned();
         let replicas = i64_at(d, "/spec/replicas");
         let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
-        let hash = pod_template_hash(&template, d.pointer("/status/collisionCount").and_then(Value::as_i64));
+        let hash = pod_template_hash(
+            &template,
+            d.pointer("/status/collisionCount").and_then(Value::as_i64),
+        );
         let new_name = format!("{dname}-{hash}");
-        let mut all: Vec<Value> = self.cache.owned_by(&uid, "replicasets").into_iter().cloned().collect();
+        let mut all: Vec<Value> = self
+            .cache
+            .owned_by(&uid, "replicasets")
+            .into_iter()
+            .cloned()
+            .collect();
         all.sort_by(|a, b| {
-            (str_at(a, "/metadata/creationTimestamp"), str_at(a, "/metadata/name"))
-                .cmp(&(str_at(b, "/metadata/creationTimestamp"), str_at(b, "/metadata/name")))
+            (
+                str_at(a, "/metadata/creationTimestamp"),
+                str_at(a, "/metadata/name"),
+            )
+                .cmp(&(
+                    str_at(b, "/metadata/creationTimestamp"),
+                    str_at(b, "/metadata/name"),
+                ))
         });
-        let new_rs = all.iter().find(|r| str_at(r, "/metadata/name") == Some(new_name.as_str())).cloned();
-        let olds: Vec<Value> = all.iter().filter(|r| str_at(r, "/metadata/name") != Some(new_name.as_str())).cloned().collect();
+        let new_rs = all
+            .iter()
+            .find(|r| str_at(r, "/metadata/name") == Some(new_name.as_str()))
+            .cloned();
+        let olds: Vec<Value> = all
+            .iter()
+            .filter(|r| str_at(r, "/metadata/name") != Some(new_name.as_str()))
+            .cloned()
+            .collect();
         let revision_of = |r: &Value| -> i64 {
-            str_at(r, "/metadata/annotations/deployment.kubernetes.io~1revision").and_then(|s| s.parse().ok()).unwrap_or(0)
+            str_at(
+                r,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            )
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
         };
         let max_old_rev = olds.iter().map(revision_of).max().unwrap_or(0);
         let recreate = str_at(d, "/spec/strategy/type") == Some("Recreate");
-        let surge = if recreate { 0 } else { int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), replicas, true) };
-        let mut unavailable = if recreate { replicas } else { int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), replicas, false) };
+        let surge = if recreate {
+            0
+        } else {
+            int_or_percent(
+                d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+                replicas,
+                true,
+            )
+        };
+        let mut unavailable = if recreate {
+            replicas
+        } else {
+            int_or_percent(
+                d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+                replicas,
+                false,
+            )
+        };
         if surge == 0 && unavailable == 0 {
             unavailable = 1;
         }
@@ -159,8 +244,15 @@ impl Cluster {
                 if recreate && olds.iter().any(|r| i64_at(r, "/status/replicas") > 0) {
                     return Ok(());
                 }
-                let start = if old_total == 0 { replicas } else { (replicas + surge - old_total).clamp(0, replicas) };
-                let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+                let start = if old_total == 0 {
+                    replicas
+                } else {
+                    (replicas + surge - old_total).clamp(0, replicas)
+                };
+                let mut labels = template
+                    .pointer("/metadata/labels")
+                    .cloned()
+                    .unwrap_or(json!({}));
                 labels["pod-template-hash"] = json!(hash);
                 let mut rs_template = template.clone();
                 rs_template["metadata"]["labels"] = labels.clone();
@@ -181,17 +273,53 @@ impl Cluster {
                 });
                 let created = self.api.create(res("replicasets")?, Some(&ns), rs).await?;
                 let patch = json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": (max_old_rev + 1).to_string()}}});
-                self.api.patch(res("deployments")?, Some(&ns), &dname, &patch, PatchType::Merge, false).await?;
-                self.record_event(d, "Normal", "ScalingReplicaSet", format!("Scaled up replica set {new_name} from 0 to {start}"), "deployment-controller", None).await?;
+                self.api
+                    .patch(
+                        res("deployments")?,
+                        Some(&ns),
+                        &dname,
+                        &patch,
+                        PatchType::Merge,
+                        false,
+                    )
+                    .await?;
+                self.record_event(
+                    d,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    format!("Scaled up replica set {new_name} from 0 to {start}"),
+                    "deployment-controller",
+                    None,
+                )
+                .await?;
                 created
             }
         };
         // A rollback to an older template makes that ReplicaSet the newest revision again.
         if revision_of(&new_rs) <= max_old_rev {
             let rev = (max_old_rev + 1).to_string();
-            let patch = json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": rev}}});
-            self.api.patch(res("replicasets")?, Some(&ns), &new_name, &patch, PatchType::Merge, false).await?;
-            self.api.patch(res("deployments")?, Some(&ns), &dname, &patch, PatchType::Merge, false).await?;
+            let patch =
+                json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": rev}}});
+            self.api
+                .patch(
+                    res("replicasets")?,
+                    Some(&ns),
+                    &new_name,
+                    &patch,
+                    PatchType::Merge,
+                    false,
+                )
+                .await?;
+            self.api
+                .patch(
+                    res("deployments")?,
+                    Some(&ns),
+                    &dname,
+                    &patch,
+                    PatchType::Merge,
+                    false,
+                )
+                .await?;
         }
         let new_spec = i64_at(&new_rs, "/spec/replicas");
         if recreate {
@@ -223,7 +351,10 @@ impl Cluster {
             // ...and the old ones down within maxUnavailable.
             let min_available = replicas - unavailable;
             let new_unavailable = (new_spec - i64_at(&new_rs, "/status/availableReplicas")).max(0);
-            let all_available: i64 = all.iter().map(|r| i64_at(r, "/status/availableReplicas")).sum();
+            let all_available: i64 = all
+                .iter()
+                .map(|r| i64_at(r, "/status/availableReplicas"))
+                .sum();
             let mut budget = all_available - min_available - new_unavailable;
             // Unhealthy old replicas go first: they do not count as available anyway.
             for r in &olds {
@@ -249,36 +380,79 @@ impl Cluster {
         self.deployment_status(d, &new_rs, &olds).await
     }
 
-    async fn deployment_status(&mut self, d: &Value, new_rs: &Value, olds: &[Value]) -> Result<(), ClusterError> {
+    async fn deployment_status(
+        &mut self,
+        d: &Value,
+        new_rs: &Value,
+        olds: &[Value],
+    ) -> Result<(), ClusterError> {
         let replicas = i64_at(d, "/spec/replicas");
         let all: Vec<&Value> = olds.iter().chain(std::iter::once(new_rs)).collect();
         let sum = |p: &str| -> i64 { all.iter().map(|r| i64_at(r, p)).sum() };
         let available = sum("/status/availableReplicas");
-        let unavailable = int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), replicas, false);
+        let unavailable = int_or_percent(
+            d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+            replicas,
+            false,
+        );
         let updated = i64_at(new_rs, "/status/replicas");
         let new_name = str_at(new_rs, "/metadata/name").unwrap_or_default();
-        let complete = updated == replicas && i64_at(new_rs, "/status/availableReplicas") == replicas && olds.iter().all(|r| i64_at(r, "/status/replicas") == 0);
+        let complete = updated == replicas
+            && i64_at(new_rs, "/status/availableReplicas") == replicas
+            && olds.iter().all(|r| i64_at(r, "/status/replicas") == 0);
         let now = self.clock.now_rfc3339();
-        let old_conds = d.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let old_conds = d
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let cond = |ty: &str, status: &str, reason: &str, message: String| -> Value {
             let prev = old_conds.iter().find(|c| c.get("type") == Some(&json!(ty)));
-            let same = prev.is_some_and(|p| p.get("status") == Some(&json!(status)) && p.get("reason") == Some(&json!(reason)));
+            let same = prev.is_some_and(|p| {
+                p.get("status") == Some(&json!(status)) && p.get("reason") == Some(&json!(reason))
+            });
             let (lut, ltt) = match prev {
-                Some(p) if same => (p.get("lastUpdateTime").cloned().unwrap_or(json!(now)), p.get("lastTransitionTime").cloned().unwrap_or(json!(now))),
-                Some(p) if p.get("status") == Some(&json!(status)) => (json!(now), p.get("lastTransitionTime").cloned().unwrap_or(json!(now))),
+                Some(p) if same => (
+                    p.get("lastUpdateTime").cloned().unwrap_or(json!(now)),
+                    p.get("lastTransitionTime").cloned().unwrap_or(json!(now)),
+                ),
+                Some(p) if p.get("status") == Some(&json!(status)) => (
+                    json!(now),
+                    p.get("lastTransitionTime").cloned().unwrap_or(json!(now)),
+                ),
                 _ => (json!(now), json!(now)),
             };
             json!({"type": ty, "status": status, "reason": reason, "message": message, "lastUpdateTime": lut, "lastTransitionTime": ltt})
         };
         let available_cond = if available >= replicas - unavailable {
-            cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into())
+            cond(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+            )
         } else {
-            cond("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into())
+            cond(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+            )
         };
         let progressing = if complete {
-            cond("Progressing", "True", "NewReplicaSetAvailable", format!("ReplicaSet \"{new_name}\" has successfully progressed."))
+            cond(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+            )
         } else {
-            cond("Progressing", "True", "ReplicaSetUpdated", format!("ReplicaSet \"{new_name}\" is progressing."))
+            cond(
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                format!("ReplicaSet \"{new_name}\" is progressing."),
+            )
         };
         let mut status = json!({
             "observedGeneration": d.pointer("/metadata/generation"),
@@ -292,26 +466,54 @@ impl Cluster {
         if unavail > 0 {
             status["unavailableReplicas"] = json!(unavail);
         }
-        strip_zero(&mut status, &["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"]);
+        strip_zero(
+            &mut status,
+            &[
+                "replicas",
+                "updatedReplicas",
+                "readyReplicas",
+                "availableReplicas",
+            ],
+        );
         if d.get("status") != Some(&status) {
-            let (ns, name) = (str_at(d, "/metadata/namespace"), str_at(d, "/metadata/name").unwrap_or_default().to_owned());
+            let (ns, name) = (
+                str_at(d, "/metadata/namespace"),
+                str_at(d, "/metadata/name").unwrap_or_default().to_owned(),
+            );
             let mut nd = d.clone();
             nd["status"] = status;
-            ignore_not_found(self.api.update(res("deployments")?, ns, &name, nd, true).await)?;
+            ignore_not_found(
+                self.api
+                    .update(res("deployments")?, ns, &name, nd, true)
+                    .await,
+            )?;
         }
         Ok(())
     }
 
-    pub(super) async fn run_replicasets(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
+    pub(super) async fn run_replicasets(
+        &mut self,
+        keys: BTreeSet<Key>,
+    ) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(rs) = self.cache.get("replicasets", &key).cloned() else { continue };
+            let Some(rs) = self.cache.get("replicasets", &key).cloned() else {
+                continue;
+            };
             if rs.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
             let uid = str_at(&rs, "/metadata/uid").unwrap_or_default().to_owned();
-            let ns = str_at(&rs, "/metadata/namespace").unwrap_or("default").to_owned();
+            let ns = str_at(&rs, "/metadata/namespace")
+                .unwrap_or("default")
+                .to_owned();
             let name = str_at(&rs, "/metadata/name").unwrap_or_default().to_owned();
-            let mut pods: Vec<Value> = self.cache.owned_by(&uid, "pods").into_iter().filter(|p| is_active(p)).cloned().collect();
+            let mut pods: Vec<Value> = self
+                .cache
+                .owned_by(&uid, "pods")
+                .into_iter()
+                .filter(|p| is_active(p))
+                .cloned()
+                .collect();
             let want = i64_at(&rs, "/spec/replicas");
             let diff = want - pods.len() as i64;
             let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
@@ -320,8 +522,18 @@ impl Cluster {
                     let mut pod = pod_from_template(&template, &ns, &rs);
                     pod["metadata"]["generateName"] = json!(format!("{name}-"));
                     let created = self.api.create(res("pods")?, Some(&ns), pod).await?;
-                    let pname = str_at(&created, "/metadata/name").unwrap_or_default().to_owned();
-                    self.record_event(&rs, "Normal", "SuccessfulCreate", format!("Created pod: {pname}"), "replicaset-controller", None).await?;
+                    let pname = str_at(&created, "/metadata/name")
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.record_event(
+                        &rs,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created pod: {pname}"),
+                        "replicaset-controller",
+                        None,
+                    )
+                    .await?;
                 }
             } else if diff < 0 {
                 // controller.ActivePods ranking: unscheduled, pending, not ready, newest go first.
@@ -332,26 +544,50 @@ impl Cluster {
                         Some("Running") => 2,
                         _ => 1,
                     };
-                    let ts = std::cmp::Reverse(str_at(p, "/metadata/creationTimestamp").unwrap_or_default().to_owned());
+                    let ts = std::cmp::Reverse(
+                        str_at(p, "/metadata/creationTimestamp")
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
                     (scheduled, phase, is_ready(p), ts, key_of(p))
                 });
                 for p in pods.iter().take((-diff) as usize) {
                     let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
                     ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
-                    self.record_event(&rs, "Normal", "SuccessfulDelete", format!("Deleted pod: {pname}"), "replicaset-controller", None).await?;
+                    self.record_event(
+                        &rs,
+                        "Normal",
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {pname}"),
+                        "replicaset-controller",
+                        None,
+                    )
+                    .await?;
                 }
             }
-            let pods: Vec<&Value> = self.cache.owned_by(&uid, "pods").into_iter().filter(|p| is_active(p)).collect();
+            let pods: Vec<&Value> = self
+                .cache
+                .owned_by(&uid, "pods")
+                .into_iter()
+                .filter(|p| is_active(p))
+                .collect();
             let ready = pods.iter().filter(|p| is_ready(p)).count() as i64;
             let mut status = json!({
                 "replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
                 "availableReplicas": ready, "observedGeneration": rs.pointer("/metadata/generation"),
             });
-            strip_zero(&mut status, &["fullyLabeledReplicas", "readyReplicas", "availableReplicas"]);
+            strip_zero(
+                &mut status,
+                &["fullyLabeledReplicas", "readyReplicas", "availableReplicas"],
+            );
             if rs.get("status") != Some(&status) {
                 let mut n = rs.clone();
                 n["status"] = status;
-                ignore_not_found(self.api.update(res("replicasets")?, Some(&ns), &name, n, true).await)?;
+                ignore_not_found(
+                    self.api
+                        .update(res("replicasets")?, Some(&ns), &name, n, true)
+                        .await,
+                )?;
             }
         }
         Ok(())
@@ -359,12 +595,16 @@ impl Cluster {
 
     pub(super) async fn run_daemonsets(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(ds) = self.cache.get("daemonsets", &key).cloned() else { continue };
+            let Some(ds) = self.cache.get("daemonsets", &key).cloned() else {
+                continue;
+            };
             if ds.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
             let uid = str_at(&ds, "/metadata/uid").unwrap_or_default().to_owned();
-            let ns = str_at(&ds, "/metadata/namespace").unwrap_or("default").to_owned();
+            let ns = str_at(&ds, "/metadata/namespace")
+                .unwrap_or("default")
+                .to_owned();
             let name = str_at(&ds, "/metadata/name").unwrap_or_default().to_owned();
             let generation = i64_at(&ds, "/metadata/generation");
             let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
@@ -374,10 +614,21 @@ impl Cluster {
                 .cache
                 .all("nodes")
                 .filter(|n| super::scheduler::tolerates_all(n, &tolerations, true))
-                .filter(|n| super::scheduler::node_selector_matches(n, template.pointer("/spec/nodeSelector")))
+                .filter(|n| {
+                    super::scheduler::node_selector_matches(
+                        n,
+                        template.pointer("/spec/nodeSelector"),
+                    )
+                })
                 .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
                 .collect();
-            let pods: Vec<Value> = self.cache.owned_by(&uid, "pods").into_iter().filter(|p| is_active(p)).cloned().collect();
+            let pods: Vec<Value> = self
+                .cache
+                .owned_by(&uid, "pods")
+                .into_iter()
+                .filter(|p| is_active(p))
+                .cloned()
+                .collect();
             let node_of = |p: &Value| -> String {
                 p.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
                     .and_then(Value::as_str)
@@ -392,18 +643,31 @@ impl Cluster {
                 let mut pod = pod_from_template(&template, &ns, &ds);
                 pod["metadata"]["generateName"] = json!(format!("{name}-"));
                 pod["metadata"]["labels"]["controller-revision-hash"] = json!(hash);
-                pod["metadata"]["labels"]["pod-template-generation"] = json!(generation.to_string());
+                pod["metadata"]["labels"]["pod-template-generation"] =
+                    json!(generation.to_string());
                 pod["spec"]["tolerations"] = json!(tolerations);
                 pod["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                     {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]}}});
                 let created = self.api.create(res("pods")?, Some(&ns), pod).await?;
-                let pname = str_at(&created, "/metadata/name").unwrap_or_default().to_owned();
-                self.record_event(&ds, "Normal", "SuccessfulCreate", format!("Created pod: {pname}"), "daemonset-controller", None).await?;
+                let pname = str_at(&created, "/metadata/name")
+                    .unwrap_or_default()
+                    .to_owned();
+                self.record_event(
+                    &ds,
+                    "Normal",
+                    "SuccessfulCreate",
+                    format!("Created pod: {pname}"),
+                    "daemonset-controller",
+                    None,
+                )
+                .await?;
             }
             // Rolling update, maxUnavailable 1: replace one outdated pod once all are ready.
             let outdated: Vec<&Value> = pods
                 .iter()
-                .filter(|p| str_at(p, "/metadata/labels/controller-revision-hash") != Some(hash.as_str()))
+                .filter(|p| {
+                    str_at(p, "/metadata/labels/controller-revision-hash") != Some(hash.as_str())
+                })
                 .collect();
             if let Some(p) = outdated.first() {
                 if pods.iter().all(is_ready) && pods.len() >= nodes.len() {
@@ -411,10 +675,23 @@ impl Cluster {
                     ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
                 }
             }
-            let pods: Vec<&Value> = self.cache.owned_by(&uid, "pods").into_iter().filter(|p| is_active(p)).collect();
+            let pods: Vec<&Value> = self
+                .cache
+                .owned_by(&uid, "pods")
+                .into_iter()
+                .filter(|p| is_active(p))
+                .collect();
             let ready = pods.iter().filter(|p| is_ready(p)).count();
-            let updated = pods.iter().filter(|p| str_at(p, "/metadata/labels/controller-revision-hash") == Some(hash.as_str())).count();
-            let scheduled = pods.iter().filter(|p| str_at(p, "/spec/nodeName").is_some()).count();
+            let updated = pods
+                .iter()
+                .filter(|p| {
+                    str_at(p, "/metadata/labels/controller-revision-hash") == Some(hash.as_str())
+                })
+                .count();
+            let scheduled = pods
+                .iter()
+                .filter(|p| str_at(p, "/spec/nodeName").is_some())
+                .count();
             let status = json!({
                 "currentNumberScheduled": scheduled, "desiredNumberScheduled": nodes.len(), "numberMisscheduled": 0,
                 "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": updated,
@@ -423,28 +700,49 @@ impl Cluster {
             if ds.get("status") != Some(&status) {
                 let mut n = ds.clone();
                 n["status"] = status;
-                ignore_not_found(self.api.update(res("daemonsets")?, Some(&ns), &name, n, true).await)?;
+                ignore_not_found(
+                    self.api
+                        .update(res("daemonsets")?, Some(&ns), &name, n, true)
+                        .await,
+                )?;
             }
         }
         Ok(())
     }
 
-    pub(super) async fn run_statefulsets(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
+    pub(super) async fn run_statefulsets(
+        &mut self,
+        keys: BTreeSet<Key>,
+    ) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(sts) = self.cache.get("statefulsets", &key).cloned() else { continue };
+            let Some(sts) = self.cache.get("statefulsets", &key).cloned() else {
+                continue;
+            };
             if sts.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
             let uid = str_at(&sts, "/metadata/uid").unwrap_or_default().to_owned();
-            let ns = str_at(&sts, "/metadata/namespace").unwrap_or("default").to_owned();
-            let name = str_at(&sts, "/metadata/name").unwrap_or_default().to_owned();
+            let ns = str_at(&sts, "/metadata/namespace")
+                .unwrap_or("default")
+                .to_owned();
+            let name = str_at(&sts, "/metadata/name")
+                .unwrap_or_default()
+                .to_owned();
             let replicas = i64_at(&sts, "/spec/replicas");
             let parallel = str_at(&sts, "/spec/podManagementPolicy") == Some("Parallel");
             let template = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
             let revision = format!("{name}-{}", pod_template_hash(&template, None));
-            let pods: Vec<Value> = self.cache.owned_by(&uid, "pods").into_iter().cloned().collect();
+            let pods: Vec<Value> = self
+                .cache
+                .owned_by(&uid, "pods")
+                .into_iter()
+                .cloned()
+                .collect();
             let ordinal = |p: &Value| -> i64 {
-                str_at(p, "/metadata/name").and_then(|n| n.rsplit('-').next()).and_then(|o| o.parse().ok()).unwrap_or(-1)
+                str_at(p, "/metadata/name")
+                    .and_then(|n| n.rsplit('-').next())
+                    .and_then(|o| o.parse().ok())
+                    .unwrap_or(-1)
             };
             let find_pod = |i: i64| pods.iter().find(|p| ordinal(p) == i);
             let mut blocked = false;
@@ -463,7 +761,15 @@ impl Cluster {
                             pod["spec"]["subdomain"] = json!(svc);
                         }
                         ignore_not_found(self.api.create(res("pods")?, Some(&ns), pod).await)?;
-                        self.record_event(&sts, "Normal", "SuccessfulCreate", format!("create Pod {pname} in StatefulSet {name} successful"), "statefulset-controller", None).await?;
+                        self.record_event(
+                            &sts,
+                            "Normal",
+                            "SuccessfulCreate",
+                            format!("create Pod {pname} in StatefulSet {name} successful"),
+                            "statefulset-controller",
+                            None,
+                        )
+                        .await?;
                         if !parallel {
                             blocked = true;
                             break;
@@ -478,38 +784,73 @@ impl Cluster {
             }
             if !blocked {
                 // Scale down from the highest ordinal, one at a time.
-                let mut extra: Vec<&Value> = pods.iter().filter(|p| ordinal(p) >= replicas && is_active(p)).collect();
+                let mut extra: Vec<&Value> = pods
+                    .iter()
+                    .filter(|p| ordinal(p) >= replicas && is_active(p))
+                    .collect();
                 extra.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
                 if let Some(p) = extra.first() {
                     let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
                     ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
-                    self.record_event(&sts, "Normal", "SuccessfulDelete", format!("delete Pod {pname} in StatefulSet {name} successful"), "statefulset-controller", None).await?;
+                    self.record_event(
+                        &sts,
+                        "Normal",
+                        "SuccessfulDelete",
+                        format!("delete Pod {pname} in StatefulSet {name} successful"),
+                        "statefulset-controller",
+                        None,
+                    )
+                    .await?;
                 } else if pods.iter().all(|p| is_active(p)) {
                     // Rolling update: the highest outdated ordinal is replaced first.
                     let mut outdated: Vec<&Value> = pods
                         .iter()
-                        .filter(|p| ordinal(p) < replicas && str_at(p, "/metadata/labels/controller-revision-hash") != Some(revision.as_str()))
+                        .filter(|p| {
+                            ordinal(p) < replicas
+                                && str_at(p, "/metadata/labels/controller-revision-hash")
+                                    != Some(revision.as_str())
+                        })
                         .collect();
                     outdated.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
                     if let Some(p) = outdated.first() {
                         let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
-                        ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
+                        ignore_not_found(
+                            self.api.delete(res("pods")?, Some(&ns), &pname, None).await,
+                        )?;
                     }
                 }
             }
-            let pods: Vec<&Value> = self.cache.owned_by(&uid, "pods").into_iter().filter(|p| is_active(p)).collect();
+            let pods: Vec<&Value> = self
+                .cache
+                .owned_by(&uid, "pods")
+                .into_iter()
+                .filter(|p| is_active(p))
+                .collect();
             let ready = pods.iter().filter(|p| is_ready(p)).count();
-            let updated = pods.iter().filter(|p| str_at(p, "/metadata/labels/controller-revision-hash") == Some(revision.as_str())).count();
+            let updated = pods
+                .iter()
+                .filter(|p| {
+                    str_at(p, "/metadata/labels/controller-revision-hash")
+                        == Some(revision.as_str())
+                })
+                .count();
             let mut status = json!({
                 "replicas": pods.len(), "readyReplicas": ready, "currentReplicas": updated, "updatedReplicas": updated,
                 "availableReplicas": ready, "currentRevision": revision, "updateRevision": revision,
                 "observedGeneration": sts.pointer("/metadata/generation"), "collisionCount": 0,
             });
-            strip_zero(&mut status, &["readyReplicas", "currentReplicas", "updatedReplicas"]);
+            strip_zero(
+                &mut status,
+                &["readyReplicas", "currentReplicas", "updatedReplicas"],
+            );
             if sts.get("status") != Some(&status) {
                 let mut n = sts.clone();
                 n["status"] = status;
-                ignore_not_found(self.api.update(res("statefulsets")?, Some(&ns), &name, n, true).await)?;
+                ignore_not_found(
+                    self.api
+                        .update(res("statefulsets")?, Some(&ns), &name, n, true)
+                        .await,
+                )?;
             }
         }
         Ok(())
@@ -529,7 +870,10 @@ fn strip_zero(status: &mut Value, keys: &[&str]) {
 
 /// The tolerations the DaemonSet controller adds to every daemon pod.
 fn daemon_tolerations(existing: Option<&Value>) -> Vec<Value> {
-    let mut out: Vec<Value> = existing.and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut out: Vec<Value> = existing
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for (key, effect) in [
         ("node.kubernetes.io/not-ready", "NoExecute"),
         ("node.kubernetes.io/unreachable", "NoExecute"),

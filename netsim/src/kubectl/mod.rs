@@ -1,5 +1,1517 @@
-//! The built-in kubectl.
+//! The built-in kubectl. It speaks HTTP to the apiserver through the same axum router real
+//! clients use (in-process, no socket), reads server-side Tables for `get`, and prints what
+//! kubectl v1.34 prints: messages, errors (`Error from server (NotFound): ...`) and exit codes.
+//!
+//! Commands that wait (`wait`, `rollout status`, `delete`) advance the virtual clock to the
+//! cluster's next event instead of sleeping.
 
 pub mod describe;
 pub mod jsonpath;
 pub mod tabwriter;
+
+use std::collections::BTreeMap;
+
+use apiserver::resources::{self, Resource};
+use axum::body::Body;
+use http::{Method, Request};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::cluster::cache::str_at;
+use crate::cluster::{Cluster, ClusterError};
+use crate::output::Output;
+
+/// Where `-f NAME` is read from: the scenario's `files:` first, then its folder.
+pub trait FileSource {
+    fn read(&self, name: &str) -> Option<String>;
+    /// Files of a directory named by `-f DIR` (sorted), if it is one.
+    fn list_dir(&self, name: &str) -> Option<Vec<String>>;
+}
+
+/// One parsed kubectl command line.
+#[derive(Debug, Default)]
+struct Args {
+    positional: Vec<String>,
+    flags: BTreeMap<String, Vec<String>>,
+}
+
+/// Flags that take a value; all others are booleans.
+const VALUE_FLAGS: &[(&str, &str)] = &[
+    ("n", "namespace"),
+    ("o", "output"),
+    ("l", "selector"),
+    ("f", "filename"),
+    ("", "field-selector"),
+    ("", "for"),
+    ("", "timeout"),
+    ("", "replicas"),
+    ("", "grace-period"),
+    ("", "cascade"),
+    ("c", "container"),
+    ("", "dry-run"),
+    ("", "field-manager"),
+];
+const BOOL_FLAGS: &[(&str, &str)] = &[
+    ("A", "all-namespaces"),
+    ("", "show-labels"),
+    ("", "no-headers"),
+    ("", "overwrite"),
+    ("", "all"),
+    ("", "force"),
+    ("R", "recursive"),
+    ("", "wait"),
+    ("", "ignore-not-found"),
+    ("", "watch"),
+    ("w", ""),
+];
+
+fn long_name(short: &str) -> Option<&'static str> {
+    VALUE_FLAGS
+        .iter()
+        .chain(BOOL_FLAGS.iter())
+        .find(|(s, _)| !s.is_empty() && *s == short)
+        .map(|(s, l)| if l.is_empty() { *s } else { *l })
+}
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut i = 0;
+    while i < argv.len() {
+        let arg = &argv[i];
+        i += 1;
+        if arg == "--" {
+            a.positional.extend(argv[i..].iter().cloned());
+            break;
+        }
+        let (name, inline): (String, Option<String>) = if let Some(rest) = arg.strip_prefix("--") {
+            match rest.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (rest.to_owned(), None),
+            }
+        } else if let Some(rest) = arg.strip_prefix('-').filter(|r| !r.is_empty()) {
+            let (s, v) = rest.split_at(1);
+            let long =
+                long_name(s).ok_or_else(|| format!("unknown shorthand flag: '{s}' in {arg}"))?;
+            let v = v.strip_prefix('=').unwrap_or(v);
+            (long.to_owned(), (!v.is_empty()).then(|| v.to_owned()))
+        } else {
+            a.positional.push(arg.clone());
+            continue;
+        };
+        if VALUE_FLAGS.iter().any(|(_, l)| *l == name) {
+            let v = match inline {
+                Some(v) => v,
+                None => {
+                    let v = argv
+                        .get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("flag needs an argument: --{name}"))?;
+                    i += 1;
+                    v
+                }
+            };
+            a.flags.entry(name).or_default().push(v);
+        } else if BOOL_FLAGS.iter().any(|(_, l)| *l == name) || name == "w" {
+            a.flags
+                .entry(name)
+                .or_default()
+                .push(inline.unwrap_or_else(|| "true".into()));
+        } else {
+            return Err(format!("unknown flag: --{name}"));
+        }
+    }
+    Ok(a)
+}
+
+impl Args {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.flags
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+    }
+    fn all(&self, name: &str) -> Vec<String> {
+        self.flags.get(name).cloned().unwrap_or_default()
+    }
+    fn on(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| v != "false")
+    }
+}
+
+/// The kubectl subcommands the built-in kubectl implements.
+pub const SUBCOMMANDS: &[&str] = &[
+    "get",
+    "apply",
+    "create",
+    "delete",
+    "describe",
+    "scale",
+    "set",
+    "rollout",
+    "wait",
+    "label",
+    "version",
+    "cluster-info",
+    "api-resources",
+];
+
+/// Checks a command line before a scenario runs (unknown subcommand or flag).
+pub fn check(argv: &[String]) -> Result<(), String> {
+    let sub = argv.first().ok_or("kubectl: missing subcommand")?;
+    if !SUBCOMMANDS.contains(&sub.as_str()) {
+        return Err(format!(
+            "unknown kubectl command \"{sub}\" (built in: {})",
+            SUBCOMMANDS.join(", ")
+        ));
+    }
+    parse_args(&argv[1..]).map(|_| ())
+}
+
+/// Files a command line reads (`-f`), for checking before the run.
+pub fn files_named(argv: &[String]) -> Vec<String> {
+    parse_args(argv.get(1..).unwrap_or_default())
+        .map(|a| a.all("filename"))
+        .unwrap_or_default()
+}
+
+struct Kubectl<'a> {
+    cluster: &'a mut Cluster,
+    files: &'a dyn FileSource,
+    out: Output,
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+    warnings: Vec<String>,
+}
+
+const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+/// Runs `kubectl ARGS...` against the cluster.
+pub async fn run(
+    cluster: &mut Cluster,
+    argv: &[String],
+    files: &dyn FileSource,
+) -> Result<Output, ClusterError> {
+    let mut k = Kubectl {
+        cluster,
+        files,
+        out: Output::default(),
+    };
+    let code = match k.dispatch(argv).await {
+        Ok(code) => code,
+        Err(Fail::Cluster(e)) => return Err(e),
+        Err(Fail::Msg(m)) => {
+            k.out.err(&format!("{m}\n"));
+            1
+        }
+    };
+    k.out.exit = code;
+    Ok(k.out)
+}
+
+enum Fail {
+    Cluster(ClusterError),
+    Msg(String),
+}
+
+impl From<ClusterError> for Fail {
+    fn from(e: ClusterError) -> Self {
+        Fail::Cluster(e)
+    }
+}
+impl From<String> for Fail {
+    fn from(e: String) -> Self {
+        Fail::Msg(e)
+    }
+}
+
+type R<T> = Result<T, Fail>;
+
+/// `Error from server (Reason): message` as kubectl's `StandardErrorMessage` renders a Status.
+fn server_error(status: &Value, source: Option<(&str, &str)>) -> String {
+    let reason = str_at(status, "/reason").unwrap_or("InternalError");
+    let message = str_at(status, "/message").unwrap_or("unknown");
+    if reason == "Invalid" {
+        return format!("The {message}");
+    }
+    match source {
+        Some((verb, file)) => {
+            format!("Error from server ({reason}): error when {verb} \"{file}\": {message}")
+        }
+        None => format!("Error from server ({reason}): {message}"),
+    }
+}
+
+fn resource(name: &str) -> R<&'static Resource> {
+    resources::find(name).ok_or_else(|| {
+        Fail::Msg(format!(
+            "error: the server doesn't have a resource type \"{name}\""
+        ))
+    })
+}
+
+/// Last-applied configuration: compact JSON with sorted keys and a trailing newline.
+fn last_applied(doc: &Value) -> String {
+    let mut d = doc.clone();
+    if let Some(a) = d
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        if a.is_empty() {
+            if let Some(m) = d.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("annotations");
+            }
+        }
+    }
+    format!("{}\n", serde_json::to_string(&d).unwrap_or_default())
+}
+
+/// An RFC 7386 merge patch that turns `from` into `to` (removed keys become null).
+fn merge_diff(from: &Value, to: &Value) -> Value {
+    match (from, to) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in b {
+                match a.get(k) {
+                    Some(old) if old == v => {}
+                    Some(old) => {
+                        out.insert(k.clone(), merge_diff(old, v));
+                    }
+                    None => {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            for k in a.keys() {
+                if !b.contains_key(k) {
+                    out.insert(k.clone(), Value::Null);
+                }
+            }
+            Value::Object(out)
+        }
+        _ => to.clone(),
+    }
+}
+
+pub fn to_yaml(v: &Value) -> String {
+    serde_norway::to_string(v).unwrap_or_default()
+}
+
+impl Kubectl<'_> {
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        accept: &str,
+        content_type: &str,
+    ) -> R<Reply> {
+        let router = apiserver::http::router(self.cluster.api.clone());
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("accept", accept)
+            .header("content-type", content_type)
+            .body(Body::from(bytes))
+            .map_err(|e| Fail::Msg(format!("error: {e}")))?;
+        let resp = router
+            .oneshot(req)
+            .await
+            .map_err(|e| Fail::Msg(format!("error: {e}")))?;
+        let status = resp.status().as_u16();
+        let warnings = resp
+            .headers()
+            .get_all("warning")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|w| {
+                w.splitn(3, ' ')
+                    .nth(2)
+                    .unwrap_or(w)
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .collect();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Fail::Msg(format!("error: {e}")))?
+            .to_bytes();
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Ok(Reply {
+            status,
+            body,
+            warnings,
+        })
+    }
+
+    async fn get_json(&self, path: &str) -> R<Reply> {
+        self.request(
+            Method::GET,
+            path,
+            None,
+            "application/json",
+            "application/json",
+        )
+        .await
+    }
+
+    fn namespace(&self, a: &Args) -> String {
+        a.get("namespace").unwrap_or("default").to_owned()
+    }
+
+    async fn dispatch(&mut self, argv: &[String]) -> R<i32> {
+        let Some(sub) = argv.first() else {
+            return Err(Fail::Msg("error: kubectl needs a command".into()));
+        };
+        let a = parse_args(&argv[1..]).map_err(|e| format!("error: {e}"))?;
+        match sub.as_str() {
+            "get" => self.get(&a).await,
+            "apply" => self.apply(&a, true).await,
+            "create" => self.apply(&a, false).await,
+            "delete" => self.delete(&a).await,
+            "describe" => self.describe(&a).await,
+            "scale" => self.scale(&a).await,
+            "set" => self.set_image(&a).await,
+            "rollout" => self.rollout(&a).await,
+            "wait" => self.wait(&a).await,
+            "label" => self.label(&a).await,
+            "version" => {
+                self.out.out(
+                    "Client Version: v1.34.0\nKustomize Version: v5.7.1\nServer Version: v1.34.0\n",
+                );
+                Ok(0)
+            }
+            "cluster-info" => {
+                let ip = self.cluster.config.node_ip(
+                    self.cluster
+                        .config
+                        .nodes
+                        .iter()
+                        .position(|n| n.control_plane)
+                        .unwrap_or(0),
+                );
+                self.out.out(&format!("Kubernetes control plane is running at https://{ip}:6443\nCoreDNS is running at https://{ip}:6443/api/v1/namespaces/kube-system/services/kube-dns:dns/proxy\n\nTo further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.\n"));
+                Ok(0)
+            }
+            "api-resources" => {
+                let mut rows = vec![vec![
+                    "NAME".to_owned(),
+                    "SHORTNAMES".into(),
+                    "APIVERSION".into(),
+                    "NAMESPACED".into(),
+                    "KIND".into(),
+                ]];
+                let mut all: Vec<&Resource> = resources::RESOURCES.iter().collect();
+                all.sort_by_key(|r| (r.group.to_owned(), r.plural));
+                for r in all {
+                    rows.push(vec![
+                        r.plural.to_owned(),
+                        r.short_names.join(","),
+                        r.api_version(),
+                        r.namespaced.to_string(),
+                        r.kind.to_owned(),
+                    ]);
+                }
+                self.out.out(&tabwriter::format_columns(&rows));
+                Ok(0)
+            }
+            other => Err(Fail::Msg(format!(
+                "error: unknown command \"{other}\" for \"kubectl\""
+            ))),
+        }
+    }
+
+    /// `TYPE NAME...`, `TYPE/NAME...`, `TYPE1,TYPE2`, `all`.
+    fn targets(&self, pos: &[String]) -> R<Vec<(&'static Resource, Option<String>)>> {
+        let mut out = Vec::new();
+        if pos.is_empty() {
+            return Err(Fail::Msg("You must specify the type of resource to get. Use \"kubectl api-resources\" for a complete list of supported resources.\n\nerror: Required resource not specified.\nUse \"kubectl explain <resource>\" for a detailed description of that resource (e.g. kubectl explain pods).\nSee 'kubectl get -h' for help and examples".into()));
+        }
+        if pos[0].contains('/') {
+            for p in pos {
+                let (t, n) = p.split_once('/').ok_or_else(|| format!("error: there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of 'kubectl get resource resource/<resource_name>'"))?;
+                out.push((resource(t)?, Some(n.to_owned())));
+            }
+            return Ok(out);
+        }
+        let types: Vec<&'static Resource> = pos[0]
+            .split(',')
+            .map(|t| -> R<Vec<&'static Resource>> {
+                if t == "all" {
+                    Ok(resources::ALL_ORDER
+                        .iter()
+                        .filter_map(|p| resources::find(p))
+                        .collect())
+                } else {
+                    Ok(vec![resource(t)?])
+                }
+            })
+            .collect::<R<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        if pos.len() > 1 {
+            for t in &types {
+                for n in &pos[1..] {
+                    out.push((*t, Some(n.clone())));
+                }
+            }
+        } else {
+            out.extend(types.into_iter().map(|t| (t, None)));
+        }
+        Ok(out)
+    }
+
+    fn list_path(res: &Resource, ns: Option<&str>, a: &Args) -> String {
+        let mut q = vec![];
+        if let Some(l) = a.get("selector") {
+            q.push(format!("labelSelector={}", urlencode(l)));
+        }
+        if let Some(f) = a.get("field-selector") {
+            q.push(format!("fieldSelector={}", urlencode(f)));
+        }
+        q.push("limit=500".into());
+        format!("{}?{}", res.collection_path(ns), q.join("&"))
+    }
+
+    async fn get(&mut self, a: &Args) -> R<i32> {
+        let all_ns = a.on("all-namespaces");
+        let ns = self.namespace(a);
+        let targets = self.targets(&a.positional)?;
+        let output = a.get("output").unwrap_or("").to_owned();
+        let multi_type = targets
+            .iter()
+            .map(|t| t.0.plural)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1
+            || a.positional
+                .first()
+                .is_some_and(|p| p.split(',').any(|t| t == "all"));
+        let mut code = 0;
+        let mut objects: Vec<Value> = Vec::new();
+        let mut printed_any = false;
+        let mut tables: Vec<(String, Value)> = Vec::new();
+        // Named objects of one type share one table, as kubectl groups them.
+        let mut i = 0;
+        while i < targets.len() {
+            let (res, _) = targets[i];
+            let mut names = Vec::new();
+            while i < targets.len() && targets[i].0.plural == res.plural {
+                if let Some(n) = &targets[i].1 {
+                    names.push(n.clone());
+                }
+                i += 1;
+            }
+            let nsq = if !res.namespaced || all_ns {
+                None
+            } else {
+                Some(ns.as_str())
+            };
+            let table_mode = matches!(output.as_str(), "" | "wide");
+            let accept = if table_mode {
+                TABLE_ACCEPT
+            } else {
+                "application/json"
+            };
+            if names.is_empty() {
+                let r = self
+                    .request(
+                        Method::GET,
+                        &Self::list_path(res, nsq, a),
+                        None,
+                        accept,
+                        "application/json",
+                    )
+                    .await?;
+                for w in &r.warnings {
+                    self.out.err(&format!("Warning: {w}\n"));
+                }
+                if r.status >= 400 {
+                    self.out.err(&format!("{}\n", server_error(&r.body, None)));
+                    code = 1;
+                    continue;
+                }
+                if table_mode {
+                    tables.push((res.kind_qualified(), r.body));
+                } else {
+                    objects.extend(
+                        r.body
+                            .get("items")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|mut o| {
+                                o["apiVersion"] = json!(res.api_version());
+                                o["kind"] = json!(res.kind);
+                                o
+                            }),
+                    );
+                }
+            } else {
+                let mut rows = Vec::new();
+                let mut first_table: Option<Value> = None;
+                for n in names {
+                    let path = format!(
+                        "{}/{}",
+                        res.collection_path(nsq.or(Some(ns.as_str())).filter(|_| res.namespaced)),
+                        n
+                    );
+                    let r = self
+                        .request(Method::GET, &path, None, accept, "application/json")
+                        .await?;
+                    for w in &r.warnings {
+                        self.out.err(&format!("Warning: {w}\n"));
+                    }
+                    if r.status >= 400 {
+                        self.out.err(&format!("{}\n", server_error(&r.body, None)));
+                        code = 1;
+                        continue;
+                    }
+                    if table_mode {
+                        rows.extend(
+                            r.body
+                                .get("rows")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default(),
+                        );
+                        first_table.get_or_insert(r.body);
+                    } else {
+                        objects.push(r.body);
+                    }
+                }
+                if let Some(mut t) = first_table {
+                    t["rows"] = json!(rows);
+                    tables.push((res.kind_qualified(), t));
+                }
+            }
+        }
+        let single_named = targets.len() == 1 && targets[0].1.is_some();
+        match output.as_str() {
+            "" | "wide" => {
+                let mut blocks = Vec::new();
+                for (kind, t) in &tables {
+                    if t.get("rows").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+                        continue;
+                    }
+                    let opts = tabwriter::TableOptions {
+                        wide: output == "wide",
+                        with_namespace: all_ns,
+                        show_labels: a.on("show-labels"),
+                        no_headers: a.on("no-headers"),
+                        show_kind: multi_type.then(|| kind.clone()),
+                    };
+                    blocks.push(tabwriter::print_table(t, &opts));
+                }
+                if blocks.is_empty() && code == 0 {
+                    if all_ns || targets.iter().all(|t| !t.0.namespaced) {
+                        self.out.err("No resources found\n");
+                    } else {
+                        self.out.err(&format!("No resources found in {ns} namespace.\n"));
+                    }
+                }
+                printed_any = !blocks.is_empty();
+                self.out.out(&blocks.join("\n"));
+            }
+            "yaml" | "json" => {
+                let v = if single_named && objects.len() == 1 {
+                    objects.remove(0)
+                } else {
+                    json!({"apiVersion": "v1", "items": objects, "kind": "List", "metadata": {"resourceVersion": ""}})
+                };
+                if output == "yaml" {
+                    self.out.out(&to_yaml(&v));
+                } else {
+                    self.out.out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+                }
+            }
+            "name" => {
+                for o in &objects {
+                    let r = resources::by_kind(str_at(o, "/apiVersion").unwrap_or(""), str_at(o, "/kind").unwrap_or(""));
+                    let kind = r.map(|r| r.kind_qualified()).unwrap_or_default();
+                    self.out.out(&format!("{kind}/{}\n", str_at(o, "/metadata/name").unwrap_or_default()));
+                }
+            }
+            o if o.starts_with("jsonpath=") || o.starts_with("jsonpath-as-json=") => {
+                let tmpl = o.split_once('=').map(|x| x.1).unwrap_or_default();
+                let data = if single_named && objects.len() == 1 {
+                    objects.remove(0)
+                } else {
+                    json!({"apiVersion": "v1", "items": objects, "kind": "List", "metadata": {"resourceVersion": ""}})
+                };
+                match jsonpath::render(tmpl, &data, true) {
+                    Ok(s) => self.out.out(&s),
+                    Err(e) => return Err(Fail::Msg(format!("error: {e}"))),
+                }
+            }
+            other => {
+                return Err(Fail::Msg(format!(
+                    "error: unable to match a printer suitable for the output format \"{other}\", allowed formats are: custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml"
+                )))
+            }
+        }
+        let _ = printed_any;
+        Ok(code)
+    }
+
+    /// Reads `-f` arguments into (file name, documents).
+    fn read_manifests(&self, a: &Args) -> R<Vec<(String, Value)>> {
+        let names = a.all("filename");
+        if names.is_empty() {
+            return Err(Fail::Msg("error: must specify one of -f and -k".into()));
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let files = match self.files.list_dir(&name) {
+                Some(list) => list,
+                None => vec![name.clone()],
+            };
+            for f in files {
+                let text = self
+                    .files
+                    .read(&f)
+                    .ok_or_else(|| format!("error: the path \"{f}\" does not exist"))?;
+                for doc in serde_norway::Deserializer::from_str(&text) {
+                    let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| {
+                        format!(
+                            "error: error parsing {f}: error converting YAML to JSON: yaml: {e}"
+                        )
+                    })?;
+                    if v.is_null() {
+                        continue;
+                    }
+                    if let Some(items) = v
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .filter(|_| str_at(&v, "/kind").is_some_and(|k| k.ends_with("List")))
+                    {
+                        out.extend(items.iter().map(|i| (f.clone(), i.clone())));
+                    } else {
+                        out.push((f.clone(), v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn doc_target(&self, doc: &Value, a: &Args) -> R<(&'static Resource, Option<String>, String)> {
+        let av = str_at(doc, "/apiVersion").unwrap_or("");
+        let kind = str_at(doc, "/kind").unwrap_or("");
+        if kind.is_empty() || av.is_empty() {
+            return Err(Fail::Msg(format!(
+                "error: error validating data: [apiVersion not set, kind not set]; if you choose to ignore these errors, turn validation off with --validate=false"
+            )));
+        }
+        let res = resources::by_kind(av, kind).ok_or_else(|| {
+            format!("error: resource mapping not found for name: \"{}\" namespace: \"\" from \"\": no matches for kind \"{kind}\" in version \"{av}\"\nensure CRDs are installed first", str_at(doc, "/metadata/name").unwrap_or(""))
+        })?;
+        let ns = res.namespaced.then(|| {
+            str_at(doc, "/metadata/namespace")
+                .map(str::to_owned)
+                .unwrap_or_else(|| self.namespace(a))
+        });
+        let name = str_at(doc, "/metadata/name").unwrap_or("").to_owned();
+        Ok((res, ns, name))
+    }
+
+    async fn apply(&mut self, a: &Args, apply: bool) -> R<i32> {
+        let docs = self.read_manifests(a)?;
+        let mut code = 0;
+        let verb_create = if apply { "creating" } else { "creating" };
+        for (file, mut doc) in docs {
+            let (res, ns, name) = match self.doc_target(&doc, a) {
+                Ok(t) => t,
+                Err(Fail::Msg(m)) => {
+                    self.out.err(&format!("{m}\n"));
+                    code = 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let (Some(ns), Some(m)) =
+                (&ns, doc.get_mut("metadata").and_then(Value::as_object_mut))
+            {
+                if let Some(docns) = m.get("namespace").and_then(Value::as_str) {
+                    if a.get("namespace").is_some_and(|n| n != docns) {
+                        self.out.err(&format!("error: the namespace from the provided object \"{docns}\" does not match the namespace \"{ns}\". You must pass '--namespace={docns}' to perform this operation.\n"));
+                        code = 1;
+                        continue;
+                    }
+                }
+            }
+            let coll = res.collection_path(ns.as_deref());
+            let label = format!("{}/{}", res.kind_qualified(), name);
+            if apply {
+                let applied = last_applied(&doc);
+                if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+                    let ann = meta.entry("annotations").or_insert(json!({}));
+                    ann["kubectl.kubernetes.io/last-applied-configuration"] = json!(applied);
+                }
+                let live = if name.is_empty() {
+                    None
+                } else {
+                    Some(self.get_json(&format!("{coll}/{name}")).await?)
+                };
+                match live {
+                    Some(live) if live.status == 200 => {
+                        let prev = str_at(&live.body, "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+                            .and_then(|s| serde_json::from_str::<Value>(s).ok());
+                        if prev.is_none() {
+                            self.out.err(&format!("Warning: resource {}/{name} is missing the kubectl.kubernetes.io/last-applied-configuration annotation which is required by kubectl apply. kubectl apply should only be used on resources created declaratively by either kubectl create --save-config or kubectl apply. The missing annotation will be patched automatically.\n", res.plural));
+                        }
+                        let new_cfg: Value = serde_json::from_str(&applied).unwrap_or(Value::Null);
+                        if prev.as_ref() == Some(&new_cfg) {
+                            self.out.out(&format!("{label} unchanged\n"));
+                            continue;
+                        }
+                        let mut patch = merge_diff(prev.as_ref().unwrap_or(&json!({})), &new_cfg);
+                        patch["metadata"]["annotations"]
+                            ["kubectl.kubernetes.io/last-applied-configuration"] = json!(applied);
+                        let r = self
+                            .request(Method::PATCH, &format!("{coll}/{name}?fieldManager=kubectl-client-side-apply&fieldValidation=Strict"), Some(&patch), "application/json", "application/strategic-merge-patch+json")
+                            .await?;
+                        if r.status >= 400 {
+                            self.out.err(&format!(
+                                "{}\n",
+                                server_error(&r.body, Some(("applying patch to", &file)))
+                            ));
+                            code = 1;
+                        } else {
+                            self.out.out(&format!("{label} configured\n"));
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            let manager = if apply {
+                "kubectl-client-side-apply"
+            } else {
+                "kubectl-create"
+            };
+            let r = self
+                .request(
+                    Method::POST,
+                    &format!("{coll}?fieldManager={manager}&fieldValidation=Strict"),
+                    Some(&doc),
+                    "application/json",
+                    "application/json",
+                )
+                .await?;
+            if r.status >= 400 {
+                self.out.err(&format!(
+                    "{}\n",
+                    server_error(&r.body, Some((verb_create, &file)))
+                ));
+                code = 1;
+            } else {
+                let got = str_at(&r.body, "/metadata/name")
+                    .unwrap_or(&name)
+                    .to_owned();
+                self.out
+                    .out(&format!("{}/{got} created\n", res.kind_qualified()));
+            }
+        }
+        self.cluster.settle().await?;
+        Ok(code)
+    }
+
+    async fn delete(&mut self, a: &Args) -> R<i32> {
+        let ns = self.namespace(a);
+        let mut victims: Vec<(&'static Resource, Option<String>, String)> = Vec::new();
+        if !a.all("filename").is_empty() {
+            for (_, doc) in self.read_manifests(a)? {
+                victims.push(self.doc_target(&doc, a)?);
+            }
+        } else {
+            let targets = self.targets(&a.positional)?;
+            for (res, name) in targets {
+                let nsq = res.namespaced.then(|| ns.clone());
+                match name {
+                    Some(n) => victims.push((res, nsq, n)),
+                    None => {
+                        if a.get("selector").is_none() && !a.on("all") {
+                            return Err(Fail::Msg(
+                                "error: resource(s) were provided, but no name was specified"
+                                    .into(),
+                            ));
+                        }
+                        let r = self
+                            .get_json(&Self::list_path(res, nsq.as_deref(), a))
+                            .await?;
+                        for o in r
+                            .body
+                            .get("items")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                        {
+                            victims.push((
+                                res,
+                                nsq.clone(),
+                                str_at(&o, "/metadata/name").unwrap_or_default().to_owned(),
+                            ));
+                        }
+                    }
+                }
+            }
+            if victims.is_empty() {
+                self.out
+                    .err(&format!("No resources found in {ns} namespace.\n"));
+                return Ok(0);
+            }
+        }
+        let mut code = 0;
+        let grace = a.get("grace-period").and_then(|g| g.parse::<i64>().ok());
+        let mut waiting = Vec::new();
+        for (res, ns, name) in victims {
+            let mut path = format!("{}/{}", res.collection_path(ns.as_deref()), name);
+            if let Some(g) = grace {
+                path.push_str(&format!("?gracePeriodSeconds={g}"));
+            }
+            let r = self
+                .request(
+                    Method::DELETE,
+                    &path,
+                    Some(&json!({"propagationPolicy": "Background"})),
+                    "application/json",
+                    "application/json",
+                )
+                .await?;
+            if r.status == 404 && a.on("ignore-not-found") {
+                continue;
+            }
+            if r.status >= 400 {
+                self.out.err(&format!("{}\n", server_error(&r.body, None)));
+                code = 1;
+                continue;
+            }
+            let forced = if grace == Some(0) && a.on("force") {
+                "force deleted"
+            } else {
+                "deleted"
+            };
+            match &ns {
+                Some(ns) => self.out.out(&format!(
+                    "{} \"{name}\" {forced} from {ns} namespace\n",
+                    res.kind_qualified()
+                )),
+                None => self
+                    .out
+                    .out(&format!("{} \"{name}\" {forced}\n", res.kind_qualified())),
+            }
+            waiting.push((res, ns, name));
+        }
+        // --wait (default true): until every object is gone.
+        if a.get("wait") != Some("false") {
+            let deadline = self.cluster.now_ms() + 10 * 60 * 1000;
+            loop {
+                self.cluster.settle().await?;
+                let mut remaining = false;
+                for (res, ns, name) in &waiting {
+                    let r = self
+                        .get_json(&format!("{}/{}", res.collection_path(ns.as_deref()), name))
+                        .await?;
+                    remaining |= r.status == 200;
+                }
+                if !remaining {
+                    break;
+                }
+                match self.cluster.next_timer_ms() {
+                    Some(t) if t <= deadline => self.cluster.advance_to(t).await?,
+                    _ => break,
+                }
+            }
+        }
+        Ok(code)
+    }
+
+    async fn describe(&mut self, a: &Args) -> R<i32> {
+        let ns = self.namespace(a);
+        let targets = self.targets(&a.positional)?;
+        let now = self.cluster.now_ms();
+        let mut blocks = Vec::new();
+        let mut code = 0;
+        for (res, name) in targets {
+            let nsq = res.namespaced.then_some(ns.as_str());
+            let objs: Vec<Value> = match name {
+                Some(n) => {
+                    let r = self
+                        .get_json(&format!("{}/{n}", res.collection_path(nsq)))
+                        .await?;
+                    if r.status >= 400 {
+                        self.out.err(&format!("{}\n", server_error(&r.body, None)));
+                        code = 1;
+                        continue;
+                    }
+                    vec![r.body]
+                }
+                None => {
+                    let r = self.get_json(&Self::list_path(res, nsq, a)).await?;
+                    r.body
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                }
+            };
+            for obj in objs {
+                let uid = str_at(&obj, "/metadata/uid").unwrap_or_default().to_owned();
+                let ev_path = format!(
+                    "/api/v1/namespaces/{}/events?fieldSelector=involvedObject.uid%3D{uid}",
+                    str_at(&obj, "/metadata/namespace").unwrap_or(&ns)
+                );
+                let mut events: Vec<Value> = self
+                    .get_json(&ev_path)
+                    .await?
+                    .body
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                events
+                    .sort_by(|x, y| str_at(x, "/lastTimestamp").cmp(&str_at(y, "/lastTimestamp")));
+                let text = match res.plural {
+                    "pods" => describe::describe_pod(
+                        &obj,
+                        &describe::DescribeContext {
+                            now_ms: now,
+                            events: &events,
+                            related: &[],
+                        },
+                    ),
+                    "services" => {
+                        let slices = self
+                            .get_json(&format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D{}", str_at(&obj, "/metadata/name").unwrap_or_default()))
+                            .await?
+                            .body;
+                        describe::describe_service(
+                            &obj,
+                            Some(&slices),
+                            &describe::DescribeContext {
+                                now_ms: now,
+                                events: &events,
+                                related: &[],
+                            },
+                        )
+                    }
+                    "deployments" => {
+                        let rs: Vec<Value> = self
+                            .get_json(&format!("/apis/apps/v1/namespaces/{ns}/replicasets"))
+                            .await?
+                            .body
+                            .get("items")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|r| {
+                                str_at(r, "/metadata/ownerReferences/0/uid") == Some(uid.as_str())
+                            })
+                            .collect();
+                        let hash_of = |r: &Value| {
+                            str_at(r, "/metadata/labels/pod-template-hash").map(str::to_owned)
+                        };
+                        let new_name = rs
+                            .iter()
+                            .max_by_key(|r| {
+                                str_at(
+                                    r,
+                                    "/metadata/annotations/deployment.kubernetes.io~1revision",
+                                )
+                                .and_then(|s| s.parse::<i64>().ok())
+                                .unwrap_or(0)
+                            })
+                            .and_then(hash_of);
+                        let (new, old): (Vec<Value>, Vec<Value>) =
+                            rs.into_iter().partition(|r| hash_of(r) == new_name);
+                        describe::describe_deployment(
+                            &obj,
+                            &old,
+                            new.first(),
+                            &describe::DescribeContext {
+                                now_ms: now,
+                                events: &events,
+                                related: &[],
+                            },
+                        )
+                    }
+                    "replicasets" => {
+                        let pods: Vec<Value> = self
+                            .get_json(&format!("/api/v1/namespaces/{ns}/pods"))
+                            .await?
+                            .body
+                            .get("items")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        describe::describe_replicaset(
+                            &obj,
+                            &describe::DescribeContext {
+                                now_ms: now,
+                                events: &events,
+                                related: &pods,
+                            },
+                        )
+                    }
+                    other => {
+                        return Err(Fail::Msg(format!(
+                            "error: describe is not implemented for {other} in netsim's kubectl"
+                        )))
+                    }
+                };
+                blocks.push(text);
+            }
+        }
+        self.out.out(&blocks.join("\n\n"));
+        Ok(code)
+    }
+
+    /// `TYPE/NAME` or `TYPE NAME` → (resource, name).
+    fn one_target(&self, pos: &[String]) -> R<(&'static Resource, String)> {
+        let t = self.targets(pos)?;
+        match t.as_slice() {
+            [(res, Some(name))] => Ok((res, name.clone())),
+            _ => Err(Fail::Msg("error: exactly one NAME is required".into())),
+        }
+    }
+
+    async fn patch(
+        &mut self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+    ) -> R<Option<Value>> {
+        let nsq = res.namespaced.then_some(ns);
+        let r = self
+            .request(
+                Method::PATCH,
+                &format!("{}/{name}", res.collection_path(nsq)),
+                Some(patch),
+                "application/json",
+                "application/merge-patch+json",
+            )
+            .await?;
+        if r.status >= 400 {
+            self.out.err(&format!("{}\n", server_error(&r.body, None)));
+            return Ok(None);
+        }
+        self.cluster.settle().await?;
+        Ok(Some(r.body))
+    }
+
+    async fn scale(&mut self, a: &Args) -> R<i32> {
+        let ns = self.namespace(a);
+        let replicas: i64 = a
+            .get("replicas")
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| "error: required flag(s) \"replicas\" not set".to_owned())?;
+        let (res, name) = self.one_target(&a.positional)?;
+        match self
+            .patch(res, &ns, &name, &json!({"spec": {"replicas": replicas}}))
+            .await?
+        {
+            Some(_) => {
+                self.out
+                    .out(&format!("{}/{name} scaled\n", res.kind_qualified()));
+                Ok(0)
+            }
+            None => Ok(1),
+        }
+    }
+
+    async fn set_image(&mut self, a: &Args) -> R<i32> {
+        let ns = self.namespace(a);
+        if a.positional.first().map(String::as_str) != Some("image") {
+            return Err(Fail::Msg(
+                "error: netsim's kubectl implements `set image` only".into(),
+            ));
+        }
+        let rest = &a.positional[1..];
+        let target_end = if rest.first().is_some_and(|r| r.contains('/')) {
+            1
+        } else {
+            2
+        };
+        let (res, name) = self.one_target(&rest[..target_end.min(rest.len())])?;
+        let nsq = res.namespaced.then_some(ns.as_str());
+        let r = self
+            .get_json(&format!("{}/{name}", res.collection_path(nsq)))
+            .await?;
+        if r.status >= 400 {
+            self.out.err(&format!("{}\n", server_error(&r.body, None)));
+            return Ok(1);
+        }
+        let mut containers = r
+            .body
+            .pointer("/spec/template/spec/containers")
+            .cloned()
+            .unwrap_or(json!([]));
+        for pair in &rest[target_end.min(rest.len())..] {
+            let (cname, image) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("error: invalid image update: {pair}"))?;
+            let mut found = false;
+            for c in containers.as_array_mut().into_iter().flatten() {
+                if cname == "*" || c.get("name").and_then(Value::as_str) == Some(cname) {
+                    c["image"] = json!(image);
+                    found = true;
+                }
+            }
+            if !found {
+                return Err(Fail::Msg(format!(
+                    "error: unable to find container named \"{cname}\""
+                )));
+            }
+        }
+        match self
+            .patch(
+                res,
+                &ns,
+                &name,
+                &json!({"spec": {"template": {"spec": {"containers": containers}}}}),
+            )
+            .await?
+        {
+            Some(_) => {
+                self.out
+                    .out(&format!("{}/{name} image updated\n", res.kind_qualified()));
+                Ok(0)
+            }
+            None => Ok(1),
+        }
+    }
+
+    async fn rollout(&mut self, a: &Args) -> R<i32> {
+        let ns = self.namespace(a);
+        if a.positional.first().map(String::as_str) != Some("status") {
+            return Err(Fail::Msg(
+                "error: netsim's kubectl implements `rollout status` only".into(),
+            ));
+        }
+        let (res, name) = self.one_target(&a.positional[1..])?;
+        let timeout = a
+            .get("timeout")
+            .and_then(parse_duration_ms)
+            .unwrap_or(10 * 60 * 1000);
+        let deadline = self.cluster.now_ms() + timeout;
+        let mut last = String::new();
+        loop {
+            self.cluster.settle().await?;
+            let r = self
+                .get_json(&format!("{}/{name}", res.collection_path(Some(&ns))))
+                .await?;
+            if r.status >= 400 {
+                self.out.err(&format!("{}\n", server_error(&r.body, None)));
+                return Ok(1);
+            }
+            let d = &r.body;
+            let n = |p: &str| d.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+            let (want, updated, replicas, available) = (
+                n("/spec/replicas"),
+                n("/status/updatedReplicas"),
+                n("/status/replicas"),
+                n("/status/availableReplicas"),
+            );
+            let msg = if n("/status/observedGeneration") < n("/metadata/generation") {
+                "Waiting for deployment spec update to be observed...\n".to_owned()
+            } else if updated < want {
+                format!("Waiting for deployment \"{name}\" rollout to finish: {updated} out of {want} new replicas have been updated...\n")
+            } else if replicas > updated {
+                format!("Waiting for deployment \"{name}\" rollout to finish: {} old replicas are pending termination...\n", replicas - updated)
+            } else if available < updated {
+                format!("Waiting for deployment \"{name}\" rollout to finish: {available} of {updated} updated replicas are available...\n")
+            } else {
+                self.out
+                    .out(&format!("deployment \"{name}\" successfully rolled out\n"));
+                return Ok(0);
+            };
+            if msg != last {
+                self.out.out(&msg);
+                last = msg;
+            }
+            match self.cluster.next_timer_ms() {
+                Some(t) if t <= deadline => self.cluster.advance_to(t).await?,
+                _ => {
+                    self.cluster.advance_to(deadline).await?;
+                    return Err(Fail::Msg(
+                        "error: timed out waiting for the condition".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn wait(&mut self, a: &Args) -> R<i32> {
+        let ns = self.namespace(a);
+        let cond = a
+            .get("for")
+            .ok_or_else(|| "error: --for must be set".to_owned())?
+            .to_owned();
+        let timeout = a
+            .get("timeout")
+            .and_then(parse_duration_ms)
+            .unwrap_or(30_000);
+        let deadline = self.cluster.now_ms() + timeout;
+        let targets = self.targets(&a.positional)?;
+        let mut code = 0;
+        let mut done: Vec<String> = Vec::new();
+        loop {
+            self.cluster.settle().await?;
+            let mut objs = Vec::new();
+            for (res, name) in &targets {
+                let nsq = res.namespaced.then_some(ns.as_str());
+                match name {
+                    Some(n) => {
+                        let r = self
+                            .get_json(&format!("{}/{n}", res.collection_path(nsq)))
+                            .await?;
+                        if r.status == 404 && cond == "delete" {
+                            continue;
+                        }
+                        if r.status >= 400 {
+                            self.out.err(&format!("{}\n", server_error(&r.body, None)));
+                            return Ok(1);
+                        }
+                        objs.push((*res, r.body));
+                    }
+                    None => {
+                        let r = self.get_json(&Self::list_path(res, nsq, a)).await?;
+                        for o in r
+                            .body
+                            .get("items")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                        {
+                            objs.push((*res, o));
+                        }
+                    }
+                }
+            }
+            if objs.is_empty() && cond != "delete" && done.is_empty() {
+                return Err(Fail::Msg("error: no matching resources found".into()));
+            }
+            let mut pending = false;
+            for (res, o) in &objs {
+                let label = format!(
+                    "{}/{}",
+                    res.kind_qualified(),
+                    str_at(o, "/metadata/name").unwrap_or_default()
+                );
+                if done.contains(&label) {
+                    continue;
+                }
+                let met = match cond.strip_prefix("condition=") {
+                    Some(c) => {
+                        let (ty, want) = c.split_once('=').unwrap_or((c, "True"));
+                        o.pointer("/status/conditions")
+                            .and_then(Value::as_array)
+                            .is_some_and(|cs| {
+                                cs.iter().any(|x| {
+                                    str_at(x, "/type").is_some_and(|t| t.eq_ignore_ascii_case(ty))
+                                        && str_at(x, "/status")
+                                            .is_some_and(|s| s.eq_ignore_ascii_case(want))
+                                })
+                            })
+                    }
+                    None if cond == "delete" => false,
+                    None => {
+                        return Err(Fail::Msg(format!(
+                            "error: unrecognized condition: \"{cond}\""
+                        )))
+                    }
+                };
+                if met {
+                    self.out.out(&format!("{label} condition met\n"));
+                    done.push(label);
+                } else {
+                    pending = true;
+                }
+            }
+            if !pending {
+                return Ok(code);
+            }
+            match self.cluster.next_timer_ms() {
+                Some(t) if t <= deadline => self.cluster.advance_to(t).await?,
+                _ => {
+                    self.cluster.advance_to(deadline).await?;
+                    for (res, o) in &objs {
+                        let label = format!(
+                            "{}/{}",
+                            res.kind_qualified(),
+                            str_at(o, "/metadata/name").unwrap_or_default()
+                        );
+                        if !done.contains(&label) {
+                            self.out.err(&format!(
+                                "error: timed out waiting for the condition on {}/{}\n",
+                                res.plural,
+                                str_at(o, "/metadata/name").unwrap_or_default()
+                            ));
+                            code = 1;
+                        }
+                    }
+                    return Ok(code);
+                }
+            }
+        }
+    }
+
+    async fn label(&mut self, a: &Args) -> R<i32> {
+        let ns = self.namespace(a);
+        let split = a
+            .positional
+            .iter()
+            .position(|p| p.contains('=') || p.ends_with('-'))
+            .unwrap_or(a.positional.len());
+        let (res, name) = self.one_target(&a.positional[..split])?;
+        let nsq = res.namespaced.then_some(ns.as_str());
+        let r = self
+            .get_json(&format!("{}/{name}", res.collection_path(nsq)))
+            .await?;
+        if r.status >= 400 {
+            self.out.err(&format!("{}\n", server_error(&r.body, None)));
+            return Ok(1);
+        }
+        let mut labels = serde_json::Map::new();
+        for l in &a.positional[split..] {
+            if let Some(k) = l.strip_suffix('-') {
+                labels.insert(k.to_owned(), Value::Null);
+            } else if let Some((k, v)) = l.split_once('=') {
+                if let Some(old) = r
+                    .body
+                    .pointer("/metadata/labels")
+                    .and_then(|m| m.get(k))
+                    .and_then(Value::as_str)
+                {
+                    if old != v && !a.on("overwrite") {
+                        return Err(Fail::Msg(format!(
+                            "error: '{k}' already has a value ({old}), and --overwrite is false"
+                        )));
+                    }
+                }
+                labels.insert(k.to_owned(), json!(v));
+            }
+        }
+        match self
+            .patch(res, &ns, &name, &json!({"metadata": {"labels": labels}}))
+            .await?
+        {
+            Some(_) => {
+                let verb = if labels.values().all(Value::is_null) {
+                    "unlabeled"
+                } else {
+                    "labeled"
+                };
+                self.out
+                    .out(&format!("{}/{name} {verb}\n", res.kind_qualified()));
+                Ok(0)
+            }
+            None => Ok(1),
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `120s`, `2m`, `1h30m`, `500ms`, bare seconds.
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n * 1000);
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if c == 'm' && chars.peek() == Some(&'s') {
+            unit.push('s');
+            chars.next();
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += n * match unit.as_str() {
+            "ms" => 1.0,
+            "s" => 1000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            _ => return None,
+        };
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn flags_in_every_spelling() {
+        let a = parse_args(&argv(
+            "pod -owide -n kube-system --selector=app=x -A --show-labels",
+        ))
+        .unwrap();
+        assert_eq!(a.get("output"), Some("wide"));
+        assert_eq!(a.get("namespace"), Some("kube-system"));
+        assert_eq!(a.get("selector"), Some("app=x"));
+        assert!(a.on("all-namespaces") && a.on("show-labels"));
+        assert_eq!(a.positional, vec!["pod"]);
+        assert!(parse_args(&argv("pod --bogus")).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("120s"), Some(120_000));
+        assert_eq!(parse_duration_ms("1h30m"), Some(5_400_000));
+        assert_eq!(parse_duration_ms("62m"), Some(3_720_000));
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("5"), Some(5_000));
+        assert_eq!(parse_duration_ms("x"), None);
+    }
+
+    #[test]
+    fn merge_diff_nulls_removed_keys() {
+        let a = json!({"spec": {"type": "ClusterIP", "x": 1}});
+        let b = json!({"spec": {"type": "NodePort"}});
+        assert_eq!(
+            merge_diff(&a, &b),
+            json!({"spec": {"type": "NodePort", "x": null}})
+        );
+    }
+
+    #[test]
+    fn last_applied_is_sorted_compact_json_with_newline() {
+        let d = json!({"kind": "Service", "apiVersion": "v1", "metadata": {"name": "x"}});
+        assert_eq!(
+            last_applied(&d),
+            "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"x\"}}\n"
+        );
+    }
+}
