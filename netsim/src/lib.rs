@@ -4,3 +4,5 @@ pub mod cluster;
 pub mod images;
 pub mod kubectl;
 pub mod output;
+pub mod runner;
+pub mod scenario;

@@ -1,1 +1,117 @@
-fn main() {}
+//! The `netsim` command: run scenarios, benchmark.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use apiserver::store::{EtcdStore, MemStore, Store};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "netsim",
+    version,
+    about = "A whole Kubernetes cluster in one process, on a simulated network, deterministically."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario files and print their transcripts.
+    Run {
+        /// Scenario files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Seed for every random choice (overrides the scenario's `seed:`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where the apiserver keeps objects: `memory` (default) or `etcd://host:port[,host:port]`.
+        #[arg(long, default_value = "memory")]
+        store: String,
+        /// Key prefix in etcd (each run should use its own when sharing an etcd).
+        #[arg(long, default_value = "/registry")]
+        etcd_prefix: String,
+    },
+}
+
+async fn open_store(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url == "memory" {
+        return Ok(Arc::new(MemStore::new()));
+    }
+    let endpoints = apiserver::store::parse_store_url(url)?;
+    let store = EtcdStore::connect(&endpoints, prefix).await?;
+    Ok(Arc::new(store))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("netsim: cannot start runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    rt.block_on(async {
+        match cli.command {
+            Command::Run {
+                files,
+                seed,
+                store,
+                etcd_prefix,
+            } => run(files, seed, &store, &etcd_prefix).await,
+        }
+    })
+}
+
+async fn run(files: Vec<PathBuf>, seed: Option<u64>, store: &str, prefix: &str) -> ExitCode {
+    // Check every scenario before running any (bad input: exit 2, nothing ran).
+    let mut loaded = Vec::new();
+    for f in &files {
+        match netsim::scenario::load(f) {
+            Ok(l) => loaded.push(l),
+            Err(e) => {
+                eprintln!("netsim: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut failed = false;
+    for (i, l) in loaded.iter().enumerate() {
+        let result = async {
+            let store = open_store(store, prefix).await?;
+            netsim::runner::run(l, seed, store)
+                .await
+                .with_context(|| format!("running {}", l.path.display()))
+        }
+        .await;
+        match result {
+            Ok(r) => {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", r.transcript);
+                if let Some(f) = r.failure {
+                    eprintln!("netsim: {}: {f}", l.path.display());
+                    failed = true;
+                }
+            }
+            Err(e) => {
+                eprintln!("netsim: {e:#}");
+                return ExitCode::from(3);
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
