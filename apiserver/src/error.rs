@@ -13,7 +13,7 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<StatusDetails>,
+    pub details: Option<Box<StatusDetails>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,14 +117,14 @@ impl ApiError {
     }
 
     fn with_details(mut self, res: Option<&Resource>, name: &str) -> Self {
-        self.details = Some(StatusDetails {
+        self.details = Some(Box::new(StatusDetails {
             name: (!name.is_empty()).then(|| name.to_owned()),
             group: res
                 .filter(|r| !r.group.is_empty())
                 .map(|r| r.group.to_owned()),
             kind: res.map(|r| r.plural.to_owned()),
             causes: Vec::new(),
-        });
+        }));
         self
     }
 
@@ -275,7 +275,7 @@ impl ApiError {
             status: "Failure",
             message: &self.message,
             reason: self.reason,
-            details: self.details.as_ref(),
+            details: self.details.as_deref(),
             code: self.code,
         })
         .unwrap_or(serde_json::Value::Null)

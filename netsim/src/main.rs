@@ -86,7 +86,16 @@ async fn run(files: Vec<PathBuf>, seed: Option<u64>, store: &str, prefix: &str) 
     let mut failed = false;
     for (i, l) in loaded.iter().enumerate() {
         let result = async {
-            let store = open_store(store, prefix).await?;
+            // Several scenarios on one etcd: each gets its own cluster under the prefix.
+            let prefix = if loaded.len() > 1 { format!("{prefix}/{i}-{}", l.scenario.name) } else { prefix.to_owned() };
+            let store = open_store(store, &prefix).await?;
+            let existing = store.list("", &apiserver::store::ListOptions { limit: Some(1), ..Default::default() }).await?;
+            if !existing.items.is_empty() {
+                anyhow::bail!(
+                    "{} under prefix {prefix} already holds a cluster; `netsim run` starts a fresh one: pass --etcd-prefix with an unused prefix",
+                    store.describe()
+                );
+            }
             netsim::runner::run(l, seed, store)
                 .await
                 .with_context(|| format!("running {}", l.path.display()))

@@ -138,7 +138,7 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
         message,
     };
     let text = std::fs::read_to_string(path)
-        .map_err(|e| err(0, 0, format!("cannot read scenario: {e}")).with_no_position())?;
+        .map_err(|e| err(1, 1, format!("cannot read scenario: {e}")))?;
     let scenario: Scenario = serde_norway::from_str(&text).map_err(|e| {
         let (line, col) = e
             .location()
@@ -202,12 +202,6 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
         }
     }
     Ok(loaded)
-}
-
-impl ScenarioError {
-    fn with_no_position(self) -> Self {
-        self
-    }
 }
 
 /// Finds the line of each step's first key under `steps:` (serde gives no spans for values).

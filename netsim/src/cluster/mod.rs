@@ -223,10 +223,8 @@ impl Cluster {
                     .collect();
                 self.dirty.unscheduled.extend(pending);
             }
-            "namespaces" => {
-                if obj.pointer("/metadata/deletionTimestamp").is_some() {
-                    self.dirty.namespaces.insert(key.clone());
-                }
+            "namespaces" if obj.pointer("/metadata/deletionTimestamp").is_some() => {
+                self.dirty.namespaces.insert(key.clone());
             }
             "pods" => {
                 if ev.kind != EventType::Deleted {

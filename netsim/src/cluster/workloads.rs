@@ -775,7 +775,7 @@ impl Cluster {
                             break;
                         }
                     }
-                    Some(p) if !parallel && !(is_ready(p) && is_active(p)) => {
+                    Some(p) if !(parallel || is_ready(p) && is_active(p)) => {
                         blocked = true;
                         break;
                     }
@@ -801,7 +801,7 @@ impl Cluster {
                         None,
                     )
                     .await?;
-                } else if pods.iter().all(|p| is_active(p)) {
+                } else if pods.iter().all(is_active) {
                     // Rolling update: the highest outdated ordinal is replaced first.
                     let mut outdated: Vec<&Value> = pods
                         .iter()

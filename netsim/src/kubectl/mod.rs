@@ -438,7 +438,7 @@ impl Kubectl<'_> {
         }
         if pos[0].contains('/') {
             for p in pos {
-                let (t, n) = p.split_once('/').ok_or_else(|| format!("error: there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of 'kubectl get resource resource/<resource_name>'"))?;
+                let (t, n) = p.split_once('/').ok_or_else(|| "error: there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of 'kubectl get resource resource/<resource_name>'".to_owned())?;
                 out.push((resource(t)?, Some(n.to_owned())));
             }
             return Ok(out);
@@ -710,9 +710,7 @@ impl Kubectl<'_> {
         let av = str_at(doc, "/apiVersion").unwrap_or("");
         let kind = str_at(doc, "/kind").unwrap_or("");
         if kind.is_empty() || av.is_empty() {
-            return Err(Fail::Msg(format!(
-                "error: error validating data: [apiVersion not set, kind not set]; if you choose to ignore these errors, turn validation off with --validate=false"
-            )));
+            return Err(Fail::Msg("error: error validating data: [apiVersion not set, kind not set]; if you choose to ignore these errors, turn validation off with --validate=false".to_owned()));
         }
         let res = resources::by_kind(av, kind).ok_or_else(|| {
             format!("error: resource mapping not found for name: \"{}\" namespace: \"\" from \"\": no matches for kind \"{kind}\" in version \"{av}\"\nensure CRDs are installed first", str_at(doc, "/metadata/name").unwrap_or(""))
@@ -729,7 +727,6 @@ impl Kubectl<'_> {
     async fn apply(&mut self, a: &Args, apply: bool) -> R<i32> {
         let docs = self.read_manifests(a)?;
         let mut code = 0;
-        let verb_create = if apply { "creating" } else { "creating" };
         for (file, mut doc) in docs {
             let (res, ns, name) = match self.doc_target(&doc, a) {
                 Ok(t) => t,
@@ -813,7 +810,7 @@ impl Kubectl<'_> {
             if r.status >= 400 {
                 self.out.err(&format!(
                     "{}\n",
-                    server_error(&r.body, Some((verb_create, &file)))
+                    server_error(&r.body, Some(("creating", &file)))
                 ));
                 code = 1;
             } else {

@@ -1,0 +1,107 @@
+//! The `netsim` binary as a user runs it: bad input fails before anything runs, with
+//! `file:line:col` and exit 2; a failed expectation exits 1.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn netsim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_netsim"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scenario(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("netsim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p.display().to_string()
+}
+
+#[test]
+fn yaml_error_names_file_line_and_column() {
+    let p = scenario(
+        "broken.yaml",
+        "name: x\nsteps:\n  - run: kubectl get pod\n   bad: [\n",
+    );
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "nothing may run: {out}");
+    assert!(err.starts_with(&format!("netsim: {p}:4:")), "{err}");
+}
+
+#[test]
+fn unknown_key_is_an_error() {
+    let p = scenario(
+        "typo.yaml",
+        "name: x\nsteps:\n  - run: kubectl get pod\n    expcet: {exit: 0}\n",
+    );
+    let (code, _, err) = netsim(&["run", &p]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown field `expcet`"), "{err}");
+    assert!(
+        err.contains(&format!("{p}:4:5: steps[0]: unknown field `expcet`")),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_command_is_an_error_with_its_line() {
+    let p = scenario(
+        "cmd.yaml",
+        "name: x\nsteps:\n  - run: kubectl get pod\n  - run: kubeclt get pod\n",
+    );
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(
+        err.contains(&format!("{p}:4:")) && err.contains("unknown command \"kubeclt\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_kubectl_subcommand_and_missing_file_are_errors() {
+    let p = scenario("sub.yaml", "name: x\nsteps:\n  - run: kubectl gett pod\n");
+    let (code, _, err) = netsim(&["run", &p]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown kubectl command \"gett\""), "{err}");
+    let p = scenario(
+        "file.yaml",
+        "name: x\nsteps:\n  - run: kubectl apply -f nosuch.yaml\n",
+    );
+    let (code, _, err) = netsim(&["run", &p]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("file \"nosuch.yaml\" is neither in `files:`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn failed_expectation_exits_1_and_bad_manifest_shows_the_server_error() {
+    let p = scenario(
+        "expect.yaml",
+        "name: x\nfiles:\n  d.yaml: |\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: web}\n    spec:\n      replica: 2\n      selector: {matchLabels: {app: web}}\n      template:\n        metadata: {labels: {app: other}}\n        spec: {containers: [{name: web, image: nginx}]}\nsteps:\n  - run: kubectl apply -f d.yaml\n  - run: kubectl get pod\n    expect: {contains: [web]}\n",
+    );
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("Error from server (BadRequest): error when creating \"d.yaml\": Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replica\""), "{out}");
+    assert!(err.contains("expectation failed"), "{err}");
+}
+
+#[test]
+fn a_store_that_is_not_there_fails_cleanly() {
+    let p = scenario("ok.yaml", "name: x\nsteps:\n  - run: kubectl get ns\n");
+    let (code, _, err) = netsim(&["run", "--store", "etcd://127.0.0.1:1", &p]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("etcd unavailable at 127.0.0.1:1"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
