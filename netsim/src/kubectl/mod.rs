@@ -297,8 +297,37 @@ fn merge_diff(from: &Value, to: &Value) -> Value {
     }
 }
 
+/// YAML as kubectl prints it (go-yaml): keys sorted, sequences not indented, strings that
+/// need quoting in double quotes, RFC 3339 timestamps quoted.
 pub fn to_yaml(v: &Value) -> String {
-    serde_norway::to_string(v).unwrap_or_default()
+    let raw = serde_norway::to_string(v).unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    for line in raw.lines() {
+        let (head, value) = match line.find(": ") {
+            Some(i) => line.split_at(i + 2),
+            None => match line.trim_start().strip_prefix("- ") {
+                Some(rest) => line.split_at(line.len() - rest.len()),
+                None => (line, ""),
+            },
+        };
+        let inner = value.strip_prefix('\'').and_then(|x| x.strip_suffix('\''));
+        let requote = match inner {
+            Some(x) if !x.contains(['\'', '"', '\\']) => Some(x.to_owned()),
+            _ => None,
+        };
+        let looks_like_time = value.len() >= 20
+            && value.as_bytes()[4] == b'-'
+            && value.as_bytes()[10] == b'T'
+            && value.ends_with('Z');
+        out.push_str(head);
+        match requote {
+            Some(x) => out.push_str(&format!("\"{x}\"")),
+            None if looks_like_time => out.push_str(&format!("\"{value}\"")),
+            None => out.push_str(value),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 impl Kubectl<'_> {
@@ -1223,7 +1252,51 @@ impl Kubectl<'_> {
                 n("/status/replicas"),
                 n("/status/availableReplicas"),
             );
-            let msg = if n("/status/observedGeneration") < n("/metadata/generation") {
+            let observed = n("/status/observedGeneration") >= n("/metadata/generation");
+            // kubectl's StatefulSet and DaemonSet status viewers.
+            let done_or_wait: Option<Result<String, String>> = match res.plural {
+                "statefulsets" => Some(if !observed {
+                    Err("Waiting for statefulset spec update to be observed...\n".to_owned())
+                } else if n("/status/readyReplicas") < want {
+                    Err(format!(
+                        "Waiting for {} pods to be ready...\n",
+                        want - n("/status/readyReplicas")
+                    ))
+                } else if str_at(d, "/status/updateRevision")
+                    != str_at(d, "/status/currentRevision")
+                    || updated < want
+                {
+                    Err(format!("waiting for statefulset rolling update to complete {updated} pods at revision {}...\n", str_at(d, "/status/updateRevision").unwrap_or_default()))
+                } else {
+                    Ok(format!(
+                        "statefulset rolling update complete {want} pods at revision {}...\n",
+                        str_at(d, "/status/currentRevision").unwrap_or_default()
+                    ))
+                }),
+                "daemonsets" => {
+                    let desired = n("/status/desiredNumberScheduled");
+                    let upd = n("/status/updatedNumberScheduled");
+                    Some(if !observed {
+                        Err("Waiting for daemon set spec update to be observed...\n".to_owned())
+                    } else if upd < desired {
+                        Err(format!("Waiting for daemon set \"{name}\" rollout to finish: {upd} out of {desired} new pods have been updated...\n"))
+                    } else if n("/status/numberAvailable") < desired {
+                        Err(format!("Waiting for daemon set \"{name}\" rollout to finish: {} of {desired} updated pods are available...\n", n("/status/numberAvailable")))
+                    } else {
+                        Ok(format!("daemon set \"{name}\" successfully rolled out\n"))
+                    })
+                }
+                _ => None,
+            };
+            let msg = if let Some(r) = done_or_wait {
+                match r {
+                    Ok(done) => {
+                        self.out.out(&done);
+                        return Ok(0);
+                    }
+                    Err(wait) => wait,
+                }
+            } else if !observed {
                 "Waiting for deployment spec update to be observed...\n".to_owned()
             } else if updated < want {
                 format!("Waiting for deployment \"{name}\" rollout to finish: {updated} out of {want} new replicas have been updated...\n")
@@ -1481,6 +1554,15 @@ mod tests {
         assert!(a.on("all-namespaces") && a.on("show-labels"));
         assert_eq!(a.positional, vec!["pod"]);
         assert!(parse_args(&argv("pod --bogus")).is_err());
+    }
+
+    #[test]
+    fn yaml_quotes_like_go_yaml() {
+        let v = json!({"metadata": {"resourceVersion": "109", "creationTimestamp": "2020-10-27T10:00:00Z", "name": "x"}, "items": ["1"]});
+        assert_eq!(
+            to_yaml(&v),
+            "items:\n- \"1\"\nmetadata:\n  creationTimestamp: \"2020-10-27T10:00:00Z\"\n  name: x\n  resourceVersion: \"109\"\n"
+        );
     }
 
     #[test]

@@ -1,0 +1,270 @@
+//! The REST surface as a client sees it: status codes, Status bodies, optimistic
+//! concurrency, merge patch, generateName, selectors, server-side tables, watch streams.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use apiserver::sim::{Clock, SimRng, DEFAULT_EPOCH_MS};
+use apiserver::store::MemStore;
+use apiserver::{ApiConfig, ApiServer};
+use axum::body::Body;
+use futures::StreamExt;
+use http::Request;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+async fn server() -> axum::Router {
+    let api = ApiServer::new(
+        Arc::new(MemStore::new()),
+        Clock::new(DEFAULT_EPOCH_MS),
+        SimRng::new(0, "t"),
+        ApiConfig::default(),
+    )
+    .await
+    .unwrap();
+    apiserver::http::router(Arc::new(api))
+}
+
+async fn call(
+    r: &axum::Router,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut b = Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| *k == "content-type") {
+        b = b.header("content-type", "application/json");
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b
+        .body(body.map(|v| Body::from(v.to_string())).unwrap_or_default())
+        .unwrap();
+    let resp = r.clone().oneshot(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn crud_with_real_status_objects() {
+    let r = server().await;
+    let (c, _) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 201);
+    let (c, body) = call(&r, "GET", "/api/v1/namespaces/default/pods/web", None, &[]).await;
+    assert_eq!(c, 404);
+    assert_eq!(
+        body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "pods \"web\" not found", "reason": "NotFound", "details": {"name": "web", "kind": "pods"}, "code": 404})
+    );
+
+    let pod = json!({"metadata": {"generateName": "web-", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    let (c, created) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(pod),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 201);
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+    assert_eq!(
+        created["metadata"]["creationTimestamp"],
+        "2020-10-27T10:00:00Z"
+    );
+    assert_eq!(
+        created["spec"]["containers"][0]["imagePullPolicy"], "Always",
+        "untagged image defaults to Always"
+    );
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A stale resourceVersion is a 409 Conflict.
+    let mut stale = created.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    stale["metadata"]["labels"]["x"] = json!("y");
+    let (c, body) = call(
+        &r,
+        "PUT",
+        &format!("/api/v1/namespaces/default/pods/{name}"),
+        Some(stale),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 409);
+    assert_eq!(body["reason"], "Conflict");
+    assert!(body["message"].as_str().unwrap().starts_with(&format!(
+        "Operation cannot be fulfilled on pods \"{name}\": the object has been modified"
+    )));
+
+    let (c, patched) = call(
+        &r,
+        "PATCH",
+        &format!("/api/v1/namespaces/default/pods/{name}"),
+        Some(json!({"metadata": {"labels": {"tier": "fe"}}})),
+        &[("content-type", "application/merge-patch+json")],
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(
+        patched["metadata"]["labels"],
+        json!({"app": "web", "tier": "fe"})
+    );
+    assert_ne!(patched["metadata"]["resourceVersion"].as_str().unwrap(), rv);
+
+    let (_, list) = call(
+        &r,
+        "GET",
+        "/api/v1/namespaces/default/pods?labelSelector=tier%3Dfe",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(list["kind"], "PodList");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert!(
+        list["items"][0].get("kind").is_none(),
+        "list items carry no kind"
+    );
+    let (_, list) = call(
+        &r,
+        "GET",
+        "/api/v1/namespaces/default/pods?fieldSelector=metadata.name%3Dnope",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(list["items"], json!([]));
+
+    let (c, table) = call(
+        &r,
+        "GET",
+        "/api/v1/namespaces/default/pods",
+        None,
+        &[("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")],
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(table["kind"], "Table");
+    let cols: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(&cols[..5], &["Name", "Ready", "Status", "Restarts", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][2], "Pending");
+}
+
+#[tokio::test]
+async fn invalid_objects_get_422_with_causes() {
+    let r = server().await;
+    call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let (c, body) = call(
+        &r,
+        "POST",
+        "/apis/apps/v1/namespaces/default/deployments",
+        Some(d),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 422);
+    assert_eq!(body["message"], "Deployment.apps \"web\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`");
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "spec.template.metadata.labels"
+    );
+    let (c, body) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/nosuch/services",
+        Some(json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (c, body["message"].as_str().unwrap()),
+        (404, "namespaces \"nosuch\" not found")
+    );
+}
+
+#[tokio::test]
+async fn watch_streams_changes_from_a_resource_version() {
+    let r = server().await;
+    let (_, ns) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "a"}})),
+        &[],
+    )
+    .await;
+    let rv = ns["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "b"}})),
+        &[],
+    )
+    .await;
+    call(
+        &r,
+        "DELETE",
+        "/api/v1/namespaces/b?gracePeriodSeconds=0",
+        None,
+        &[],
+    )
+    .await;
+    let req = Request::builder()
+        .uri(format!("/api/v1/namespaces?watch=1&resourceVersion={rv}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = r.clone().oneshot(req).await.unwrap();
+    let mut body = resp.into_body().into_data_stream();
+    let mut lines = Vec::new();
+    let mut buf = String::new();
+    while lines.len() < 2 {
+        let chunk = body.next().await.unwrap().unwrap();
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(i) = buf.find('\n') {
+            lines.push(serde_json::from_str::<Value>(&buf[..i]).unwrap());
+            buf.drain(..=i);
+        }
+    }
+    assert_eq!(lines[0]["type"], "ADDED");
+    assert_eq!(lines[0]["object"]["metadata"]["name"], "b");
+    assert_eq!(
+        lines[1]["type"], "MODIFIED",
+        "namespace deletion first marks it Terminating"
+    );
+    assert_eq!(lines[1]["object"]["status"]["phase"], "Terminating");
+}
