@@ -1,5 +1,6 @@
 //! netsim: a whole Kubernetes cluster in one process, on a simulated network, deterministically.
 
+pub mod bench;
 pub mod cluster;
 pub mod images;
 pub mod kubectl;

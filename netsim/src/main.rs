@@ -36,6 +36,15 @@ enum Command {
         #[arg(long, default_value = "/registry")]
         etcd_prefix: String,
     },
+    /// Measure convergence time and memory at scale (and etcd write throughput).
+    Bench {
+        /// Pod counts to run (100 nodes; one Deployment of 10 and one Service per 10 pods).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        pods: Vec<usize>,
+        /// etcd endpoints (`host:port,...`) for the apiserver-vs-raw-put comparison.
+        #[arg(long, value_delimiter = ',')]
+        etcd: Option<Vec<String>>,
+    },
 }
 
 async fn open_store(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Store>> {
@@ -67,6 +76,18 @@ fn main() -> ExitCode {
                 store,
                 etcd_prefix,
             } => run(files, seed, &store, &etcd_prefix).await,
+            Command::Bench { pods, etcd } => {
+                match netsim::bench::run(&netsim::bench::BenchArgs { pods, etcd }).await {
+                    Ok(report) => {
+                        print!("{report}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("netsim: bench: {e:#}");
+                        ExitCode::from(3)
+                    }
+                }
+            }
         }
     })
 }

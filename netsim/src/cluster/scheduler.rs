@@ -79,6 +79,9 @@ fn node_ready(node: &Value) -> bool {
 
 impl Cluster {
     pub(super) async fn run_scheduler(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
         let pods_res = find("pods").ok_or_else(|| ApiError::internal("no pods resource"))?;
         // Pod counts per node and per (owner, node), maintained as we bind.
         let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
