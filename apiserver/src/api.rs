@@ -225,7 +225,9 @@ impl ApiServer {
         }
     }
 
-    /// POST: create an object (name or generateName), with admission.
+    /// POST: create an object (name or generateName), with admission. Strict decoding of
+    /// unknown fields is the wire's job (`http.rs`): in-process controllers build their
+    /// objects from decoded ones, and skipping the typed round trip keeps them fast.
     pub async fn create(
         &self,
         res: &'static Resource,
@@ -233,7 +235,6 @@ impl ApiServer {
         mut obj: Value,
     ) -> Result<Value, ApiError> {
         let ns = Self::check_ns(res, ns)?;
-        strict_decode(res, &obj)?;
         check_type(res, &obj)?;
         if let (Some(ns), Some(objns)) = (ns, meta_str(&obj, "namespace")) {
             if ns != objns {
@@ -440,7 +441,6 @@ impl ApiServer {
         obj: Value,
         status_only: bool,
     ) -> Result<Value, ApiError> {
-        strict_decode(res, &obj)?;
         check_type(res, &obj)?;
         if meta_str(&obj, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
@@ -686,6 +686,11 @@ impl ApiServer {
 
     /// Decodes a raw store event into an object event.
     pub fn decode_event(ev: &WatchEvent) -> Option<ObjectEvent> {
+        Self::decode_event_with(ev, true)
+    }
+
+    /// `with_old: false` skips decoding the previous value (an informer already has it).
+    pub fn decode_event_with(ev: &WatchEvent, with_old: bool) -> Option<ObjectEvent> {
         let (res, _, _) = Self::parse_key(ev.key())?;
         Some(match ev {
             WatchEvent::Put { kv, prev } => ObjectEvent {
@@ -696,7 +701,10 @@ impl ApiServer {
                     EventType::Modified
                 },
                 object: Self::present(res, kv).ok()?,
-                old: prev.as_ref().and_then(|p| Self::present(res, p).ok()),
+                old: prev
+                    .as_ref()
+                    .filter(|_| with_old)
+                    .and_then(|p| Self::present(res, p).ok()),
                 revision: kv.mod_revision,
             },
             WatchEvent::Delete { prev, revision } => {
@@ -713,7 +721,8 @@ impl ApiServer {
         })
     }
 
-    /// Every change under every resource from `start` on (for in-process informers).
+    /// Every change under every resource from `start` on (for in-process informers, which
+    /// keep the previous object themselves: `old` is not decoded).
     pub async fn watch_all(
         &self,
         start: Revision,
@@ -721,7 +730,7 @@ impl ApiServer {
         let s = self.store.watch("", start).await?;
         Ok(s.filter_map(|r| async move {
             match r {
-                Ok(ev) => Self::decode_event(&ev).map(Ok),
+                Ok(ev) => Self::decode_event_with(&ev, false).map(Ok),
                 Err(e) => Some(Err(e)),
             }
         })

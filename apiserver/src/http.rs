@@ -188,10 +188,12 @@ async fn route(
         }
         (Method::POST, None) => {
             let obj = decode_body(headers, body)?;
+            crate::decode::strict_decode(t.res, &obj)?;
             json_response(StatusCode::CREATED, &api.create(t.res, ns, obj).await?)
         }
         (Method::PUT, Some(name)) => {
             let obj = decode_body(headers, body)?;
+            crate::decode::strict_decode(t.res, &obj)?;
             json_response(
                 StatusCode::OK,
                 &api.update(t.res, ns, name, obj, status_only).await?,

@@ -30,6 +30,9 @@ pub struct Cache {
     by_owner: BTreeMap<String, BTreeSet<(&'static str, Key)>>,
     /// (namespace, label key, label value) → pod keys.
     pods_by_label: BTreeMap<(String, String, String), BTreeSet<Key>>,
+    /// (namespace, first selector key, value) → services: a pod can only be selected by a
+    /// Service whose first selector pair it carries.
+    services_by_selector: BTreeMap<(String, String, String), BTreeSet<Key>>,
     pub revision: i64,
 }
 
@@ -74,7 +77,25 @@ impl Cache {
             .unwrap_or_default()
     }
 
+    fn first_selector_pair(obj: &Value) -> Option<(String, String, String)> {
+        let ns = str_at(obj, "/metadata/namespace")?.to_owned();
+        let (k, v) = obj
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)?
+            .iter()
+            .next()?;
+        Some((ns, k.clone(), v.as_str().unwrap_or_default().to_owned()))
+    }
+
     fn index(&mut self, plural: &'static str, key: &Key, obj: &Value) {
+        if plural == "services" {
+            if let Some(ik) = Self::first_selector_pair(obj) {
+                self.services_by_selector
+                    .entry(ik)
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
         for uid in Self::owner_uids(obj) {
             self.by_owner
                 .entry(uid)
@@ -95,6 +116,16 @@ impl Cache {
     }
 
     fn unindex(&mut self, plural: &'static str, key: &Key, obj: &Value) {
+        if plural == "services" {
+            if let Some(ik) = Self::first_selector_pair(obj) {
+                if let Some(s) = self.services_by_selector.get_mut(&ik) {
+                    s.remove(key);
+                    if s.is_empty() {
+                        self.services_by_selector.remove(&ik);
+                    }
+                }
+            }
+        }
         for uid in Self::owner_uids(obj) {
             if let Some(s) = self.by_owner.get_mut(&uid) {
                 s.remove(&(plural, key.clone()));
@@ -162,6 +193,32 @@ impl Cache {
             .get(uid)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Services in `ns` whose (non-empty) selector matches `pod`'s labels, in key order.
+    pub fn services_selecting(&self, ns: &str, pod: &Value) -> BTreeSet<Key> {
+        let Some(labels) = pod.pointer("/metadata/labels").and_then(Value::as_object) else {
+            return BTreeSet::new();
+        };
+        let mut out = BTreeSet::new();
+        for (k, v) in labels {
+            let ik = (
+                ns.to_owned(),
+                k.clone(),
+                v.as_str().unwrap_or_default().to_owned(),
+            );
+            for key in self.services_by_selector.get(&ik).into_iter().flatten() {
+                let matches = self
+                    .get("services", key)
+                    .and_then(|s| s.pointer("/spec/selector"))
+                    .and_then(Value::as_object)
+                    .is_some_and(|sel| sel.iter().all(|(sk, sv)| labels.get(sk) == Some(sv)));
+                if matches {
+                    out.insert(key.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Pods in `ns` whose labels match a `key=value` selector map (all pairs).

@@ -234,32 +234,20 @@ impl Cluster {
                         self.dirty.kubelet.insert(key.clone());
                     }
                 }
-                for p in [Some(obj), ev.old.as_ref()].into_iter().flatten() {
-                    let svcs = self.services_selecting(&ns, p);
+                // Only what Endpoints show matters to the endpoints controllers.
+                let old = self.cache.get("pods", &key);
+                let new = (ev.kind != EventType::Deleted).then_some(obj);
+                if endpoint_view(old) != endpoint_view(new) {
+                    let mut svcs = BTreeSet::new();
+                    for p in [new, old].into_iter().flatten() {
+                        svcs.extend(self.cache.services_selecting(&ns, p));
+                    }
                     self.dirty.services.extend(svcs);
                 }
             }
             _ => {}
         }
         self.cache.apply(&ev);
-    }
-
-    fn services_selecting(&self, ns: &str, pod: &Value) -> Vec<Key> {
-        let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
-        self.cache
-            .in_ns("services", ns)
-            .filter(|s| {
-                s.pointer("/spec/selector")
-                    .and_then(Value::as_object)
-                    .is_some_and(|sel| {
-                        !sel.is_empty()
-                            && sel
-                                .iter()
-                                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-                    })
-            })
-            .map(key_of)
-            .collect()
     }
 
     /// Runs controllers until no more writes happen.
@@ -406,6 +394,21 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// The parts of a pod the Endpoints/EndpointSlice controllers read.
+fn endpoint_view(pod: Option<&Value>) -> Option<[Option<&Value>; 8]> {
+    let p = pod?;
+    Some([
+        p.pointer("/metadata/labels"),
+        p.pointer("/metadata/deletionTimestamp"),
+        p.pointer("/status/podIP"),
+        p.pointer("/status/phase"),
+        p.pointer("/status/conditions"),
+        p.pointer("/spec/nodeName"),
+        p.pointer("/spec/hostname"),
+        p.pointer("/spec/subdomain"),
+    ])
 }
 
 pub fn split_key(key: &str) -> (Option<&str>, &str) {

@@ -636,8 +636,9 @@ impl Cluster {
                     .unwrap_or_default()
                     .to_owned()
             };
+            let covered: std::collections::BTreeSet<String> = pods.iter().map(node_of).collect();
             for node in &nodes {
-                if pods.iter().any(|p| &node_of(p) == node) {
+                if covered.contains(node) {
                     continue;
                 }
                 let mut pod = pod_from_template(&template, &ns, &ds);
