@@ -86,6 +86,13 @@ fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        // Typed clients (e.g. `kubectl create deployment`) send protobuf; netsim speaks the
+        // JSON and YAML encodings only, and says so as kube-apiserver would.
+        return Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct:?})"
+        )));
+    }
     if ct.contains("yaml") {
         serde_norway::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
@@ -250,8 +257,59 @@ async fn route(
     Ok(resp)
 }
 
+/// A minimal OpenAPI v3: an index of group-versions, and per group-version the write
+/// operations with their `x-kubernetes-group-version-kind` and the `fieldValidation`
+/// parameter. That is what kubectl's `--validate=strict` (the default) looks for before it
+/// relies on server-side validation, which this server does (strict decoding). Schemas are
+/// not published.
+fn openapi_v3(p: &str) -> Option<Value> {
+    let gvs = || {
+        let mut v: Vec<(&str, &str)> = RESOURCES.iter().map(|r| (r.group, r.version)).collect();
+        v.dedup();
+        v
+    };
+    let gv_path = |g: &str, v: &str| {
+        if g.is_empty() {
+            format!("api/{v}")
+        } else {
+            format!("apis/{g}/{v}")
+        }
+    };
+    if p == "/openapi/v3" {
+        let mut paths = serde_json::Map::new();
+        for (g, v) in gvs() {
+            let gp = gv_path(g, v);
+            paths.insert(gp.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{gp}?hash=netsim-{}", KUBE_VERSION.1)}));
+        }
+        return Some(json!({"paths": paths}));
+    }
+    let rest = p.strip_prefix("/openapi/v3/")?;
+    let (g, v) = gvs().into_iter().find(|(g, v)| gv_path(g, v) == rest)?;
+    let param = json!([{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}}]);
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES.iter().filter(|r| r.group == g && r.version == v) {
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let op = |verb: &str| json!({"operationId": format!("{verb}{}", r.kind), "x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": verb, "parameters": param, "responses": {"200": {"description": "OK"}}});
+        let coll = r.collection_path(if r.namespaced {
+            Some("{namespace}")
+        } else {
+            None
+        });
+        paths.insert(coll.clone(), json!({"post": op("post"), "get": op("list")}));
+        paths.insert(format!("{coll}/{{name}}"), json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
+    }
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)}, "paths": paths, "components": {"schemas": {}}}),
+    )
+}
+
 fn discovery(path: &str) -> Option<Response> {
     let p = path.trim_end_matches('/');
+    if p.starts_with("/openapi/v3") {
+        return openapi_v3(p).map(|v| json_response(StatusCode::OK, &v));
+    }
     let body = match p {
         "/api" => {
             json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]})

@@ -7,3 +7,4 @@ pub mod kubectl;
 pub mod output;
 pub mod runner;
 pub mod scenario;
+pub mod serve;

@@ -36,6 +36,26 @@ enum Command {
         #[arg(long, default_value = "/registry")]
         etcd_prefix: String,
     },
+    /// Serve the cluster on loopback for the real kubectl (plain HTTP, no auth).
+    Serve {
+        /// Address to listen on (port 0 picks a free one; the first line says which).
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: std::net::SocketAddr,
+        /// `memory` (default) or `etcd://host:port[,host:port]`: with etcd the cluster
+        /// survives restarts of netsim.
+        #[arg(long, default_value = "memory")]
+        store: String,
+        #[arg(long, default_value = "/registry")]
+        etcd_prefix: String,
+        /// Take the cluster shape (nodes, proxyMode) from this scenario's `cluster:`.
+        #[arg(long)]
+        cluster: Option<PathBuf>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write a kubeconfig here for `kubectl --kubeconfig` / `KUBECONFIG`.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
     /// Measure convergence time and memory at scale (and etcd write throughput).
     Bench {
         /// Pod counts to run (100 nodes; one Deployment of 10 and one Service per 10 pods).
@@ -76,6 +96,14 @@ fn main() -> ExitCode {
                 store,
                 etcd_prefix,
             } => run(files, seed, &store, &etcd_prefix).await,
+            Command::Serve {
+                listen,
+                store,
+                etcd_prefix,
+                cluster,
+                seed,
+                kubeconfig,
+            } => serve(listen, &store, &etcd_prefix, cluster, seed, kubeconfig).await,
             Command::Bench { pods, etcd } => {
                 match netsim::bench::run(&netsim::bench::BenchArgs { pods, etcd }).await {
                     Ok(report) => {
@@ -143,5 +171,55 @@ async fn run(files: Vec<PathBuf>, seed: Option<u64>, store: &str, prefix: &str) 
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // the edge: a served cluster starts at the real "now"
+async fn serve(
+    listen: std::net::SocketAddr,
+    store: &str,
+    prefix: &str,
+    cluster: Option<PathBuf>,
+    seed: Option<u64>,
+    kubeconfig: Option<PathBuf>,
+) -> ExitCode {
+    let mut config = match &cluster {
+        Some(path) => match netsim::scenario::load(path) {
+            Ok(l) => l.cluster_config(seed),
+            Err(e) => {
+                eprintln!("netsim: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => netsim::cluster::ClusterConfig {
+            seed: seed.unwrap_or(0),
+            ..Default::default()
+        },
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(config.epoch_ms);
+    config.epoch_ms = now_ms;
+    let result = async {
+        let store = open_store(store, prefix).await?;
+        let opts = netsim::serve::ServeOptions {
+            listen,
+            config,
+            kubeconfig,
+            tick: std::time::Duration::from_millis(50),
+        };
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        netsim::serve::serve(opts, store, shutdown).await
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netsim: serve: {e:#}");
+            ExitCode::from(3)
+        }
     }
 }

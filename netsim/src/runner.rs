@@ -58,12 +58,19 @@ pub async fn run(
     store: Arc<dyn Store>,
 ) -> Result<RunResult, ClusterError> {
     let config = loaded.cluster_config(seed);
-    let default_host = config
+    let cluster = Cluster::new(config, store).await?;
+    run_on(cluster, loaded).await
+}
+
+/// Runs the steps on a cluster that is already up. A store that stops answering ends the
+/// run with its error (after the step that found out), never with a half-printed success.
+pub async fn run_on(mut cluster: Cluster, loaded: &Loaded) -> Result<RunResult, ClusterError> {
+    let default_host = cluster
+        .config
         .control_plane()
-        .or(config.nodes.first())
+        .or(cluster.config.nodes.first())
         .map(|n| n.name.clone())
         .unwrap_or_default();
-    let mut cluster = Cluster::new(config, store).await?;
     let files = ScenarioFiles {
         inline: &loaded.scenario.files,
         dir: loaded.dir().to_owned(),
@@ -107,6 +114,7 @@ pub async fn run(
         if out.exit != 0 {
             let _ = writeln!(t, "[exit {}]", out.exit);
         }
+        cluster.check_store().await?;
         if let Some(name) = &step.capture {
             vars.insert(name.clone(), out.stdout().trim().to_owned());
         }

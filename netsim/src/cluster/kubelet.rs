@@ -47,6 +47,36 @@ impl KubeletState {
         self.images
             .insert((node.to_owned(), images::qualified(image)));
     }
+
+    /// Takes over a pod found in a kept store: its IP, and for running pods the sandbox and
+    /// images, so a restart of netsim does not restart them.
+    pub fn adopt(&mut self, pod: &Value) {
+        let Some(node) = str_at(pod, "/spec/nodeName") else {
+            return;
+        };
+        let running = str_at(pod, "/status/phase") == Some("Running");
+        let host_network = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
+        let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
+        if let Some(ip) = str_at(pod, "/status/podIP").and_then(|i| i.parse::<Ipv4Addr>().ok()) {
+            if !host_network {
+                self.used_ips.insert(ip);
+                self.ip_of.insert(uid.clone(), ip);
+            }
+        }
+        if running {
+            self.seen.insert(uid);
+            for c in pod
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(image) = c.get("image").and_then(Value::as_str) {
+                    self.preload_image(node, image);
+                }
+            }
+        }
+    }
 }
 
 fn pods_res() -> Result<&'static apiserver::resources::Resource, ApiError> {
@@ -159,6 +189,9 @@ impl Cluster {
         let host_network = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
         let pod_ip = if host_network {
             Some(host_ip.clone())
+        } else if let Some(ip) = self.kubelet.ip_of.get(uid) {
+            // A sandbox that survived a restart of netsim keeps its IP.
+            Some(ip.to_string())
         } else {
             self.allocate_pod_ip(node).map(|ip| ip.to_string())
         };

@@ -119,11 +119,39 @@ impl Cluster {
         for kv in page.items {
             let ev = apiserver::store::WatchEvent::Put { kv, prev: None };
             if let Some(oe) = ApiServer::decode_event(&ev) {
+                if oe.resource.plural == "pods" {
+                    // Running pods keep their sandbox and IP across a restart of netsim.
+                    self.kubelet.adopt(&oe.object);
+                }
                 self.observe(oe);
             }
         }
         self.cache.revision = rev;
         Ok(())
+    }
+
+    /// Is the store answering? (A scenario stops at the first step after it went away.)
+    pub async fn check_store(&self) -> Result<(), ClusterError> {
+        self.api.store().current_revision().await?;
+        Ok(())
+    }
+
+    /// After the store came back: watch again from what the cache has seen, or reload
+    /// everything if that history was compacted meanwhile.
+    pub async fn recover(&mut self) -> Result<(), ClusterError> {
+        match self.api.watch_all(self.cache.revision + 1).await {
+            Ok(w) => {
+                self.watch = w;
+                Ok(())
+            }
+            Err(StoreError::Compacted { .. }) => {
+                let rev = self.api.store().current_revision().await?;
+                self.watch = self.api.watch_all(rev + 1).await?;
+                self.cache = Cache::default();
+                self.load_existing(rev).await
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn now_ms(&self) -> i64 {
