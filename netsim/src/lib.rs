@@ -4,6 +4,7 @@ pub mod bench;
 pub mod cluster;
 pub mod images;
 pub mod kubectl;
+pub mod net;
 pub mod output;
 pub mod runner;
 pub mod scenario;

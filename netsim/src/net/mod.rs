@@ -1,0 +1,586 @@
+//! The simulated network. Every node and every pod is a smoltcp `Interface` (medium IP) on
+//! an in-memory device; the fabric moves the real IPv4 packets they emit:
+//!
+//! * a pod's packets enter its node through the bridge (netfilter PREROUTING); a node's own
+//!   packets go through OUTPUT;
+//! * new flows ask the node's [`Netfilter`] (kube-proxy's rule table) what to do: DNAT,
+//!   masquerade, REJECT or DROP; conntrack remembers the translation so replies are
+//!   un-NATed and later packets of the flow skip the rules, as on Linux;
+//! * routing is host-gw (flannel's host-gw backend): a node owns its podCIDR and forwards
+//!   other nodes' podCIDRs to them over the node network;
+//! * masquerade picks the egress address: the bridge's `.1` towards a local pod, the node's
+//!   own address towards another node.
+//!
+//! Time is passed in; the fabric never reads a clock. Same inputs, same packets.
+
+pub mod device;
+pub mod http;
+pub mod packet;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+use device::QueueDevice;
+use http::{HttpApp, Request};
+use packet::{Proto, Summary, Tuple};
+
+/// Where a packet meets netfilter's nat table on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// Arriving from a pod on the node's bridge, or from another node.
+    Prerouting,
+    /// Sent by the node itself.
+    Output,
+}
+
+/// What netfilter decided for a new flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub dnat: Option<(Ipv4Addr, u16)>,
+    pub masquerade: bool,
+    pub reject: bool,
+    pub drop: bool,
+    /// Human-readable lines for `--trace-path` (chain, rule, why).
+    pub trace: Vec<String>,
+}
+
+/// A node's packet filter (kube-proxy's rule table behind it).
+pub trait Netfilter {
+    fn new_flow(&mut self, node: &str, hook: Hook, flow: &Tuple, now_ms: i64) -> Decision;
+}
+
+/// No rules at all: plain routing (used before kube-proxy has synced, and in tests).
+pub struct NoRules;
+
+impl Netfilter for NoRules {
+    fn new_flow(&mut self, _: &str, _: Hook, _: &Tuple, _: i64) -> Decision {
+        Decision::default()
+    }
+}
+
+/// A host to build: a node or a pod.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    pub name: String,
+    pub node: String,
+    pub ip: Ipv4Addr,
+    pub is_node: bool,
+    /// Servers this host runs (port → app).
+    pub servers: Vec<(u16, HttpApp)>,
+}
+
+/// A node's place on the networks.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub pod_cidr: (Ipv4Addr, u8),
+}
+
+/// State that outlives one command: conntrack per node and the ephemeral port cursor.
+#[derive(Debug, Default)]
+pub struct NetState {
+    conntrack: BTreeMap<String, BTreeMap<Tuple, Tuple>>,
+    next_port: u16,
+}
+
+impl NetState {
+    /// Conntrack entries of a node as `conntrack -L` would list them (original → reply).
+    pub fn conntrack(&self, node: &str) -> Vec<(Tuple, Tuple)> {
+        self.conntrack
+            .get(node)
+            .map(|m| m.iter().filter(|(o, r)| o.src != r.dst || true).map(|(o, r)| (*o, *r)).collect())
+            .unwrap_or_default()
+    }
+}
+
+struct Server {
+    port: u16,
+    app: HttpApp,
+    handle: SocketHandle,
+    buf: Vec<u8>,
+}
+
+struct Host {
+    spec: HostSpec,
+    iface: Interface,
+    dev: QueueDevice,
+    sockets: SocketSet<'static>,
+    servers: Vec<Server>,
+}
+
+fn tcp_socket() -> tcp::Socket<'static> {
+    tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65535]), tcp::SocketBuffer::new(vec![0; 65535]))
+}
+
+fn in_cidr(ip: Ipv4Addr, (net, prefix): (Ipv4Addr, u8)) -> bool {
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
+/// Where a packet goes next from a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Host(usize),
+    Node(usize),
+    Nowhere,
+}
+
+/// How one client exchange ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchange {
+    /// The bytes the server sent (the connection completed).
+    Done(Vec<u8>),
+    /// RST, or ICMP port unreachable (iptables REJECT): ECONNREFUSED.
+    Refused,
+    /// Nothing came back before the deadline.
+    TimedOut { connected: bool },
+}
+
+pub struct Fabric<'s> {
+    hosts: Vec<Host>,
+    nodes: Vec<NodeSpec>,
+    node_host: Vec<usize>,
+    by_ip: BTreeMap<Ipv4Addr, usize>,
+    state: &'s mut NetState,
+    now_ms: i64,
+    /// (host, local port) of connections refused by an ICMP error.
+    refused: BTreeSet<(usize, u16)>,
+    pub trace: Vec<String>,
+    tracing: bool,
+}
+
+impl<'s> Fabric<'s> {
+    /// Builds interfaces for `hosts` on `nodes` at virtual time `now_ms`.
+    pub fn new(nodes: Vec<NodeSpec>, hosts: Vec<HostSpec>, state: &'s mut NetState, now_ms: i64, seed: u64) -> Self {
+        let mut built = Vec::new();
+        let mut by_ip = BTreeMap::new();
+        for (i, spec) in hosts.into_iter().enumerate() {
+            let mut dev = QueueDevice::default();
+            let mut cfg = Config::new(HardwareAddress::Ip);
+            cfg.random_seed = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(now_ms));
+            let node = nodes.iter().find(|n| n.name == spec.node);
+            iface.update_ip_addrs(|a| {
+                if spec.is_node {
+                    let _ = a.push(IpCidr::new(IpAddress::Ipv4(spec.ip), 16));
+                    let _ = a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
+                } else {
+                    let prefix = node.map(|n| n.pod_cidr.1).unwrap_or(24);
+                    let _ = a.push(IpCidr::new(IpAddress::Ipv4(spec.ip), prefix));
+                }
+            });
+            let gw = match node {
+                Some(n) if !spec.is_node => Ipv4Addr::from(u32::from(n.pod_cidr.0) + 1),
+                _ => Ipv4Addr::from((u32::from(spec.ip) & 0xffff_0000) + 1),
+            };
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+            let mut sockets = SocketSet::new(Vec::new());
+            let mut servers = Vec::new();
+            for (port, app) in &spec.servers {
+                // A few listening sockets: a server accepts several connections at once.
+                for _ in 0..4 {
+                    let mut s = tcp_socket();
+                    let _ = s.listen(*port);
+                    let handle = sockets.add(s);
+                    servers.push(Server { port: *port, app: app.clone(), handle, buf: Vec::new() });
+                }
+            }
+            if !spec.is_node {
+                by_ip.insert(spec.ip, i);
+            }
+            built.push(Host { spec, iface, dev, sockets, servers });
+        }
+        let node_host = nodes
+            .iter()
+            .map(|n| built.iter().position(|h| h.spec.is_node && h.spec.name == n.name).unwrap_or(usize::MAX))
+            .collect();
+        if state.next_port == 0 {
+            state.next_port = 32768 + (seed % 28000) as u16;
+        }
+        Fabric { hosts: built, nodes, node_host, by_ip, state, now_ms, refused: BTreeSet::new(), trace: Vec::new(), tracing: false }
+    }
+
+    pub fn set_tracing(&mut self, on: bool) {
+        self.tracing = on;
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    pub fn host_index(&self, name: &str) -> Option<usize> {
+        self.hosts.iter().position(|h| h.spec.name == name)
+    }
+
+    pub fn host_ip(&self, h: usize) -> Ipv4Addr {
+        self.hosts[h].spec.ip
+    }
+
+    fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    fn note(&mut self, line: String) {
+        if self.tracing {
+            self.trace.push(line);
+        }
+    }
+
+    fn route(&self, node: usize, dst: Ipv4Addr) -> Route {
+        let n = &self.nodes[node];
+        if dst == n.ip || dst.is_loopback() {
+            return Route::Host(self.node_host[node]);
+        }
+        if in_cidr(dst, n.pod_cidr) {
+            return self.by_ip.get(&dst).map_or(Route::Nowhere, |h| Route::Host(*h));
+        }
+        for (m, other) in self.nodes.iter().enumerate() {
+            if m != node && (dst == other.ip || in_cidr(dst, other.pod_cidr)) {
+                return Route::Node(m);
+            }
+        }
+        Route::Nowhere
+    }
+
+    /// The address masquerade uses when leaving `node` along `route`.
+    fn egress_ip(&self, node: usize, route: Route) -> Ipv4Addr {
+        let n = &self.nodes[node];
+        match route {
+            Route::Host(h) if !self.hosts[h].spec.is_node => Ipv4Addr::from(u32::from(n.pod_cidr.0) + 1),
+            _ => n.ip,
+        }
+    }
+
+    /// One packet arriving at `node` through `hook`.
+    fn forward(&mut self, nf: &mut dyn Netfilter, mut pkt: Vec<u8>, node: usize, hook: Hook, from: usize, hops: u8) {
+        if hops > 8 {
+            return;
+        }
+        let Some(s) = packet::summarize(&pkt) else { return };
+        let node_name = self.nodes[node].name.clone();
+        let table = self.state.conntrack.entry(node_name.clone()).or_default();
+        let t = s.tuple;
+        let translated = if let Some(reply) = table.get(&t) {
+            // Original direction of a known flow: same translation as its first packet.
+            Some(reply.reversed())
+        } else if let Some((orig, _)) = table.iter().find(|(_, r)| **r == t) {
+            // Reply direction: undo the translation.
+            Some(orig.reversed())
+        } else {
+            None
+        };
+        let t2 = match translated {
+            Some(t2) => t2,
+            None if is_error_or_reply(&s) => t,
+            None => {
+                let d = nf.new_flow(&node_name, hook, &t, self.now_ms);
+                for line in &d.trace {
+                    self.note(format!("{node_name}: {line}"));
+                }
+                if d.reject {
+                    if let Some(icmp) = packet::port_unreachable(t.dst, &pkt) {
+                        self.refused.insert((from, t.sport));
+                        self.note(format!("{node_name}: REJECT -> ICMP port unreachable to {}", t.src));
+                        self.hosts[from].dev.rx.push_back(icmp);
+                    }
+                    return;
+                }
+                if d.drop {
+                    self.note(format!("{node_name}: DROP"));
+                    return;
+                }
+                let mut t2 = t;
+                if let Some((ip, port)) = d.dnat {
+                    t2.dst = ip;
+                    t2.dport = port;
+                }
+                if d.masquerade {
+                    let r = self.route(node, t2.dst);
+                    t2.src = self.egress_ip(node, r);
+                    self.note(format!("{node_name}: POSTROUTING MASQUERADE {} -> {}", t.src, t2.src));
+                }
+                self.state.conntrack.entry(node_name.clone()).or_default().insert(t, t2.reversed());
+                t2
+            }
+        };
+        if t2 != t {
+            packet::rewrite(&mut pkt, &t2);
+        }
+        match self.route(node, t2.dst) {
+            Route::Host(h) => {
+                if self.tracing && translated.is_none() {
+                    let name = self.hosts[h].spec.name.clone();
+                    self.note(format!("{node_name}: route {} -> {name}", t2.dst));
+                }
+                self.hosts[h].dev.rx.push_back(pkt);
+            }
+            Route::Node(m) => {
+                if self.tracing && translated.is_none() {
+                    let next = self.nodes[m].name.clone();
+                    self.note(format!("{node_name}: route {} via {next} ({})", t2.dst, self.nodes[m].ip));
+                }
+                self.forward(nf, pkt, m, Hook::Prerouting, from, hops + 1);
+            }
+            Route::Nowhere => self.note(format!("{node_name}: no route to {}", t2.dst)),
+        }
+    }
+
+    /// Polls every host once and moves what they sent. Returns whether anything moved.
+    fn step(&mut self, nf: &mut dyn Netfilter) -> bool {
+        let now = Instant::from_millis(self.now_ms);
+        let mut moved = false;
+        for i in 0..self.hosts.len() {
+            let date = http::http_date(self.now_ms);
+            let h = &mut self.hosts[i];
+            h.iface.poll(now, &mut h.dev, &mut h.sockets);
+            for srv in &mut h.servers {
+                let sock = h.sockets.get_mut::<tcp::Socket>(srv.handle);
+                if sock.can_recv() {
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n) = sock.recv_slice(&mut chunk) {
+                        if n == 0 {
+                            break;
+                        }
+                        srv.buf.extend_from_slice(&chunk[..n]);
+                    }
+                    if let Some(req) = Request::parse(&srv.buf) {
+                        let client = match sock.remote_endpoint() {
+                            Some(ep) => match ep.addr {
+                                IpAddress::Ipv4(a) => SocketAddrV4::new(a, ep.port),
+                            },
+                            None => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                        };
+                        let resp = srv.app.respond(&req, client, &date);
+                        let _ = sock.send_slice(&resp);
+                        sock.close();
+                        srv.buf.clear();
+                    }
+                }
+                if matches!(sock.state(), tcp::State::Closed | tcp::State::TimeWait) {
+                    sock.abort();
+                    let _ = sock.listen(srv.port);
+                    srv.buf.clear();
+                }
+            }
+            h.iface.poll(now, &mut h.dev, &mut h.sockets);
+            let out: Vec<Vec<u8>> = h.dev.tx.drain(..).collect();
+            let (is_node, node) = (h.spec.is_node, h.spec.node.clone());
+            for pkt in out {
+                moved = true;
+                let Some(n) = self.node_index(&node) else { continue };
+                let hook = if is_node { Hook::Output } else { Hook::Prerouting };
+                self.forward(nf, pkt, n, hook, i, 0);
+            }
+            if !self.hosts[i].dev.rx.is_empty() {
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    /// Runs until `done` holds or virtual time reaches `deadline_ms`; returns whether done.
+    fn run_until(&mut self, nf: &mut dyn Netfilter, deadline_ms: i64, mut done: impl FnMut(&mut Self) -> bool) -> bool {
+        loop {
+            let mut rounds = 0;
+            while self.step(nf) && rounds < 10_000 {
+                rounds += 1;
+                if done(self) {
+                    return true;
+                }
+            }
+            if done(self) {
+                return true;
+            }
+            let now = Instant::from_millis(self.now_ms);
+            let next = self
+                .hosts
+                .iter_mut()
+                .filter_map(|h| h.iface.poll_at(now, &h.sockets))
+                .map(|t| t.total_millis())
+                .min();
+            match next {
+                Some(t) if t <= deadline_ms => self.now_ms = t.max(self.now_ms + 1),
+                _ => {
+                    self.now_ms = deadline_ms.max(self.now_ms);
+                    return done(self);
+                }
+            }
+        }
+    }
+
+    /// Opens a TCP connection from host `from` to `dst:port`, sends `request`, and reads
+    /// until the response is complete (`complete`) or the peer closes.
+    pub fn tcp_exchange(
+        &mut self,
+        nf: &mut dyn Netfilter,
+        from: usize,
+        dst: Ipv4Addr,
+        port: u16,
+        request: &[u8],
+        connect_deadline_ms: i64,
+        deadline_ms: i64,
+        complete: impl Fn(&[u8]) -> bool,
+    ) -> Exchange {
+        let local_port = self.state.next_port;
+        self.state.next_port = if self.state.next_port >= 60999 { 32768 } else { self.state.next_port + 1 };
+        let handle = {
+            let h = &mut self.hosts[from];
+            let mut s = tcp_socket();
+            if s.connect(h.iface.context(), (IpAddress::Ipv4(dst), port), local_port).is_err() {
+                return Exchange::Refused;
+            }
+            h.sockets.add(s)
+        };
+        let mut sent = false;
+        let mut connected = false;
+        let mut got = Vec::new();
+        let mut refused = false;
+        let mut closed = false;
+        let ok = self.run_until(nf, deadline_ms, |f| {
+            if f.refused.contains(&(from, local_port)) {
+                refused = true;
+                return true;
+            }
+            let sock = f.hosts[from].sockets.get_mut::<tcp::Socket>(handle);
+            if sock.state() == tcp::State::Established {
+                connected = true;
+            }
+            if !connected && sock.state() == tcp::State::Closed {
+                refused = true;
+                return true;
+            }
+            if !connected && f.now_ms >= connect_deadline_ms {
+                return true;
+            }
+            if connected && !sent && sock.can_send() {
+                let _ = sock.send_slice(request);
+                sent = true;
+            }
+            let mut chunk = [0u8; 4096];
+            while sock.can_recv() {
+                match sock.recv_slice(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&chunk[..n]),
+                }
+            }
+            if connected && !sock.may_recv() {
+                closed = true;
+            }
+            sent && (complete(&got) || closed)
+        });
+        // curl closes its end; let the FIN exchange finish so servers can accept again.
+        {
+            let sock = self.hosts[from].sockets.get_mut::<tcp::Socket>(handle);
+            sock.close();
+        }
+        let settle_until = self.now_ms + 1;
+        self.run_until(nf, settle_until, |_| false);
+        self.hosts[from].sockets.remove(handle);
+        if refused {
+            Exchange::Refused
+        } else if ok && sent {
+            Exchange::Done(got)
+        } else {
+            Exchange::TimedOut { connected }
+        }
+    }
+}
+
+/// Packets that never open a flow: TCP without SYN, ICMP errors and echo replies.
+fn is_error_or_reply(s: &Summary) -> bool {
+    match s.tuple.proto {
+        Proto::Tcp => !s.syn,
+        Proto::Icmp => s.icmp_type != Some(8),
+        Proto::Udp => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab() -> (Vec<NodeSpec>, Vec<HostSpec>) {
+        let nodes = vec![
+            NodeSpec { name: "n1".into(), ip: Ipv4Addr::new(172, 18, 0, 3), pod_cidr: (Ipv4Addr::new(10, 244, 1, 0), 24) },
+            NodeSpec { name: "n2".into(), ip: Ipv4Addr::new(172, 18, 0, 4), pod_cidr: (Ipv4Addr::new(10, 244, 2, 0), 24) },
+        ];
+        let (app, port) = HttpApp::for_container("wangyanglinux/myapp:v2", &[], "web-1").unwrap();
+        let hosts = vec![
+            HostSpec { name: "n1".into(), node: "n1".into(), ip: nodes[0].ip, is_node: true, servers: vec![] },
+            HostSpec { name: "n2".into(), node: "n2".into(), ip: nodes[1].ip, is_node: true, servers: vec![] },
+            HostSpec { name: "web-1".into(), node: "n2".into(), ip: Ipv4Addr::new(10, 244, 2, 2), is_node: false, servers: vec![(port, app)] },
+            HostSpec { name: "client".into(), node: "n1".into(), ip: Ipv4Addr::new(10, 244, 1, 2), is_node: false, servers: vec![] },
+        ];
+        (nodes, hosts)
+    }
+
+    const GET: &[u8] = b"GET /hostname.html HTTP/1.1\r\nHost: 10.244.2.2\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
+
+    fn complete(b: &[u8]) -> bool {
+        http::Response::parse(b, false).is_some()
+    }
+
+    #[test]
+    fn a_pod_on_one_node_reaches_a_pod_on_another_over_real_tcp() {
+        let (nodes, hosts) = lab();
+        let mut st = NetState::default();
+        let mut f = Fabric::new(nodes, hosts, &mut st, 0, 1);
+        let client = f.host_index("client").unwrap();
+        for _ in 0..3 {
+            let r = f.tcp_exchange(&mut NoRules, client, Ipv4Addr::new(10, 244, 2, 2), 80, GET, 5_000, 10_000, complete);
+            let Exchange::Done(bytes) = r else { panic!("{r:?}") };
+            assert!(bytes.ends_with(b"\r\n\r\nweb-1\n"), "{}", String::from_utf8_lossy(&bytes));
+        }
+        let node = f.host_index("n1").unwrap();
+        let r = f.tcp_exchange(&mut NoRules, node, Ipv4Addr::new(10, 244, 2, 2), 80, GET, 5_000, 10_000, complete);
+        assert!(matches!(r, Exchange::Done(_)), "{r:?}");
+    }
+
+    #[test]
+    fn nobody_listening_is_refused_and_no_route_times_out() {
+        let (nodes, hosts) = lab();
+        let mut st = NetState::default();
+        let mut f = Fabric::new(nodes, hosts, &mut st, 0, 1);
+        let client = f.host_index("client").unwrap();
+        let r = f.tcp_exchange(&mut NoRules, client, Ipv4Addr::new(10, 244, 2, 2), 81, GET, 5_000, 10_000, complete);
+        assert_eq!(r, Exchange::Refused);
+        let r = f.tcp_exchange(&mut NoRules, client, Ipv4Addr::new(10, 9, 9, 9), 80, GET, 3_000, 3_000, complete);
+        assert_eq!(r, Exchange::TimedOut { connected: false });
+        assert!(f.now_ms() >= 3_000);
+    }
+
+    struct Dnat(Ipv4Addr, u16);
+    impl Netfilter for Dnat {
+        fn new_flow(&mut self, _: &str, _: Hook, t: &Tuple, _: i64) -> Decision {
+            if t.dst == Ipv4Addr::new(10, 96, 1, 1) {
+                Decision { dnat: Some((self.0, self.1)), masquerade: true, ..Default::default() }
+            } else if t.dst == Ipv4Addr::new(10, 96, 5, 5) {
+                Decision { reject: true, ..Default::default() }
+            } else {
+                Decision::default()
+            }
+        }
+    }
+
+    #[test]
+    fn dnat_and_masquerade_are_undone_on_the_way_back_and_reject_refuses() {
+        let (nodes, hosts) = lab();
+        let mut st = NetState::default();
+        let mut f = Fabric::new(nodes, hosts, &mut st, 0, 1);
+        let client = f.host_index("client").unwrap();
+        let mut nf = Dnat(Ipv4Addr::new(10, 244, 2, 2), 80);
+        let r = f.tcp_exchange(&mut nf, client, Ipv4Addr::new(10, 96, 1, 1), 80, GET, 5_000, 10_000, complete);
+        assert!(matches!(r, Exchange::Done(ref b) if b.ends_with(b"web-1\n")), "{r:?}");
+        let r = f.tcp_exchange(&mut nf, client, Ipv4Addr::new(10, 96, 5, 5), 80, GET, 5_000, 10_000, complete);
+        assert_eq!(r, Exchange::Refused);
+        // The node-level conntrack shows the translation: original to the VIP, reply from the pod to the node.
+        let ct = st.conntrack("n1");
+        assert!(ct.iter().any(|(o, r)| o.dst == Ipv4Addr::new(10, 96, 1, 1) && r.src == Ipv4Addr::new(10, 244, 2, 2) && r.dst == Ipv4Addr::new(172, 18, 0, 3)), "{ct:?}");
+    }
+}
