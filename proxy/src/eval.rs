@@ -477,9 +477,7 @@ pub fn evaluate(
     let mut v = Verdict::default();
     let mut p = pkt.clone();
     if rt.mode == Mode::Nftables {
-        if let Some(nft) = &rt.nft {
-            crate::nft::evaluate(rt, nft, hook, &mut p, draw, &mut v);
-        }
+        crate::nft::evaluate(rt, hook, &mut p, state, draw, now_ms, &mut v);
         v.mark = p.mark;
         return v;
     }

@@ -24,7 +24,10 @@ pub use hash::{endpoint_chain_name, port_proto_hash};
 pub use input::ProxyInput;
 pub use ipvs::{ipvsadm_ln, service_line as ipvs_service_line};
 pub use model::*;
-pub use nft::{nft_list_ruleset, NftRuleset};
+pub use nft::{
+    nft_chain_name, nft_endpoint_chain_name, nft_list_ruleset, render_rule as nft_render_rule,
+    NftBase, NftChain, NftExpr, NftKey, NftMap, NftRule, NftRuleset, NftSet, NftStmt, NftVerdict,
+};
 pub use save::{iptables_list, iptables_save, rule_save};
 pub use userspace::userspace_pick;
 
