@@ -607,3 +607,52 @@ num  target     prot opt source               destination         \n\
 4    KUBE-SEP-AWFNTVUNTOD2SN3M  all  --  0.0.0.0/0            0.0.0.0/0            /* default/web:http -> 10.244.2.8:8080 */\n";
     assert_eq!(out, want);
 }
+
+/// 10,000 Services × 3 endpoints: sync and one new connection (run with `--ignored` under
+/// `time` to measure; the test itself only checks the result).
+#[test]
+#[ignore = "scale check; run explicitly"]
+fn scale_10k_services() {
+    let mut services = Vec::new();
+    let mut slices = Vec::new();
+    for i in 0..10_000u32 {
+        let name: &'static str = Box::leak(format!("s{i}").into_boxed_str());
+        let ip = format!("10.{}.{}.{}", 96 + i / 65536, (i / 256) % 256, i % 256);
+        services.push(svc(
+            "default",
+            name,
+            "ClusterIP",
+            &ip,
+            &[P("http", 80, 8080, None, "TCP")],
+        ));
+        let eps: Vec<E> = (0..3)
+            .map(|k| {
+                E(
+                    Box::leak(format!("10.244.{}.{}", k, i % 250 + 2).into_boxed_str()),
+                    "node-2",
+                    true,
+                )
+            })
+            .collect();
+        slices.push(slice("default", name, &[("http", 8080, "TCP")], &eps));
+    }
+    for mode in [Mode::Iptables, Mode::Ipvs, Mode::Nftables] {
+        let rt = sync(&input(mode, services.clone(), slices.clone())).unwrap();
+        let mut st = ProxyState::default();
+        let hook = if mode == Mode::Ipvs {
+            Hook::Input
+        } else {
+            Hook::Prerouting
+        };
+        // The last service: the worst case for a linear KUBE-SERVICES walk.
+        let v = evaluate(
+            &rt,
+            hook,
+            &pkt("10.244.3.3", "10.96.39.15", 80),
+            &mut st,
+            &mut || 0.1,
+            0,
+        );
+        assert!(v.nat.is_some(), "{mode:?}");
+    }
+}
