@@ -465,11 +465,23 @@ pub fn format_dig(
         SocketAddr::V6(a) => format!("{}#{}", a.ip(), a.port()),
     };
     let userarg = args.server_arg.unwrap_or_else(|| server.ip().to_string());
-    out.push_str(&format!(";; SERVER: {from}({userarg}) ({proto})\n"));
+    // `(UDP)`/`(TCP)` after SERVER appeared in dig 9.18 (older: `;; SERVER: 10.96.0.10#53(10.96.0.10)`).
+    if version_at_least(version, 9, 18) {
+        out.push_str(&format!(";; SERVER: {from}({userarg}) ({proto})\n"));
+    } else {
+        out.push_str(&format!(";; SERVER: {from}({userarg})\n"));
+    }
     out.push_str(&format!(";; WHEN: {when}\n"));
     out.push_str(&format!(";; MSG SIZE  rcvd: {}\n", response.len()));
     out.push('\n');
     out
+}
+
+fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
+    let mut it = version.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
+    let ma: u32 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let mi: u32 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    (ma, mi) >= (major, minor)
 }
 
 fn name_no_dot(n: &Name) -> String {
