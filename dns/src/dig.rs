@@ -478,7 +478,9 @@ pub fn format_dig(
 }
 
 fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
-    let mut it = version.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
+    let mut it = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
     let ma: u32 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
     let mi: u32 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
     (ma, mi) >= (major, minor)

@@ -1,5 +1,7 @@
 //! The seed's two dig transcripts and the reference §6.D example, reproduced byte for byte.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;
@@ -24,7 +26,14 @@ fn reply(q: &[u8]) -> Vec<u8> {
 
 #[test]
 fn reference_6d_example_is_byte_exact() {
-    let q = build_query("web.default.svc.cluster.local", TYPE_A, 45538, true, Some(COOKIE)).unwrap();
+    let q = build_query(
+        "web.default.svc.cluster.local",
+        TYPE_A,
+        45538,
+        true,
+        Some(COOKIE),
+    )
+    .unwrap();
     let r = reply(&q);
     assert_eq!(r.len(), 115, "12 hdr + 35 question + 45 answer + 23 OPT");
     let server: SocketAddr = "10.96.0.10:53".parse().unwrap();
@@ -68,7 +77,14 @@ web.default.svc.cluster.local. 30 IN\tA\t10.96.45.12
 #[test]
 fn seed_headless_transcript_line_for_line() {
     let cookie = [0xa2, 0x53, 0xbf, 0x35, 0xc4, 0x37, 0x5e, 0xaf];
-    let q = build_query("myapp-headless.shiqi-lu.svc.cluster.local.", TYPE_A, 54521, true, Some(cookie)).unwrap();
+    let q = build_query(
+        "myapp-headless.shiqi-lu.svc.cluster.local.",
+        TYPE_A,
+        54521,
+        true,
+        Some(cookie),
+    )
+    .unwrap();
     let r = reply(&with_udp_size(q, 4096));
     let out = format_dig(
         "dig -t A myapp-headless.shiqi-lu.svc.cluster.local. @10.244.8.16",
@@ -112,7 +128,14 @@ myapp-headless.shiqi-lu.svc.cluster.local. 30 IN A 10.244.8.108
 #[test]
 fn seed_externalname_transcript_line_for_line() {
     let cookie = [0xed, 0x3b, 0x24, 0xef, 0xd3, 0x96, 0x12, 0xa1];
-    let q = build_query("my-service-1.shiqi-lu.svc.cluster.local.", TYPE_A, 60219, true, Some(cookie)).unwrap();
+    let q = build_query(
+        "my-service-1.shiqi-lu.svc.cluster.local.",
+        TYPE_A,
+        60219,
+        true,
+        Some(cookie),
+    )
+    .unwrap();
     let r = reply(&with_udp_size(q, 4096));
     let out = format_dig(
         "dig -t A my-service-1.shiqi-lu.svc.cluster.local. @10.244.8.16",
@@ -153,7 +176,14 @@ my-service-1.shiqi-lu.svc.cluster.local. 30 IN CNAME hub.atguigu.com.
 
 #[test]
 fn nxdomain_prints_authority_soa_and_server_found_line() {
-    let q = build_query("nope.default.svc.cluster.local", TYPE_A, 1, true, Some(COOKIE)).unwrap();
+    let q = build_query(
+        "nope.default.svc.cluster.local",
+        TYPE_A,
+        1,
+        true,
+        Some(COOKIE),
+    )
+    .unwrap();
     let r = reply(&q);
     let out = format_dig(
         "dig @10.96.0.10 nope.default.svc.cluster.local",
@@ -175,7 +205,14 @@ fn nxdomain_prints_authority_soa_and_server_found_line() {
 
 #[test]
 fn srv_prints_additional_section() {
-    let q = build_query("_http._tcp.web.default.svc.cluster.local", dns::wire::TYPE_SRV, 7, true, Some(COOKIE)).unwrap();
+    let q = build_query(
+        "_http._tcp.web.default.svc.cluster.local",
+        dns::wire::TYPE_SRV,
+        7,
+        true,
+        Some(COOKIE),
+    )
+    .unwrap();
     let r = reply(&q);
     let out = format_dig(
         "dig -t SRV _http._tcp.web.default.svc.cluster.local",
@@ -189,18 +226,43 @@ fn srv_prints_additional_section() {
     assert!(out.contains(
         ";; ANSWER SECTION:\n_http._tcp.web.default.svc.cluster.local. 30 IN\tSRV 0 100 80 web.default.svc.cluster.local.\n\n"
     ));
-    assert!(out.contains(";; ADDITIONAL SECTION:\nweb.default.svc.cluster.local. 30 IN\tA\t10.96.45.12\n\n"));
+    assert!(out.contains(
+        ";; ADDITIONAL SECTION:\nweb.default.svc.cluster.local. 30 IN\tA\t10.96.45.12\n\n"
+    ));
 }
 
 #[test]
 fn short_and_truncated() {
-    let q = build_query("web-headless.default.svc.cluster.local", TYPE_A, 7, true, None).unwrap();
+    let q = build_query(
+        "web-headless.default.svc.cluster.local",
+        TYPE_A,
+        7,
+        true,
+        None,
+    )
+    .unwrap();
     let r = reply(&q);
-    let out = format_dig("dig +short web-headless.default.svc.cluster.local", &r, "10.96.0.10:53".parse().unwrap(), DigTransport::Udp, 0, "x", "9.18.30");
+    let out = format_dig(
+        "dig +short web-headless.default.svc.cluster.local",
+        &r,
+        "10.96.0.10:53".parse().unwrap(),
+        DigTransport::Udp,
+        0,
+        "x",
+        "9.18.30",
+    );
     assert_eq!(out, "10.244.1.5\n10.244.2.6\n");
     let mut tc = r.clone();
     tc[2] |= 0x02;
-    let out = format_dig("dig x", &tc, "10.96.0.10:53".parse().unwrap(), DigTransport::Udp, 0, "x", "9.18.30");
+    let out = format_dig(
+        "dig x",
+        &tc,
+        "10.96.0.10:53".parse().unwrap(),
+        DigTransport::Udp,
+        0,
+        "x",
+        "9.18.30",
+    );
     assert_eq!(out, ";; Truncated, retrying in TCP mode.\n");
 }
 
@@ -208,16 +270,38 @@ fn short_and_truncated() {
 fn nslookup_layouts() {
     let q = build_query("web.default.svc.cluster.local", TYPE_A, 7, true, None).unwrap();
     let a = reply(&q);
-    let q6 = build_query("web.default.svc.cluster.local", dns::wire::TYPE_AAAA, 8, true, None).unwrap();
+    let q6 = build_query(
+        "web.default.svc.cluster.local",
+        dns::wire::TYPE_AAAA,
+        8,
+        true,
+        None,
+    )
+    .unwrap();
     let aaaa = reply(&q6);
-    let (out, code) = dns::format_nslookup("10.96.0.10", "10.96.0.10:53".parse().unwrap(), "web", &a, Some(&aaaa));
+    let (out, code) = dns::format_nslookup(
+        "10.96.0.10",
+        "10.96.0.10:53".parse().unwrap(),
+        "web",
+        &a,
+        Some(&aaaa),
+    );
     assert_eq!(
         out,
         "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\nName:\tweb.default.svc.cluster.local\nAddress: 10.96.45.12\n\n"
     );
     assert_eq!(code, 0);
     let nx = reply(&build_query("nope.default.svc.cluster.local", TYPE_A, 9, true, None).unwrap());
-    let (out, code) = dns::format_nslookup("10.96.0.10", "10.96.0.10:53".parse().unwrap(), "nope", &nx, None);
-    assert_eq!(out, "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\n** server can't find nope: NXDOMAIN\n\n");
+    let (out, code) = dns::format_nslookup(
+        "10.96.0.10",
+        "10.96.0.10:53".parse().unwrap(),
+        "nope",
+        &nx,
+        None,
+    );
+    assert_eq!(
+        out,
+        "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\n** server can't find nope: NXDOMAIN\n\n"
+    );
     assert_eq!(code, 1);
 }

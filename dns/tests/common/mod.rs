@@ -1,5 +1,5 @@
 //! Shared fixtures: a small cluster in JSON form and query helpers.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use dns::wire::{self, Message};
 use dns::{build_query, DnsConfig, Outcome, Snapshot, Transport};
@@ -21,7 +21,12 @@ pub fn external(ns: &str, name: &str, target: &str) -> Value {
 }
 
 /// An EndpointSlice; endpoints are (ip, ready, hostname, pod name).
-pub fn slice(ns: &str, svc: &str, eps: &[(&str, bool, Option<&str>, Option<&str>)], ports: Value) -> Value {
+pub fn slice(
+    ns: &str,
+    svc: &str,
+    eps: &[(&str, bool, Option<&str>, Option<&str>)],
+    ports: Value,
+) -> Value {
     let eps: Vec<Value> = eps
         .iter()
         .map(|(ip, ready, host, pod)| {
@@ -48,7 +53,12 @@ pub fn http() -> Value {
 pub fn cluster() -> Snapshot {
     let services = vec![
         svc("default", "web", "10.96.45.12", http()),
-        svc("default", "kubernetes", "10.96.0.1", json!([{"name": "https", "port": 443, "protocol": "TCP"}])),
+        svc(
+            "default",
+            "kubernetes",
+            "10.96.0.1",
+            json!([{"name": "https", "port": 443, "protocol": "TCP"}]),
+        ),
         svc(
             "kube-system",
             "kube-dns",
@@ -59,18 +69,32 @@ pub fn cluster() -> Snapshot {
         svc("default", "web-headless", "None", http()),
         svc("default", "quad", "None", http()),
         svc("default", "nobody", "None", http()),
-        svc("default", "nginx", "None", json!([{"name": "web", "port": 80, "protocol": "TCP"}])),
+        svc(
+            "default",
+            "nginx",
+            "None",
+            json!([{"name": "web", "port": 80, "protocol": "TCP"}]),
+        ),
         external("default", "ext-in", "web.default.svc.cluster.local"),
         external("default", "ext-out", "hub.atguigu.com"),
         external("default", "ext-ip", "1.2.3.4"),
-        svc("shiqi-lu", "myapp-headless", "None", json!([{"port": 80, "protocol": "TCP"}])),
+        svc(
+            "shiqi-lu",
+            "myapp-headless",
+            "None",
+            json!([{"port": 80, "protocol": "TCP"}]),
+        ),
         external("shiqi-lu", "my-service-1", "hub.atguigu.com"),
     ];
     let slices = vec![
         slice(
             "default",
             "web-headless",
-            &[("10.244.1.5", true, None, None), ("10.244.2.6", true, None, None), ("10.244.3.7", false, None, None)],
+            &[
+                ("10.244.1.5", true, None, None),
+                ("10.244.2.6", true, None, None),
+                ("10.244.3.7", false, None, None),
+            ],
             http(),
         ),
         slice(
@@ -84,24 +108,52 @@ pub fn cluster() -> Snapshot {
             ],
             http(),
         ),
-        slice("default", "nobody", &[("10.244.5.5", false, None, None)], http()),
+        slice(
+            "default",
+            "nobody",
+            &[("10.244.5.5", false, None, None)],
+            http(),
+        ),
         slice(
             "default",
             "nginx",
-            &[("10.244.4.10", true, Some("web-0"), Some("web-0")), ("10.244.4.11", true, None, Some("web-1"))],
+            &[
+                ("10.244.4.10", true, Some("web-0"), Some("web-0")),
+                ("10.244.4.11", true, None, Some("web-1")),
+            ],
             json!([{"name": "web", "port": 80, "protocol": "TCP"}]),
         ),
         slice(
             "shiqi-lu",
             "myapp-headless",
             &[
-                ("10.244.6.101", true, None, Some("myapp-deploy-c7b5fb585-lw9rr")),
-                ("10.244.8.108", true, None, Some("myapp-deploy-c7b5fb585-pqd8j")),
-                ("10.244.4.51", true, None, Some("myapp-deploy-c7b5fb585-stkdm")),
+                (
+                    "10.244.6.101",
+                    true,
+                    None,
+                    Some("myapp-deploy-c7b5fb585-lw9rr"),
+                ),
+                (
+                    "10.244.8.108",
+                    true,
+                    None,
+                    Some("myapp-deploy-c7b5fb585-pqd8j"),
+                ),
+                (
+                    "10.244.4.51",
+                    true,
+                    None,
+                    Some("myapp-deploy-c7b5fb585-stkdm"),
+                ),
             ],
             json!([{"port": 80, "protocol": "TCP"}]),
         ),
-        slice("default", "web", &[("10.244.1.5", true, None, None)], http()),
+        slice(
+            "default",
+            "web",
+            &[("10.244.1.5", true, None, None)],
+            http(),
+        ),
     ];
     let pods = vec![
         json!({"metadata": {"name": "web-0", "namespace": "default"},
@@ -140,7 +192,13 @@ pub fn lines(rs: &[wire::Record]) -> Vec<String> {
     rs.iter()
         .filter(|r| r.rtype != wire::TYPE_OPT)
         .map(|r| {
-            format!("{} {} {} {}", r.name.to_text(), r.ttl, wire::type_name(r.rtype), dns::dig::rdata_text(r))
+            format!(
+                "{} {} {} {}",
+                r.name.to_text(),
+                r.ttl,
+                wire::type_name(r.rtype),
+                dns::dig::rdata_text(r)
+            )
         })
         .collect()
 }
