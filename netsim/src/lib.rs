@@ -6,6 +6,7 @@ pub mod images;
 pub mod kubectl;
 pub mod net;
 pub mod output;
+pub mod probes;
 pub mod runner;
 pub mod scenario;
 pub mod serve;

@@ -9,6 +9,7 @@ use apiserver::store::Store;
 use crate::cluster::{Cluster, ClusterError};
 use crate::kubectl::{self, parse_duration_ms};
 use crate::output::Output;
+use crate::probes::{self, Place};
 use crate::scenario::{Loaded, ScenarioFiles};
 
 /// The result of one scenario run.
@@ -52,6 +53,92 @@ fn substitute(s: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Runs one command line at `place` (a node's shell, or a shell inside a pod).
+async fn exec(
+    cluster: &mut Cluster,
+    place: &Place,
+    argv: &[String],
+    files: &ScenarioFiles<'_>,
+) -> Result<Output, ClusterError> {
+    let cmd = argv.first().map(String::as_str).unwrap_or("");
+    let in_pod = matches!(place, Place::Pod { .. });
+    Ok(match cmd {
+        // `kubectl exec POD [-n NS] [-c C] -- CMD...` runs CMD inside the pod.
+        "kubectl" if !in_pod && argv.get(1).map(String::as_str) == Some("exec") => {
+            let dash = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+            let mut ns = "default".to_owned();
+            let mut pod = None;
+            let mut i = 2;
+            while i < dash {
+                match argv[i].as_str() {
+                    "-n" | "--namespace" => {
+                        ns = argv.get(i + 1).cloned().unwrap_or_default();
+                        i += 1;
+                    }
+                    "-c" | "--container" => i += 1,
+                    a if a.starts_with('-') => {}
+                    a => pod = Some(a.trim_start_matches("pod/").to_owned()),
+                }
+                i += 1;
+            }
+            let Some(name) = pod else {
+                let mut o = Output::default();
+                o.err("error: expected 'exec POD_NAME COMMAND [ARG1] [ARG2] ... [ARGN]'.\nPOD_NAME and COMMAND are required arguments for the exec command\n");
+                o.exit = 1;
+                return Ok(o);
+            };
+            if cluster
+                .cache()
+                .get("pods", &format!("{ns}/{name}"))
+                .is_none()
+            {
+                let mut o = Output::default();
+                o.err(&format!(
+                    "Error from server (NotFound): pods \"{name}\" not found\n"
+                ));
+                o.exit = 1;
+                return Ok(o);
+            }
+            let inner = Place::Pod {
+                namespace: ns,
+                name,
+            };
+            let mut o = Box::pin(exec(
+                cluster,
+                &inner,
+                &argv[(dash + 1).min(argv.len())..],
+                files,
+            ))
+            .await?;
+            if o.exit != 0 {
+                o.err(&format!("command terminated with exit code {}\n", o.exit));
+            }
+            o
+        }
+        "kubectl" if !in_pod => kubectl::run(cluster, &argv[1..], files).await?,
+        "echo" => {
+            let mut o = Output::default();
+            o.out(&format!("{}\n", argv[1..].join(" ")));
+            o
+        }
+        "curl" => probes::curl(cluster, place, &argv[1..]).await?,
+        c if probes::COMMANDS.contains(&c) && !in_pod => match place {
+            Place::Node(n) => probes::view(cluster, n, argv),
+            Place::Pod { .. } => Output::default(),
+        },
+        _ => {
+            let mut o = Output::default();
+            if in_pod {
+                o.err(&format!("sh: {cmd}: not found\n"));
+            } else {
+                o.err(&format!("bash: {cmd}: command not found\n"));
+            }
+            o.exit = 127;
+            o
+        }
+    })
+}
+
 pub async fn run(
     loaded: &Loaded,
     seed: Option<u64>,
@@ -86,26 +173,10 @@ pub async fn run_on(mut cluster: Cluster, loaded: &Loaded) -> Result<RunResult, 
             continue;
         }
         let run = substitute(step.run.as_deref().unwrap_or_default(), &vars);
-        let host = step.on.clone().unwrap_or_else(|| default_host.clone());
-        let _ = writeln!(t, "user@{host}:~$ {run}");
+        let place = Place::parse(step.on.as_deref().unwrap_or(&default_host));
+        let _ = writeln!(t, "{}{run}", place.prompt());
         let argv = shell_words::split(&run).unwrap_or_default();
-        let out = match argv.first().map(String::as_str) {
-            Some("kubectl") => kubectl::run(&mut cluster, &argv[1..], &files).await?,
-            Some("echo") => {
-                let mut o = Output::default();
-                o.out(&format!("{}\n", argv[1..].join(" ")));
-                o
-            }
-            _ => {
-                let mut o = Output::default();
-                o.err(&format!(
-                    "bash: {}: command not found\n",
-                    argv.first().map(String::as_str).unwrap_or("")
-                ));
-                o.exit = 127;
-                o
-            }
-        };
+        let out = exec(&mut cluster, &place, &argv, &files).await?;
         let shown = out.combined();
         t.push_str(&shown);
         if !shown.is_empty() && !shown.ends_with('\n') {

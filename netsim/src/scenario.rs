@@ -82,7 +82,16 @@ pub struct ScenarioError {
 }
 
 /// Commands a step may run (first word).
-pub const COMMANDS: &[&str] = &["kubectl", "echo"];
+pub const COMMANDS: &[&str] = &[
+    "kubectl",
+    "echo",
+    "curl",
+    "iptables-save",
+    "iptables",
+    "ipvsadm",
+    "nft",
+    "conntrack",
+];
 
 /// A loaded, checked scenario with where its files live.
 pub struct Loaded {
@@ -253,7 +262,7 @@ fn check_step(l: &Loaded, step: &Step) -> Result<(), String> {
             COMMANDS.join(", ")
         ));
     }
-    if let Some(on) = &step.on {
+    if let Some(on) = step.on.as_ref().filter(|o| !o.starts_with("pod/")) {
         let known = l
             .scenario
             .cluster

@@ -33,7 +33,9 @@ impl Cluster {
         let slices: Vec<Value> = self.cache.all("endpointslices").cloned().collect();
         let mut out = BTreeMap::new();
         for node in self.cache.all("nodes") {
-            let name = str_at(node, "/metadata/name").unwrap_or_default().to_owned();
+            let name = str_at(node, "/metadata/name")
+                .unwrap_or_default()
+                .to_owned();
             let ips: Vec<Ipv4Addr> = node
                 .pointer("/status/addresses")
                 .and_then(Value::as_array)
@@ -73,9 +75,17 @@ fn proto(p: Proto) -> Option<proxy::Proto> {
 }
 
 impl Netfilter for KubeProxy<'_> {
+    fn is_local(&self, node: &str, ip: Ipv4Addr) -> bool {
+        self.tables.get(node).is_some_and(|rt| rt.is_local(ip))
+    }
+
     fn new_flow(&mut self, node: &str, hook: Hook, t: &Tuple, now_ms: i64) -> Decision {
-        let Some(rt) = self.tables.get(node) else { return Decision::default() };
-        let Some(p) = proto(t.proto) else { return Decision::default() };
+        let Some(rt) = self.tables.get(node) else {
+            return Decision::default();
+        };
+        let Some(p) = proto(t.proto) else {
+            return Decision::default();
+        };
         let state = self.states.entry(node.to_owned()).or_default();
         let rng = self.rng;
         let mut draw = || rng.unit();
@@ -83,7 +93,8 @@ impl Netfilter for KubeProxy<'_> {
         let mut d = Decision::default();
         let take = |v: proxy::Verdict, pkt: &mut proxy::PacketMeta, d: &mut Decision| {
             for l in &v.trace {
-                d.trace.push(format!("{}/{}: {}  [{}]", l.table, l.chain, l.rule, l.why));
+                d.trace
+                    .push(format!("{}/{}: {}  [{}]", l.table, l.chain, l.rule, l.why));
             }
             if let Some(n) = v.nat {
                 d.dnat = Some((n.ip, n.port));
@@ -107,7 +118,11 @@ impl Netfilter for KubeProxy<'_> {
         }
         if hook == Hook::Prerouting {
             // Routing decision: to this host (INPUT; IPVS lives there) or onwards (FORWARD).
-            let second = if rt.is_local(pkt.dst) { proxy::Hook::Input } else { proxy::Hook::Forward };
+            let second = if rt.is_local(pkt.dst) {
+                proxy::Hook::Input
+            } else {
+                proxy::Hook::Forward
+            };
             let v = proxy::evaluate(rt, second, &pkt, state, &mut draw, now_ms);
             take(v, &mut pkt, &mut d);
             if d.reject || d.drop {

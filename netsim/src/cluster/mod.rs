@@ -10,8 +10,8 @@
 mod boot;
 pub mod cache;
 mod endpoints;
-pub mod kubeproxy;
 mod kubelet;
+pub mod kubeproxy;
 mod scheduler;
 mod workloads;
 
@@ -81,7 +81,7 @@ pub struct Cluster {
     timers: BTreeMap<(i64, u64), Timer>,
     timer_seq: u64,
     event_seq: u64,
-        kubelet: kubelet::KubeletState,
+    kubelet: kubelet::KubeletState,
     /// Conntrack and ephemeral ports: they outlive one command.
     pub net: crate::net::NetState,
     /// kube-proxy's per-node state (recent lists, rr positions).
@@ -96,7 +96,7 @@ impl Cluster {
     pub async fn new(config: ClusterConfig, store: Arc<dyn Store>) -> Result<Self, ClusterError> {
         let clock = Clock::new(config.epoch_ms);
         let api_rng = SimRng::new(config.seed, "apiserver");
-                let rng = SimRng::new(config.seed, "cluster");
+        let rng = SimRng::new(config.seed, "cluster");
         let seed = config.seed;
         let api =
             Arc::new(ApiServer::new(store, clock.clone(), api_rng, ApiConfig::default()).await?);
@@ -113,7 +113,7 @@ impl Cluster {
             timers: BTreeMap::new(),
             timer_seq: 0,
             event_seq: 0,
-                        kubelet: kubelet::KubeletState::default(),
+            kubelet: kubelet::KubeletState::default(),
             net: crate::net::NetState::default(),
             proxy_states: BTreeMap::new(),
             net_rng: SimRng::new(seed, "net"),

@@ -23,12 +23,28 @@ impl HttpApp {
         let (repo, tag) = images::normalise(image);
         images::lookup(image)?;
         match repo.as_str() {
-            "wangyanglinux/myapp" => Some((HttpApp::MyApp { version: tag, pod: pod.to_owned() }, 80)),
+            "wangyanglinux/myapp" => Some((
+                HttpApp::MyApp {
+                    version: tag,
+                    pod: pod.to_owned(),
+                },
+                80,
+            )),
             "nginx" => {
-                let version = if tag.chars().next().is_some_and(|c| c.is_ascii_digit()) { tag } else { "1.27.3".to_owned() };
+                let version = if tag.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                    tag
+                } else {
+                    "1.27.3".to_owned()
+                };
                 Some((HttpApp::Nginx { version }, 80))
             }
-            "registry.k8s.io/echoserver" => Some((HttpApp::EchoServer { pod: pod.to_owned(), port: 8080 }, 8080)),
+            "registry.k8s.io/echoserver" => Some((
+                HttpApp::EchoServer {
+                    pod: pod.to_owned(),
+                    port: 8080,
+                },
+                8080,
+            )),
             "hashicorp/http-echo" => {
                 let mut text = String::new();
                 let mut port = 5678;
@@ -47,8 +63,14 @@ impl HttpApp {
     }
 
     /// The full response to one request.
-    pub fn respond(&self, req: &Request, client: std::net::SocketAddrV4, http_date: &str) -> Vec<u8> {
-        let (status, server, ctype, body, extra): (&str, String, &str, String, String) = match self {
+    pub fn respond(
+        &self,
+        req: &Request,
+        client: std::net::SocketAddrV4,
+        http_date: &str,
+    ) -> Vec<u8> {
+        let (status, server, ctype, body, extra): (&str, String, &str, String, String) = match self
+        {
             HttpApp::MyApp { version, pod } => {
                 let server = "nginx/1.12.2".to_owned();
                 match req.path.as_str() {
@@ -72,12 +94,28 @@ impl HttpApp {
             HttpApp::Nginx { version } => {
                 let server = format!("nginx/{version}");
                 match req.path.as_str() {
-                    "/" | "/index.html" => ("200 OK", server, "text/html", NGINX_WELCOME.to_owned(), "Connection: keep-alive\r\nAccept-Ranges: bytes\r\n".to_owned()),
-                    _ => ("404 Not Found", server.clone(), "text/html", nginx_error(404, "Not Found", &server), "Connection: keep-alive\r\n".to_owned()),
+                    "/" | "/index.html" => (
+                        "200 OK",
+                        server,
+                        "text/html",
+                        NGINX_WELCOME.to_owned(),
+                        "Connection: keep-alive\r\nAccept-Ranges: bytes\r\n".to_owned(),
+                    ),
+                    _ => (
+                        "404 Not Found",
+                        server.clone(),
+                        "text/html",
+                        nginx_error(404, "Not Found", &server),
+                        "Connection: keep-alive\r\n".to_owned(),
+                    ),
                 }
             }
             HttpApp::EchoServer { pod, port } => {
-                let mut headers: Vec<String> = req.headers.iter().map(|(k, v)| format!("\t{}={v}", k.to_ascii_lowercase())).collect();
+                let mut headers: Vec<String> = req
+                    .headers
+                    .iter()
+                    .map(|(k, v)| format!("\t{}={v}", k.to_ascii_lowercase()))
+                    .collect();
                 headers.sort();
                 let host = req.header("host").unwrap_or_default();
                 let body = format!(
@@ -89,21 +127,30 @@ impl HttpApp {
                     req.target,
                     headers.join("\n")
                 );
-                ("200 OK", "echoserver".to_owned(), "text/plain", body, "Transfer-Encoding: identity\r\nConnection: keep-alive\r\n".to_owned())
+                (
+                    "200 OK",
+                    "echoserver".to_owned(),
+                    "text/plain",
+                    body,
+                    "Transfer-Encoding: identity\r\nConnection: keep-alive\r\n".to_owned(),
+                )
             }
             HttpApp::HttpEcho { text } => (
                 "200 OK",
                 String::new(),
                 "text/plain; charset=utf-8",
                 format!("{text}\n"),
-                format!("X-App-Name: http-echo\r\nX-App-Version: 1.0.0\r\n"),
+                "X-App-Name: http-echo\r\nX-App-Version: 1.0.0\r\n".to_owned(),
             ),
         };
         let mut head = format!("HTTP/1.1 {status}\r\n");
         if !server.is_empty() && server != "echoserver" {
             head.push_str(&format!("Server: {server}\r\n"));
         }
-        head.push_str(&format!("Date: {http_date}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{extra}\r\n", body.len()));
+        head.push_str(&format!(
+            "Date: {http_date}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{extra}\r\n",
+            body.len()
+        ));
         let mut out = head.into_bytes();
         if req.method != "HEAD" {
             out.extend_from_slice(body.as_bytes());
@@ -141,12 +188,24 @@ impl Request {
             Some((p, q)) => (p.to_owned(), q.to_owned()),
             None => (target.clone(), String::new()),
         };
-        let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
-        Some(Request { method, target, path, query, headers })
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        Some(Request {
+            method,
+            target,
+            path,
+            query,
+            headers,
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -165,7 +224,10 @@ impl Response {
         let text = String::from_utf8_lossy(&buf[..end]);
         let mut lines = text.split("\r\n");
         let status_line = lines.next()?.to_owned();
-        let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
         let len: usize = headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
@@ -173,18 +235,28 @@ impl Response {
             .unwrap_or(0);
         let body_start = end + 4;
         if head_request {
-            return Some(Response { status_line, headers, body: Vec::new() });
+            return Some(Response {
+                status_line,
+                headers,
+                body: Vec::new(),
+            });
         }
         if buf.len() < body_start + len {
             return None;
         }
-        Some(Response { status_line, headers, body: buf[body_start..body_start + len].to_vec() })
+        Some(Response {
+            status_line,
+            headers,
+            body: buf[body_start..body_start + len].to_vec(),
+        })
     }
 }
 
 /// HTTP dates (`Tue, 27 Oct 2020 10:05:12 GMT`) from virtual time.
 pub fn http_date(ms: i64) -> String {
-    apiserver::sim::to_datetime(ms).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    apiserver::sim::to_datetime(ms)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -193,15 +265,27 @@ mod tests {
 
     #[test]
     fn myapp_serves_the_lab_pages() {
-        let (app, port) = HttpApp::for_container("wangyanglinux/myapp:v2", &[], "myapp-deploy-x").unwrap();
+        let (app, port) =
+            HttpApp::for_container("wangyanglinux/myapp:v2", &[], "myapp-deploy-x").unwrap();
         assert_eq!(port, 80);
         let req = Request::parse(b"GET / HTTP/1.1\r\nHost: 10.101.48.92\r\n\r\n").unwrap();
-        let resp = app.respond(&req, "10.244.1.1:40000".parse().unwrap(), "Tue, 27 Oct 2020 10:05:12 GMT");
+        let resp = app.respond(
+            &req,
+            "10.244.1.1:40000".parse().unwrap(),
+            "Tue, 27 Oct 2020 10:05:12 GMT",
+        );
         let r = Response::parse(&resp, false).unwrap();
         assert_eq!(r.status_line, "HTTP/1.1 200 OK");
-        assert_eq!(String::from_utf8_lossy(&r.body), "Hello MyApp | Version: v2 | <a href=\"hostname.html\">Pod Name</a>\n");
+        assert_eq!(
+            String::from_utf8_lossy(&r.body),
+            "Hello MyApp | Version: v2 | <a href=\"hostname.html\">Pod Name</a>\n"
+        );
         let req = Request::parse(b"GET /hostname.html HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let r = Response::parse(&app.respond(&req, "10.244.1.1:1".parse().unwrap(), "d"), false).unwrap();
+        let r = Response::parse(
+            &app.respond(&req, "10.244.1.1:1".parse().unwrap(), "d"),
+            false,
+        )
+        .unwrap();
         assert_eq!(r.body, b"myapp-deploy-x\n");
         assert!(HttpApp::for_container("busybox", &[], "p").is_none());
         assert!(HttpApp::for_container("wangyanglinux/myapp:v9", &[], "p").is_none());
@@ -209,10 +293,18 @@ mod tests {
 
     #[test]
     fn echoserver_shows_the_client_address() {
-        let (app, port) = HttpApp::for_container("registry.k8s.io/echoserver:1.10", &[], "echo-1").unwrap();
+        let (app, port) =
+            HttpApp::for_container("registry.k8s.io/echoserver:1.10", &[], "echo-1").unwrap();
         assert_eq!(port, 8080);
-        let req = Request::parse(b"GET /x?a=1 HTTP/1.1\r\nHost: 10.96.1.1:8080\r\nUser-Agent: curl/8.5.0\r\n\r\n").unwrap();
-        let r = Response::parse(&app.respond(&req, "172.18.0.3:5555".parse().unwrap(), "d"), false).unwrap();
+        let req = Request::parse(
+            b"GET /x?a=1 HTTP/1.1\r\nHost: 10.96.1.1:8080\r\nUser-Agent: curl/8.5.0\r\n\r\n",
+        )
+        .unwrap();
+        let r = Response::parse(
+            &app.respond(&req, "172.18.0.3:5555".parse().unwrap(), "d"),
+            false,
+        )
+        .unwrap();
         let body = String::from_utf8_lossy(&r.body);
         assert!(body.contains("client_address=172.18.0.3\n"), "{body}");
         assert!(body.contains("query=a=1\n"), "{body}");

@@ -52,6 +52,11 @@ pub struct Decision {
 /// A node's packet filter (kube-proxy's rule table behind it).
 pub trait Netfilter {
     fn new_flow(&mut self, node: &str, hook: Hook, flow: &Tuple, now_ms: i64) -> Decision;
+
+    /// Addresses the node holds besides its own (ipvs binds every ClusterIP to kube-ipvs0).
+    fn is_local(&self, _node: &str, _ip: Ipv4Addr) -> bool {
+        false
+    }
 }
 
 /// No rules at all: plain routing (used before kube-proxy has synced, and in tests).
@@ -82,19 +87,53 @@ pub struct NodeSpec {
     pub pod_cidr: (Ipv4Addr, u8),
 }
 
+/// A node's connection tracking table: original tuple → reply tuple (NAT included), with
+/// a reverse index so replies are found in O(log n).
+#[derive(Debug, Default)]
+struct Conntrack {
+    by_orig: BTreeMap<Tuple, (Tuple, i64)>,
+    by_reply: BTreeMap<Tuple, Tuple>,
+}
+
+/// How long a finished flow stays listed (TCP TIME_WAIT, `nf_conntrack_tcp_timeout_time_wait`).
+pub const CONNTRACK_TIMEOUT_MS: i64 = 120_000;
+
+impl Conntrack {
+    fn expire(&mut self, now_ms: i64) {
+        let old: Vec<Tuple> = self
+            .by_orig
+            .iter()
+            .filter(|(_, (_, at))| now_ms - at >= CONNTRACK_TIMEOUT_MS)
+            .map(|(o, _)| *o)
+            .collect();
+        for o in old {
+            if let Some((r, _)) = self.by_orig.remove(&o) {
+                self.by_reply.remove(&r);
+            }
+        }
+    }
+}
+
 /// State that outlives one command: conntrack per node and the ephemeral port cursor.
 #[derive(Debug, Default)]
 pub struct NetState {
-    conntrack: BTreeMap<String, BTreeMap<Tuple, Tuple>>,
+    conntrack: BTreeMap<String, Conntrack>,
     next_port: u16,
 }
 
 impl NetState {
-    /// Conntrack entries of a node as `conntrack -L` would list them (original → reply).
-    pub fn conntrack(&self, node: &str) -> Vec<(Tuple, Tuple)> {
+    /// Conntrack entries of a node as `conntrack -L` lists them: original, reply, and the
+    /// seconds left before the entry expires.
+    pub fn conntrack(&self, node: &str, now_ms: i64) -> Vec<(Tuple, Tuple, i64)> {
         self.conntrack
             .get(node)
-            .map(|m| m.iter().filter(|(o, r)| o.src != r.dst || true).map(|(o, r)| (*o, *r)).collect())
+            .map(|c| {
+                c.by_orig
+                    .iter()
+                    .filter(|(_, (_, at))| now_ms - at < CONNTRACK_TIMEOUT_MS)
+                    .map(|(o, (r, at))| (*o, *r, (CONNTRACK_TIMEOUT_MS - (now_ms - at)) / 1000))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -115,11 +154,18 @@ struct Host {
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {
-    tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65535]), tcp::SocketBuffer::new(vec![0; 65535]))
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 65535]),
+        tcp::SocketBuffer::new(vec![0; 65535]),
+    )
 }
 
 fn in_cidr(ip: Ipv4Addr, (net, prefix): (Ipv4Addr, u8)) -> bool {
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    };
     u32::from(ip) & mask == u32::from(net) & mask
 }
 
@@ -129,6 +175,19 @@ enum Route {
     Host(usize),
     Node(usize),
     Nowhere,
+}
+
+/// One client request: from which host, to where, what to send, and by when.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpExchange<'a> {
+    pub from: usize,
+    pub dst: Ipv4Addr,
+    pub port: u16,
+    pub request: &'a [u8],
+    /// Give up connecting at this virtual time.
+    pub connect_deadline_ms: i64,
+    /// Give up altogether at this virtual time.
+    pub deadline_ms: i64,
 }
 
 /// How one client exchange ended.
@@ -157,7 +216,13 @@ pub struct Fabric<'s> {
 
 impl<'s> Fabric<'s> {
     /// Builds interfaces for `hosts` on `nodes` at virtual time `now_ms`.
-    pub fn new(nodes: Vec<NodeSpec>, hosts: Vec<HostSpec>, state: &'s mut NetState, now_ms: i64, seed: u64) -> Self {
+    pub fn new(
+        nodes: Vec<NodeSpec>,
+        hosts: Vec<HostSpec>,
+        state: &'s mut NetState,
+        now_ms: i64,
+        seed: u64,
+    ) -> Self {
         let mut built = Vec::new();
         let mut by_ip = BTreeMap::new();
         for (i, spec) in hosts.into_iter().enumerate() {
@@ -188,22 +253,51 @@ impl<'s> Fabric<'s> {
                     let mut s = tcp_socket();
                     let _ = s.listen(*port);
                     let handle = sockets.add(s);
-                    servers.push(Server { port: *port, app: app.clone(), handle, buf: Vec::new() });
+                    servers.push(Server {
+                        port: *port,
+                        app: app.clone(),
+                        handle,
+                        buf: Vec::new(),
+                    });
                 }
             }
             if !spec.is_node {
                 by_ip.insert(spec.ip, i);
             }
-            built.push(Host { spec, iface, dev, sockets, servers });
+            built.push(Host {
+                spec,
+                iface,
+                dev,
+                sockets,
+                servers,
+            });
         }
         let node_host = nodes
             .iter()
-            .map(|n| built.iter().position(|h| h.spec.is_node && h.spec.name == n.name).unwrap_or(usize::MAX))
+            .map(|n| {
+                built
+                    .iter()
+                    .position(|h| h.spec.is_node && h.spec.name == n.name)
+                    .unwrap_or(usize::MAX)
+            })
             .collect();
+        for ct in state.conntrack.values_mut() {
+            ct.expire(now_ms);
+        }
         if state.next_port == 0 {
             state.next_port = 32768 + (seed % 28000) as u16;
         }
-        Fabric { hosts: built, nodes, node_host, by_ip, state, now_ms, refused: BTreeSet::new(), trace: Vec::new(), tracing: false }
+        Fabric {
+            hosts: built,
+            nodes,
+            node_host,
+            by_ip,
+            state,
+            now_ms,
+            refused: BTreeSet::new(),
+            trace: Vec::new(),
+            tracing: false,
+        }
     }
 
     pub fn set_tracing(&mut self, on: bool) {
@@ -238,7 +332,10 @@ impl<'s> Fabric<'s> {
             return Route::Host(self.node_host[node]);
         }
         if in_cidr(dst, n.pod_cidr) {
-            return self.by_ip.get(&dst).map_or(Route::Nowhere, |h| Route::Host(*h));
+            return self
+                .by_ip
+                .get(&dst)
+                .map_or(Route::Nowhere, |h| Route::Host(*h));
         }
         for (m, other) in self.nodes.iter().enumerate() {
             if m != node && (dst == other.ip || in_cidr(dst, other.pod_cidr)) {
@@ -252,25 +349,42 @@ impl<'s> Fabric<'s> {
     fn egress_ip(&self, node: usize, route: Route) -> Ipv4Addr {
         let n = &self.nodes[node];
         match route {
-            Route::Host(h) if !self.hosts[h].spec.is_node => Ipv4Addr::from(u32::from(n.pod_cidr.0) + 1),
+            Route::Host(h) if !self.hosts[h].spec.is_node => {
+                Ipv4Addr::from(u32::from(n.pod_cidr.0) + 1)
+            }
             _ => n.ip,
         }
     }
 
     /// One packet arriving at `node` through `hook`.
-    fn forward(&mut self, nf: &mut dyn Netfilter, mut pkt: Vec<u8>, node: usize, hook: Hook, from: usize, hops: u8) {
+    fn forward(
+        &mut self,
+        nf: &mut dyn Netfilter,
+        mut pkt: Vec<u8>,
+        node: usize,
+        hook: Hook,
+        from: usize,
+        hops: u8,
+    ) {
         if hops > 8 {
             return;
         }
-        let Some(s) = packet::summarize(&pkt) else { return };
+        let Some(s) = packet::summarize(&pkt) else {
+            return;
+        };
         let node_name = self.nodes[node].name.clone();
+        let now = self.now_ms;
         let table = self.state.conntrack.entry(node_name.clone()).or_default();
         let t = s.tuple;
-        let translated = if let Some(reply) = table.get(&t) {
+        let translated = if let Some((reply, at)) = table.by_orig.get_mut(&t) {
             // Original direction of a known flow: same translation as its first packet.
+            *at = now;
             Some(reply.reversed())
-        } else if let Some((orig, _)) = table.iter().find(|(_, r)| **r == t) {
+        } else if let Some(orig) = table.by_reply.get(&t).copied() {
             // Reply direction: undo the translation.
+            if let Some((_, at)) = table.by_orig.get_mut(&orig) {
+                *at = now;
+            }
             Some(orig.reversed())
         } else {
             None
@@ -286,7 +400,10 @@ impl<'s> Fabric<'s> {
                 if d.reject {
                     if let Some(icmp) = packet::port_unreachable(t.dst, &pkt) {
                         self.refused.insert((from, t.sport));
-                        self.note(format!("{node_name}: REJECT -> ICMP port unreachable to {}", t.src));
+                        self.note(format!(
+                            "{node_name}: REJECT -> ICMP port unreachable to {}",
+                            t.src
+                        ));
                         self.hosts[from].dev.rx.push_back(icmp);
                     }
                     return;
@@ -303,9 +420,14 @@ impl<'s> Fabric<'s> {
                 if d.masquerade {
                     let r = self.route(node, t2.dst);
                     t2.src = self.egress_ip(node, r);
-                    self.note(format!("{node_name}: POSTROUTING MASQUERADE {} -> {}", t.src, t2.src));
+                    self.note(format!(
+                        "{node_name}: POSTROUTING MASQUERADE {} -> {}",
+                        t.src, t2.src
+                    ));
                 }
-                self.state.conntrack.entry(node_name.clone()).or_default().insert(t, t2.reversed());
+                let ct = self.state.conntrack.entry(node_name.clone()).or_default();
+                ct.by_orig.insert(t, (t2.reversed(), now));
+                ct.by_reply.insert(t2.reversed(), t);
                 t2
             }
         };
@@ -323,9 +445,23 @@ impl<'s> Fabric<'s> {
             Route::Node(m) => {
                 if self.tracing && translated.is_none() {
                     let next = self.nodes[m].name.clone();
-                    self.note(format!("{node_name}: route {} via {next} ({})", t2.dst, self.nodes[m].ip));
+                    self.note(format!(
+                        "{node_name}: route {} via {next} ({})",
+                        t2.dst, self.nodes[m].ip
+                    ));
                 }
                 self.forward(nf, pkt, m, Hook::Prerouting, from, hops + 1);
+            }
+            Route::Nowhere if nf.is_local(&node_name, t2.dst) => {
+                // An address on kube-ipvs0 with no virtual server for this port: the node's
+                // own stack answers, and nothing listens there (TCP RST / ECONNREFUSED).
+                self.note(format!(
+                    "{node_name}: {} is local (kube-ipvs0), nothing listens on {}: RST",
+                    t2.dst, t2.dport
+                ));
+                if t2.proto == Proto::Tcp {
+                    self.refused.insert((from, t.sport));
+                }
             }
             Route::Nowhere => self.note(format!("{node_name}: no route to {}", t2.dst)),
         }
@@ -373,8 +509,14 @@ impl<'s> Fabric<'s> {
             let (is_node, node) = (h.spec.is_node, h.spec.node.clone());
             for pkt in out {
                 moved = true;
-                let Some(n) = self.node_index(&node) else { continue };
-                let hook = if is_node { Hook::Output } else { Hook::Prerouting };
+                let Some(n) = self.node_index(&node) else {
+                    continue;
+                };
+                let hook = if is_node {
+                    Hook::Output
+                } else {
+                    Hook::Prerouting
+                };
                 self.forward(nf, pkt, n, hook, i, 0);
             }
             if !self.hosts[i].dev.rx.is_empty() {
@@ -385,7 +527,12 @@ impl<'s> Fabric<'s> {
     }
 
     /// Runs until `done` holds or virtual time reaches `deadline_ms`; returns whether done.
-    fn run_until(&mut self, nf: &mut dyn Netfilter, deadline_ms: i64, mut done: impl FnMut(&mut Self) -> bool) -> bool {
+    fn run_until(
+        &mut self,
+        nf: &mut dyn Netfilter,
+        deadline_ms: i64,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> bool {
         loop {
             let mut rounds = 0;
             while self.step(nf) && rounds < 10_000 {
@@ -419,20 +566,29 @@ impl<'s> Fabric<'s> {
     pub fn tcp_exchange(
         &mut self,
         nf: &mut dyn Netfilter,
-        from: usize,
-        dst: Ipv4Addr,
-        port: u16,
-        request: &[u8],
-        connect_deadline_ms: i64,
-        deadline_ms: i64,
+        x: &TcpExchange<'_>,
         complete: impl Fn(&[u8]) -> bool,
     ) -> Exchange {
+        let TcpExchange {
+            from,
+            dst,
+            port,
+            request,
+            connect_deadline_ms,
+            deadline_ms,
+        } = *x;
         let local_port = self.state.next_port;
-        self.state.next_port = if self.state.next_port >= 60999 { 32768 } else { self.state.next_port + 1 };
+        self.state.next_port = if self.state.next_port >= 60999 {
+            32768
+        } else {
+            self.state.next_port + 1
+        };
         let handle = {
             let h = &mut self.hosts[from];
             let mut s = tcp_socket();
-            if s.connect(h.iface.context(), (IpAddress::Ipv4(dst), port), local_port).is_err() {
+            if s.connect(h.iface.context(), (IpAddress::Ipv4(dst), port), local_port)
+                .is_err()
+            {
                 return Exchange::Refused;
             }
             h.sockets.add(s)
@@ -507,15 +663,47 @@ mod tests {
 
     fn lab() -> (Vec<NodeSpec>, Vec<HostSpec>) {
         let nodes = vec![
-            NodeSpec { name: "n1".into(), ip: Ipv4Addr::new(172, 18, 0, 3), pod_cidr: (Ipv4Addr::new(10, 244, 1, 0), 24) },
-            NodeSpec { name: "n2".into(), ip: Ipv4Addr::new(172, 18, 0, 4), pod_cidr: (Ipv4Addr::new(10, 244, 2, 0), 24) },
+            NodeSpec {
+                name: "n1".into(),
+                ip: Ipv4Addr::new(172, 18, 0, 3),
+                pod_cidr: (Ipv4Addr::new(10, 244, 1, 0), 24),
+            },
+            NodeSpec {
+                name: "n2".into(),
+                ip: Ipv4Addr::new(172, 18, 0, 4),
+                pod_cidr: (Ipv4Addr::new(10, 244, 2, 0), 24),
+            },
         ];
         let (app, port) = HttpApp::for_container("wangyanglinux/myapp:v2", &[], "web-1").unwrap();
         let hosts = vec![
-            HostSpec { name: "n1".into(), node: "n1".into(), ip: nodes[0].ip, is_node: true, servers: vec![] },
-            HostSpec { name: "n2".into(), node: "n2".into(), ip: nodes[1].ip, is_node: true, servers: vec![] },
-            HostSpec { name: "web-1".into(), node: "n2".into(), ip: Ipv4Addr::new(10, 244, 2, 2), is_node: false, servers: vec![(port, app)] },
-            HostSpec { name: "client".into(), node: "n1".into(), ip: Ipv4Addr::new(10, 244, 1, 2), is_node: false, servers: vec![] },
+            HostSpec {
+                name: "n1".into(),
+                node: "n1".into(),
+                ip: nodes[0].ip,
+                is_node: true,
+                servers: vec![],
+            },
+            HostSpec {
+                name: "n2".into(),
+                node: "n2".into(),
+                ip: nodes[1].ip,
+                is_node: true,
+                servers: vec![],
+            },
+            HostSpec {
+                name: "web-1".into(),
+                node: "n2".into(),
+                ip: Ipv4Addr::new(10, 244, 2, 2),
+                is_node: false,
+                servers: vec![(port, app)],
+            },
+            HostSpec {
+                name: "client".into(),
+                node: "n1".into(),
+                ip: Ipv4Addr::new(10, 244, 1, 2),
+                is_node: false,
+                servers: vec![],
+            },
         ];
         (nodes, hosts)
     }
@@ -533,12 +721,40 @@ mod tests {
         let mut f = Fabric::new(nodes, hosts, &mut st, 0, 1);
         let client = f.host_index("client").unwrap();
         for _ in 0..3 {
-            let r = f.tcp_exchange(&mut NoRules, client, Ipv4Addr::new(10, 244, 2, 2), 80, GET, 5_000, 10_000, complete);
-            let Exchange::Done(bytes) = r else { panic!("{r:?}") };
-            assert!(bytes.ends_with(b"\r\n\r\nweb-1\n"), "{}", String::from_utf8_lossy(&bytes));
+            let r = f.tcp_exchange(
+                &mut NoRules,
+                &TcpExchange {
+                    from: client,
+                    dst: Ipv4Addr::new(10, 244, 2, 2),
+                    port: 80,
+                    request: GET,
+                    connect_deadline_ms: 5_000,
+                    deadline_ms: 10_000,
+                },
+                complete,
+            );
+            let Exchange::Done(bytes) = r else {
+                panic!("{r:?}")
+            };
+            assert!(
+                bytes.ends_with(b"\r\n\r\nweb-1\n"),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         let node = f.host_index("n1").unwrap();
-        let r = f.tcp_exchange(&mut NoRules, node, Ipv4Addr::new(10, 244, 2, 2), 80, GET, 5_000, 10_000, complete);
+        let r = f.tcp_exchange(
+            &mut NoRules,
+            &TcpExchange {
+                from: node,
+                dst: Ipv4Addr::new(10, 244, 2, 2),
+                port: 80,
+                request: GET,
+                connect_deadline_ms: 5_000,
+                deadline_ms: 10_000,
+            },
+            complete,
+        );
         assert!(matches!(r, Exchange::Done(_)), "{r:?}");
     }
 
@@ -548,9 +764,31 @@ mod tests {
         let mut st = NetState::default();
         let mut f = Fabric::new(nodes, hosts, &mut st, 0, 1);
         let client = f.host_index("client").unwrap();
-        let r = f.tcp_exchange(&mut NoRules, client, Ipv4Addr::new(10, 244, 2, 2), 81, GET, 5_000, 10_000, complete);
+        let r = f.tcp_exchange(
+            &mut NoRules,
+            &TcpExchange {
+                from: client,
+                dst: Ipv4Addr::new(10, 244, 2, 2),
+                port: 81,
+                request: GET,
+                connect_deadline_ms: 5_000,
+                deadline_ms: 10_000,
+            },
+            complete,
+        );
         assert_eq!(r, Exchange::Refused);
-        let r = f.tcp_exchange(&mut NoRules, client, Ipv4Addr::new(10, 9, 9, 9), 80, GET, 3_000, 3_000, complete);
+        let r = f.tcp_exchange(
+            &mut NoRules,
+            &TcpExchange {
+                from: client,
+                dst: Ipv4Addr::new(10, 9, 9, 9),
+                port: 80,
+                request: GET,
+                connect_deadline_ms: 3_000,
+                deadline_ms: 3_000,
+            },
+            complete,
+        );
         assert_eq!(r, Exchange::TimedOut { connected: false });
         assert!(f.now_ms() >= 3_000);
     }
@@ -559,9 +797,16 @@ mod tests {
     impl Netfilter for Dnat {
         fn new_flow(&mut self, _: &str, _: Hook, t: &Tuple, _: i64) -> Decision {
             if t.dst == Ipv4Addr::new(10, 96, 1, 1) {
-                Decision { dnat: Some((self.0, self.1)), masquerade: true, ..Default::default() }
+                Decision {
+                    dnat: Some((self.0, self.1)),
+                    masquerade: true,
+                    ..Default::default()
+                }
             } else if t.dst == Ipv4Addr::new(10, 96, 5, 5) {
-                Decision { reject: true, ..Default::default() }
+                Decision {
+                    reject: true,
+                    ..Default::default()
+                }
             } else {
                 Decision::default()
             }
@@ -575,12 +820,43 @@ mod tests {
         let mut f = Fabric::new(nodes, hosts, &mut st, 0, 1);
         let client = f.host_index("client").unwrap();
         let mut nf = Dnat(Ipv4Addr::new(10, 244, 2, 2), 80);
-        let r = f.tcp_exchange(&mut nf, client, Ipv4Addr::new(10, 96, 1, 1), 80, GET, 5_000, 10_000, complete);
-        assert!(matches!(r, Exchange::Done(ref b) if b.ends_with(b"web-1\n")), "{r:?}");
-        let r = f.tcp_exchange(&mut nf, client, Ipv4Addr::new(10, 96, 5, 5), 80, GET, 5_000, 10_000, complete);
+        let r = f.tcp_exchange(
+            &mut nf,
+            &TcpExchange {
+                from: client,
+                dst: Ipv4Addr::new(10, 96, 1, 1),
+                port: 80,
+                request: GET,
+                connect_deadline_ms: 5_000,
+                deadline_ms: 10_000,
+            },
+            complete,
+        );
+        assert!(
+            matches!(r, Exchange::Done(ref b) if b.ends_with(b"web-1\n")),
+            "{r:?}"
+        );
+        let r = f.tcp_exchange(
+            &mut nf,
+            &TcpExchange {
+                from: client,
+                dst: Ipv4Addr::new(10, 96, 5, 5),
+                port: 80,
+                request: GET,
+                connect_deadline_ms: 5_000,
+                deadline_ms: 10_000,
+            },
+            complete,
+        );
         assert_eq!(r, Exchange::Refused);
         // The node-level conntrack shows the translation: original to the VIP, reply from the pod to the node.
-        let ct = st.conntrack("n1");
-        assert!(ct.iter().any(|(o, r)| o.dst == Ipv4Addr::new(10, 96, 1, 1) && r.src == Ipv4Addr::new(10, 244, 2, 2) && r.dst == Ipv4Addr::new(172, 18, 0, 3)), "{ct:?}");
+        let ct = st.conntrack("n1", 0);
+        assert!(
+            ct.iter()
+                .any(|(o, r, _)| o.dst == Ipv4Addr::new(10, 96, 1, 1)
+                    && r.src == Ipv4Addr::new(10, 244, 2, 2)
+                    && r.dst == Ipv4Addr::new(172, 18, 0, 3)),
+            "{ct:?}"
+        );
     }
 }

@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, UdpPacket,
+    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket,
+    UdpPacket,
 };
 
 /// Transport protocol of a flow.
@@ -38,7 +39,13 @@ pub struct Tuple {
 
 impl Tuple {
     pub fn reversed(&self) -> Tuple {
-        Tuple { proto: self.proto, src: self.dst, sport: self.dport, dst: self.src, dport: self.sport }
+        Tuple {
+            proto: self.proto,
+            src: self.dst,
+            sport: self.dport,
+            dst: self.src,
+            dport: self.sport,
+        }
     }
 }
 
@@ -62,7 +69,13 @@ pub fn summarize(buf: &[u8]) -> Option<Summary> {
         IpProtocol::Tcp => {
             let t = TcpPacket::new_checked(payload).ok()?;
             Some(Summary {
-                tuple: Tuple { proto: Proto::Tcp, src, sport: t.src_port(), dst, dport: t.dst_port() },
+                tuple: Tuple {
+                    proto: Proto::Tcp,
+                    src,
+                    sport: t.src_port(),
+                    dst,
+                    dport: t.dst_port(),
+                },
                 syn: t.syn() && !t.ack(),
                 rst: t.rst(),
                 icmp_type: None,
@@ -71,7 +84,13 @@ pub fn summarize(buf: &[u8]) -> Option<Summary> {
         IpProtocol::Udp => {
             let u = UdpPacket::new_checked(payload).ok()?;
             Some(Summary {
-                tuple: Tuple { proto: Proto::Udp, src, sport: u.src_port(), dst, dport: u.dst_port() },
+                tuple: Tuple {
+                    proto: Proto::Udp,
+                    src,
+                    sport: u.src_port(),
+                    dst,
+                    dport: u.dst_port(),
+                },
                 syn: false,
                 rst: false,
                 icmp_type: None,
@@ -80,9 +99,19 @@ pub fn summarize(buf: &[u8]) -> Option<Summary> {
         IpProtocol::Icmp => {
             let i = Icmpv4Packet::new_checked(payload).ok()?;
             let ty: u8 = i.msg_type().into();
-            let ident = if ty == 8 || ty == 0 { i.echo_ident() } else { 0 };
+            let ident = if ty == 8 || ty == 0 {
+                i.echo_ident()
+            } else {
+                0
+            };
             Some(Summary {
-                tuple: Tuple { proto: Proto::Icmp, src, sport: ident, dst, dport: ident },
+                tuple: Tuple {
+                    proto: Proto::Icmp,
+                    src,
+                    sport: ident,
+                    dst,
+                    dport: ident,
+                },
                 syn: false,
                 rst: false,
                 icmp_type: Some(ty),
@@ -94,7 +123,9 @@ pub fn summarize(buf: &[u8]) -> Option<Summary> {
 
 /// Rewrites addresses and ports (NAT), fixing the IP and transport checksums.
 pub fn rewrite(buf: &mut [u8], to: &Tuple) {
-    let Ok(mut ip) = Ipv4Packet::new_checked(&mut buf[..]) else { return };
+    let Ok(mut ip) = Ipv4Packet::new_checked(&mut buf[..]) else {
+        return;
+    };
     ip.set_src_addr(to.src);
     ip.set_dst_addr(to.dst);
     let proto = ip.next_header();
@@ -166,12 +197,23 @@ mod tests {
             timestamp: None,
             payload: &[],
         };
-        let ip = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 64 };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
         let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
         let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
         ip.emit(&mut p, &ChecksumCapabilities::default());
         let mut t = TcpPacket::new_unchecked(p.payload_mut());
-        tcp.emit(&mut t, &src.into(), &dst.into(), &ChecksumCapabilities::default());
+        tcp.emit(
+            &mut t,
+            &src.into(),
+            &dst.into(),
+            &ChecksumCapabilities::default(),
+        );
         buf
     }
 
@@ -183,7 +225,14 @@ mod tests {
         let s = summarize(&p).unwrap();
         assert!(s.syn && s.tuple.dport == 80 && s.tuple.dst == vip);
         let pod = Ipv4Addr::new(10, 244, 2, 3);
-        rewrite(&mut p, &Tuple { dst: pod, dport: 8080, ..s.tuple });
+        rewrite(
+            &mut p,
+            &Tuple {
+                dst: pod,
+                dport: 8080,
+                ..s.tuple
+            },
+        );
         let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
         assert!(ip.verify_checksum());
         assert_eq!(ip.dst_addr(), pod);

@@ -1,0 +1,502 @@
+//! The network commands a student types on a node or in a pod: `curl`, and the views of the
+//! node's kube-proxy rules (`iptables-save`, `iptables -L`, `ipvsadm -Ln`, `nft list
+//! ruleset`, `conntrack -L`). Every curl byte travels through the simulated network.
+
+use std::net::Ipv4Addr;
+
+use serde_json::Value;
+
+use crate::cluster::cache::str_at;
+use crate::cluster::kubeproxy::KubeProxy;
+use crate::cluster::{Cluster, ClusterError};
+use crate::net::http::{HttpApp, Response};
+use crate::net::{Exchange, Fabric, HostSpec, NodeSpec, TcpExchange};
+use crate::output::Output;
+
+/// Where a command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Node(String),
+    Pod { namespace: String, name: String },
+}
+
+impl Place {
+    /// `k8s-master`, `pod/web-0`, `pod/coredns-x.kube-system`.
+    pub fn parse(s: &str) -> Place {
+        match s.strip_prefix("pod/") {
+            Some(rest) => match rest.split_once('.') {
+                Some((n, ns)) => Place::Pod {
+                    namespace: ns.to_owned(),
+                    name: n.to_owned(),
+                },
+                None => Place::Pod {
+                    namespace: "default".to_owned(),
+                    name: rest.to_owned(),
+                },
+            },
+            None => Place::Node(s.to_owned()),
+        }
+    }
+
+    /// The shell prompt a transcript shows for this place.
+    pub fn prompt(&self) -> String {
+        match self {
+            Place::Node(n) => format!("user@{n}:~$ "),
+            Place::Pod { name, .. } => format!("root@{name}:/# "),
+        }
+    }
+}
+
+/// Commands this module answers (first word).
+pub const COMMANDS: &[&str] = &[
+    "curl",
+    "iptables-save",
+    "iptables",
+    "ipvsadm",
+    "nft",
+    "conntrack",
+];
+
+fn pod_is_up(p: &Value) -> bool {
+    str_at(p, "/status/phase") == Some("Running")
+        && p.pointer("/metadata/deletionTimestamp").is_none()
+}
+
+/// The network as it is now: every node, and every running pod that has its own IP.
+fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
+    let cache = cluster.cache();
+    let mut nodes = Vec::new();
+    let mut hosts = Vec::new();
+    for n in cache.all("nodes") {
+        let name = str_at(n, "/metadata/name").unwrap_or_default().to_owned();
+        let ip: Ipv4Addr = str_at(n, "/status/addresses/0/address")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let cidr = str_at(n, "/spec/podCIDR").unwrap_or("0.0.0.0/32");
+        let (net, prefix) = cidr.split_once('/').unwrap_or((cidr, "32"));
+        let pod_cidr = (
+            net.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            prefix.parse().unwrap_or(32),
+        );
+        nodes.push(NodeSpec {
+            name: name.clone(),
+            ip,
+            pod_cidr,
+        });
+        hosts.push(HostSpec {
+            name: name.clone(),
+            node: name,
+            ip,
+            is_node: true,
+            servers: Vec::new(),
+        });
+    }
+    for p in cache.all("pods") {
+        if !pod_is_up(p) || p.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        let Some(ip) = str_at(p, "/status/podIP").and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let name = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
+        let ns = str_at(p, "/metadata/namespace").unwrap_or_default();
+        let node = str_at(p, "/spec/nodeName").unwrap_or_default().to_owned();
+        let mut servers = Vec::new();
+        for c in p
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+            let args: Vec<String> = c
+                .get("args")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            if let Some(s) = HttpApp::for_container(image, &args, &name) {
+                servers.push((s.1, s.0));
+            }
+        }
+        hosts.push(HostSpec {
+            name: format!("{ns}/{name}"),
+            node,
+            ip,
+            is_node: false,
+            servers,
+        });
+    }
+    (nodes, hosts)
+}
+
+struct CurlArgs {
+    url: String,
+    silent: bool,
+    show_errors: bool,
+    verbose: bool,
+    include: bool,
+    head: bool,
+    max_time_ms: Option<i64>,
+    connect_timeout_ms: Option<i64>,
+    headers: Vec<(String, String)>,
+    trace: bool,
+}
+
+fn parse_curl(argv: &[String]) -> Result<CurlArgs, String> {
+    let mut a = CurlArgs {
+        url: String::new(),
+        silent: false,
+        show_errors: false,
+        verbose: false,
+        include: false,
+        head: false,
+        max_time_ms: None,
+        connect_timeout_ms: None,
+        headers: Vec::new(),
+        trace: false,
+    };
+    let mut i = 0;
+    let secs = |v: Option<&String>| -> Result<i64, String> {
+        v.and_then(|s| s.parse::<f64>().ok())
+            .map(|s| (s * 1000.0) as i64)
+            .ok_or_else(|| "curl: option requires a number of seconds".to_owned())
+    };
+    while i < argv.len() {
+        let arg = argv[i].as_str();
+        match arg {
+            "-s" | "--silent" => a.silent = true,
+            "-S" | "--show-error" => a.show_errors = true,
+            "-sS" | "-Ss" => {
+                a.silent = true;
+                a.show_errors = true;
+            }
+            "-v" | "--verbose" => a.verbose = true,
+            "-i" | "--include" => a.include = true,
+            "-I" | "--head" => a.head = true,
+            "--trace-path" => a.trace = true,
+            "-m" | "--max-time" => {
+                i += 1;
+                a.max_time_ms = Some(secs(argv.get(i))?);
+            }
+            "--connect-timeout" => {
+                i += 1;
+                a.connect_timeout_ms = Some(secs(argv.get(i))?);
+            }
+            "-H" | "--header" => {
+                i += 1;
+                let h = argv.get(i).ok_or("curl: option -H: requires parameter")?;
+                let (k, v) = h.split_once(':').ok_or_else(|| format!("curl: bad header {h:?}"))?;
+                a.headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+            s if s.starts_with('-') => return Err(format!("curl: option {s}: is unknown\ncurl: try 'curl --help' or 'curl --manual' for more information")),
+            url => a.url = url.to_owned(),
+        }
+        i += 1;
+    }
+    if a.url.is_empty() {
+        return Err("curl: no URL specified!\ncurl: try 'curl --help' or 'curl --manual' for more information".into());
+    }
+    Ok(a)
+}
+
+/// Splits `http://host:port/path` (scheme optional).
+fn split_url(url: &str) -> Result<(String, u16, String), String> {
+    let rest = match url.split_once("://") {
+        Some(("http", r)) => r,
+        Some((scheme, _)) => return Err(format!("curl: (1) Protocol \"{scheme}\" not supported")),
+        None => url,
+    };
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_owned()),
+        None => (rest, "/".to_owned()),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| "curl: (3) URL rejected: Port number was not a decimal number between 0 and 65535".to_owned())?),
+        None => (hostport.to_owned(), 80),
+    };
+    Ok((host, port, path))
+}
+
+/// `curl` from `place`.
+pub async fn curl(
+    cluster: &mut Cluster,
+    place: &Place,
+    argv: &[String],
+) -> Result<Output, ClusterError> {
+    let mut out = Output::default();
+    let a = match parse_curl(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            out.err(&format!("{e}\n"));
+            out.exit = 2;
+            return Ok(out);
+        }
+    };
+    let (host, port, path) = match split_url(&a.url) {
+        Ok(x) => x,
+        Err(e) => {
+            out.err(&format!("{e}\n"));
+            out.exit = 3;
+            return Ok(out);
+        }
+    };
+    let dst: Ipv4Addr = if host == "localhost" {
+        Ipv4Addr::LOCALHOST
+    } else {
+        match host.parse() {
+            Ok(ip) => ip,
+            Err(_) => {
+                if !a.silent || a.show_errors {
+                    out.err(&format!("curl: (6) Could not resolve host: {host}\n"));
+                }
+                out.exit = 6;
+                return Ok(out);
+            }
+        }
+    };
+    let tables = cluster
+        .rule_tables()
+        .map_err(|e| ClusterError::Api(apiserver::ApiError::internal(e.to_string())))?;
+    let (nodes, hosts) = topology(cluster);
+    let from_name = match place {
+        Place::Node(n) => n.clone(),
+        Place::Pod { namespace, name } => format!("{namespace}/{name}"),
+    };
+    let start = cluster.now_ms();
+    let seed = cluster.config.seed;
+    let host_header = a
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| {
+            if port == 80 {
+                host.clone()
+            } else {
+                format!("{host}:{port}")
+            }
+        });
+    let method = if a.head { "HEAD" } else { "GET" };
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n");
+    for (k, v) in a
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let head = a.head;
+    let (result, end_ms, trace) = {
+        let Cluster {
+            net,
+            proxy_states,
+            net_rng,
+            ..
+        } = cluster;
+        let mut fabric = Fabric::new(nodes, hosts, net, start, seed);
+        fabric.set_tracing(a.trace);
+        let Some(from) = fabric.host_index(&from_name) else {
+            out.err(&format!(
+                "netsim: {from_name} has no network (is it running?)\n"
+            ));
+            out.exit = 1;
+            return Ok(out);
+        };
+        let mut nf = KubeProxy {
+            tables: &tables,
+            states: proxy_states,
+            rng: net_rng,
+        };
+        // Linux gives up on an unanswered SYN after ~127 s (tcp_syn_retries=6).
+        let connect_deadline = start + a.connect_timeout_ms.or(a.max_time_ms).unwrap_or(127_000);
+        let deadline = start + a.max_time_ms.unwrap_or(300_000);
+        let r = fabric.tcp_exchange(
+            &mut nf,
+            &TcpExchange {
+                from,
+                dst,
+                port,
+                request: req.as_bytes(),
+                connect_deadline_ms: connect_deadline,
+                deadline_ms: deadline,
+            },
+            |b| Response::parse(b, head).is_some(),
+        );
+        (r, fabric.now_ms(), std::mem::take(&mut fabric.trace))
+    };
+    cluster.advance_to(end_ms).await?;
+    let elapsed = end_ms - start;
+    if a.verbose {
+        out.err(&format!("*   Trying {dst}:{port}...\n"));
+    }
+    match result {
+        Exchange::Done(bytes) => {
+            if a.verbose {
+                out.err(&format!("* Connected to {host} ({dst}) port {port}\n"));
+                for l in req.trim_end_matches("\r\n").split("\r\n") {
+                    out.err(&format!("> {l}\n"));
+                }
+                out.err(">\n");
+            }
+            match Response::parse(&bytes, head) {
+                Some(resp) => {
+                    if a.verbose {
+                        out.err(&format!("< {}\n", resp.status_line));
+                        for (k, v) in &resp.headers {
+                            out.err(&format!("< {k}: {v}\n"));
+                        }
+                        out.err("<\n");
+                    }
+                    if a.include || a.head {
+                        let mut h = format!("{}\n", resp.status_line);
+                        for (k, v) in &resp.headers {
+                            h.push_str(&format!("{k}: {v}\n"));
+                        }
+                        h.push('\n');
+                        out.out(&h);
+                    }
+                    out.out(&String::from_utf8_lossy(&resp.body));
+                    if a.verbose {
+                        out.err(&format!("* Connection #0 to host {host} left intact\n"));
+                    }
+                }
+                None => {
+                    out.err("curl: (52) Empty reply from server\n");
+                    out.exit = 52;
+                }
+            }
+        }
+        Exchange::Refused => {
+            if !a.silent || a.show_errors {
+                out.err(&format!("curl: (7) Failed to connect to {host} port {port} after {elapsed} ms: Couldn't connect to server\n"));
+            }
+            out.exit = 7;
+        }
+        Exchange::TimedOut { connected } => {
+            if !a.silent || a.show_errors {
+                if connected {
+                    out.err(&format!("curl: (28) Operation timed out after {elapsed} milliseconds with 0 bytes received\n"));
+                } else {
+                    out.err(&format!("curl: (28) Failed to connect to {host} port {port} after {elapsed} ms: Timeout was reached\n"));
+                }
+            }
+            out.exit = 28;
+        }
+    }
+    if a.trace {
+        out.out(&format!(
+            "--- packet path from {from_name} to {dst}:{port} ---\n"
+        ));
+        for l in trace {
+            out.out(&format!("{l}\n"));
+        }
+    }
+    Ok(out)
+}
+
+/// ctime-style time for iptables-save headers (`Tue Oct 27 10:05:12 2020`).
+fn ctime(ms: i64) -> String {
+    apiserver::sim::to_datetime(ms)
+        .format("%a %b %e %H:%M:%S %Y")
+        .to_string()
+}
+
+/// The rule views, run on node `node`.
+pub fn view(cluster: &Cluster, node: &str, argv: &[String]) -> Output {
+    let mut out = Output::default();
+    let tables = match cluster.rule_tables() {
+        Ok(t) => t,
+        Err(e) => {
+            out.err(&format!("{e}\n"));
+            out.exit = 1;
+            return out;
+        }
+    };
+    let Some(rt) = tables.get(node) else {
+        out.err(&format!("{}: not on a node\n", argv[0]));
+        out.exit = 1;
+        return out;
+    };
+    let flag = |f: &str| {
+        argv.iter()
+            .position(|a| a == f)
+            .and_then(|i| argv.get(i + 1))
+            .map(String::as_str)
+    };
+    let has = |f: &str| {
+        argv.iter().any(|a| {
+            a == f
+                || (f.len() == 2
+                    && a.starts_with('-')
+                    && !a.starts_with("--")
+                    && a.contains(&f[1..]))
+        })
+    };
+    match argv[0].as_str() {
+        "iptables-save" => out.out(&proxy::iptables_save(
+            rt,
+            flag("-t"),
+            &ctime(cluster.now_ms()),
+        )),
+        "iptables" => {
+            let table = flag("-t").unwrap_or("filter");
+            let chain = argv
+                .iter()
+                .position(|a| a == "-L" || a == "--list")
+                .and_then(|i| argv.get(i + 1))
+                .filter(|c| !c.starts_with('-'))
+                .map(String::as_str);
+            if !argv
+                .iter()
+                .any(|a| a == "-L" || a == "--list" || a.starts_with("-L") || a.starts_with("-nL"))
+            {
+                out.err(
+                    "iptables: netsim shows rules with -L (and -t TABLE, -n, --line-numbers)\n",
+                );
+                out.exit = 2;
+                return out;
+            }
+            match proxy::iptables_list(
+                rt,
+                table,
+                chain,
+                has("-n"),
+                argv.iter().any(|a| a == "--line-numbers"),
+            ) {
+                Some(s) => out.out(&s),
+                None => {
+                    out.err("iptables: No chain/target/match by that name.\n");
+                    out.exit = 1;
+                }
+            }
+        }
+        "ipvsadm" => out.out(&proxy::ipvsadm_ln(rt)),
+        "nft" => out.out(&proxy::nft_list_ruleset(rt)),
+        "conntrack" => {
+            let mut n = 0;
+            for (o, r, left) in cluster.net.conntrack(node, cluster.now_ms()) {
+                let proto = o.proto.name();
+                let pnum = match proto {
+                    "tcp" => 6,
+                    "udp" => 17,
+                    _ => 1,
+                };
+                // Every simulated exchange has finished: TCP flows sit in TIME_WAIT.
+                let state = if proto == "tcp" { " TIME_WAIT" } else { "" };
+                out.out(&format!(
+                    "{proto:<8} {pnum} {left}{state} src={} dst={} sport={} dport={} src={} dst={} sport={} dport={} [ASSURED] mark=0 use=1\n",
+                    o.src, o.dst, o.sport, o.dport, r.src, r.dst, r.sport, r.dport
+                ));
+                n += 1;
+            }
+            out.err(&format!(
+                "conntrack v1.4.7 (conntrack-tools): {n} flow entries have been shown.\n"
+            ));
+        }
+        _ => {}
+    }
+    out
+}
