@@ -50,6 +50,7 @@ impl Place {
 /// Commands this module answers (first word).
 pub const COMMANDS: &[&str] = &[
     "curl",
+    "ping",
     "iptables-save",
     "iptables",
     "ipvsadm",
@@ -393,6 +394,111 @@ pub async fn curl(
         for l in trace {
             out.out(&format!("{l}\n"));
         }
+    }
+    Ok(out)
+}
+
+/// `ping [-c N] HOST` (iputils' output). Without `-c` it sends 4: a transcript cannot press
+/// Ctrl-C.
+pub async fn ping(
+    cluster: &mut Cluster,
+    place: &Place,
+    argv: &[String],
+) -> Result<Output, ClusterError> {
+    let mut out = Output::default();
+    let mut count: u16 = 4;
+    let mut target = None;
+    let mut i = 0;
+    while i < argv.len() {
+        match argv[i].as_str() {
+            "-c" => {
+                i += 1;
+                count = argv
+                    .get(i)
+                    .and_then(|c| c.parse().ok())
+                    .filter(|c| *c > 0)
+                    .unwrap_or(4);
+            }
+            a if a.starts_with("-c") => count = a[2..].parse().unwrap_or(4),
+            a if a.starts_with('-') => {}
+            a => target = Some(a.to_owned()),
+        }
+        i += 1;
+    }
+    let Some(target) = target else {
+        out.err("ping: usage error: Destination address required\n");
+        out.exit = 1;
+        return Ok(out);
+    };
+    let dst: Ipv4Addr = match target.as_str() {
+        "localhost" => Ipv4Addr::LOCALHOST,
+        t => match t.parse() {
+            Ok(ip) => ip,
+            Err(_) => {
+                out.err(&format!(
+                    "ping: {t}: Temporary failure in name resolution\n"
+                ));
+                out.exit = 2;
+                return Ok(out);
+            }
+        },
+    };
+    let tables = cluster
+        .rule_tables()
+        .map_err(|e| ClusterError::Api(apiserver::ApiError::internal(e.to_string())))?;
+    let (nodes, hosts) = topology(cluster);
+    let from_name = match place {
+        Place::Node(n) => n.clone(),
+        Place::Pod { namespace, name } => format!("{namespace}/{name}"),
+    };
+    let start = cluster.now_ms();
+    let seed = cluster.config.seed;
+    let ident = (cluster.net_rng.next_u64() & 0xffff) as u16;
+    let (echoes, end) = {
+        let Cluster {
+            net,
+            proxy_states,
+            net_rng,
+            ..
+        } = cluster;
+        let mut fabric = Fabric::new(nodes, hosts, net, start, seed);
+        let Some(from) = fabric.host_index(&from_name) else {
+            out.err(&format!(
+                "netsim: {from_name} has no network (is it running?)\n"
+            ));
+            out.exit = 1;
+            return Ok(out);
+        };
+        let mut nf = KubeProxy {
+            tables: &tables,
+            states: proxy_states,
+            rng: net_rng,
+        };
+        let e = fabric.ping(&mut nf, from, dst, count, ident);
+        (e, fabric.now_ms())
+    };
+    cluster.advance_to(end).await?;
+    out.out(&format!("PING {target} ({dst}) 56(84) bytes of data.\n"));
+    for (n, e) in echoes.iter().enumerate() {
+        if let Some(ttl) = e {
+            out.out(&format!(
+                "64 bytes from {dst}: icmp_seq={} ttl={ttl} time=0.000 ms\n",
+                n + 1
+            ));
+        }
+    }
+    let received = echoes.iter().filter(|e| e.is_some()).count();
+    let sent = echoes.len();
+    let loss = (sent - received) * 100 / sent.max(1);
+    out.out(&format!("\n--- {target} ping statistics ---\n"));
+    let elapsed = (sent.saturating_sub(1) as i64) * 1000 + if received < sent { 1000 } else { 0 };
+    out.out(&format!(
+        "{sent} packets transmitted, {received} received, {loss}% packet loss, time {elapsed}ms\n"
+    ));
+    if received > 0 {
+        out.out("rtt min/avg/max/mdev = 0.000/0.000/0.000/0.000 ms\n");
+    } else {
+        out.exit = 1;
     }
     Ok(out)
 }

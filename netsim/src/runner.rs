@@ -122,6 +122,7 @@ async fn exec(
             o
         }
         "curl" => probes::curl(cluster, place, &argv[1..]).await?,
+        "ping" => probes::ping(cluster, place, &argv[1..]).await?,
         c if probes::COMMANDS.contains(&c) && !in_pod => match place {
             Place::Node(n) => probes::view(cluster, n, argv),
             Place::Pod { .. } => Output::default(),

@@ -82,16 +82,11 @@ pub struct ScenarioError {
 }
 
 /// Commands a step may run (first word).
-pub const COMMANDS: &[&str] = &[
-    "kubectl",
-    "echo",
-    "curl",
-    "iptables-save",
-    "iptables",
-    "ipvsadm",
-    "nft",
-    "conntrack",
-];
+pub const COMMANDS: &[&str] = &["kubectl", "echo"];
+
+fn known_command(cmd: &str) -> bool {
+    COMMANDS.contains(&cmd) || crate::probes::COMMANDS.contains(&cmd)
+}
 
 /// A loaded, checked scenario with where its files live.
 pub struct Loaded {
@@ -256,10 +251,15 @@ fn check_step(l: &Loaded, step: &Step) -> Result<(), String> {
     let Some(cmd) = argv.first() else {
         return Err("empty command".into());
     };
-    if !COMMANDS.contains(&cmd.as_str()) {
+    if !known_command(cmd) {
+        let all: Vec<&str> = COMMANDS
+            .iter()
+            .chain(crate::probes::COMMANDS)
+            .copied()
+            .collect();
         return Err(format!(
             "unknown command \"{cmd}\" (netsim provides: {})",
-            COMMANDS.join(", ")
+            all.join(", ")
         ));
     }
     if let Some(on) = step.on.as_ref().filter(|o| !o.starts_with("pod/")) {

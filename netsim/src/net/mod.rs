@@ -212,6 +212,8 @@ pub struct Fabric<'s> {
     refused: BTreeSet<(usize, u16)>,
     pub trace: Vec<String>,
     tracing: bool,
+    /// TTL of the last echo reply delivered to (address, identifier): ping prints it.
+    echo_ttl: BTreeMap<(Ipv4Addr, u16), u8>,
 }
 
 impl<'s> Fabric<'s> {
@@ -297,6 +299,7 @@ impl<'s> Fabric<'s> {
             refused: BTreeSet::new(),
             trace: Vec::new(),
             tracing: false,
+            echo_ttl: BTreeMap::new(),
         }
     }
 
@@ -434,7 +437,18 @@ impl<'s> Fabric<'s> {
         if t2 != t {
             packet::rewrite(&mut pkt, &t2);
         }
-        match self.route(node, t2.dst) {
+        let route = self.route(node, t2.dst);
+        // A node decrements TTL when it routes: packets from another node, or leaving for
+        // another node. Bridged traffic between a node's own pods keeps its TTL.
+        let routed = hook == Hook::Prerouting && (hops > 0 || matches!(route, Route::Node(_)));
+        if routed && route != Route::Host(self.node_host[node]) && !packet::decrement_ttl(&mut pkt)
+        {
+            return;
+        }
+        if matches!(route, Route::Host(_)) && t2.proto == Proto::Icmp && s.icmp_type == Some(0) {
+            self.echo_ttl.insert((t2.dst, t2.dport), packet::ttl(&pkt));
+        }
+        match route {
             Route::Host(h) => {
                 if self.tracing && translated.is_none() {
                     let name = self.hosts[h].spec.name.clone();
@@ -452,6 +466,16 @@ impl<'s> Fabric<'s> {
                 }
                 self.forward(nf, pkt, m, Hook::Prerouting, from, hops + 1);
             }
+            Route::Nowhere if nf.is_local(&node_name, t2.dst) && s.icmp_type == Some(8) => {
+                // kube-ipvs0 holds the ClusterIP: the node's kernel answers the echo itself.
+                self.note(format!(
+                    "{node_name}: {} is local (kube-ipvs0): echo reply from the node",
+                    t2.dst
+                ));
+                if let Some(reply) = packet::echo_reply(&pkt) {
+                    self.forward(nf, reply, node, Hook::Output, from, hops + 1);
+                }
+            }
             Route::Nowhere if nf.is_local(&node_name, t2.dst) => {
                 // An address on kube-ipvs0 with no virtual server for this port: the node's
                 // own stack answers, and nothing listens there (TCP RST / ECONNREFUSED).
@@ -463,7 +487,14 @@ impl<'s> Fabric<'s> {
                     self.refused.insert((from, t.sport));
                 }
             }
-            Route::Nowhere => self.note(format!("{node_name}: no route to {}", t2.dst)),
+            Route::Nowhere => {
+                if translated.is_none() && !is_error_or_reply(&s) {
+                    self.note(format!(
+                        "{node_name}: no route to {}: the packet is lost",
+                        t2.dst
+                    ));
+                }
+            }
         }
     }
 
@@ -645,6 +676,75 @@ impl<'s> Fabric<'s> {
         } else {
             Exchange::TimedOut { connected }
         }
+    }
+}
+
+/// One echo of `ping`: the reply's TTL, or `None` if it was lost.
+pub type Echo = Option<u8>;
+
+impl Fabric<'_> {
+    /// `ping -c count`: echo requests one second apart from host `from` to `dst`, each
+    /// waiting up to its interval for the reply.
+    pub fn ping(
+        &mut self,
+        nf: &mut dyn Netfilter,
+        from: usize,
+        dst: Ipv4Addr,
+        count: u16,
+        ident: u16,
+    ) -> Vec<Echo> {
+        use smoltcp::socket::icmp;
+        use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr};
+        let handle = {
+            let h = &mut self.hosts[from];
+            let mut s = icmp::Socket::new(
+                icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; 2048]),
+                icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; 2048]),
+            );
+            let _ = s.bind(icmp::Endpoint::Ident(ident));
+            h.sockets.add(s)
+        };
+        let src_ip = self.hosts[from].spec.ip;
+        let mut out = Vec::new();
+        for seq in 1..=count {
+            let start = self.now_ms;
+            let data = [0u8; 56];
+            let repr = Icmpv4Repr::EchoRequest {
+                ident,
+                seq_no: seq,
+                data: &data,
+            };
+            let mut buf = vec![0u8; repr.buffer_len()];
+            repr.emit(
+                &mut Icmpv4Packet::new_unchecked(&mut buf),
+                &smoltcp::phy::ChecksumCapabilities::default(),
+            );
+            let _ = self.hosts[from]
+                .sockets
+                .get_mut::<icmp::Socket>(handle)
+                .send_slice(&buf, IpAddress::Ipv4(dst));
+            let key = (if dst.is_loopback() { dst } else { src_ip }, ident);
+            self.echo_ttl.remove(&key);
+            let mut got = None;
+            self.run_until(nf, start + 1000, |f| {
+                let sock = f.hosts[from].sockets.get_mut::<icmp::Socket>(handle);
+                while let Ok((bytes, _)) = sock.recv() {
+                    if let Ok(p) = Icmpv4Packet::new_checked(bytes) {
+                        if u8::from(p.msg_type()) == 0 && p.echo_seq_no() == seq {
+                            got = Some(f.echo_ttl.get(&key).copied().unwrap_or(64));
+                        }
+                    }
+                }
+                got.is_some()
+            });
+            out.push(got);
+            // The next request leaves one interval after this one did.
+            if seq < count {
+                self.now_ms = self.now_ms.max(start + 1000);
+            }
+        }
+        self.hosts[from].sockets.remove(handle);
+        out
     }
 }
 

@@ -177,6 +177,61 @@ pub fn port_unreachable(from: Ipv4Addr, offending: &[u8]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Decrements the TTL as a router does; `false` when it reaches zero (the packet dies).
+pub fn decrement_ttl(buf: &mut [u8]) -> bool {
+    let Ok(mut ip) = Ipv4Packet::new_checked(&mut buf[..]) else {
+        return false;
+    };
+    let ttl = ip.hop_limit();
+    if ttl <= 1 {
+        return false;
+    }
+    ip.set_hop_limit(ttl - 1);
+    ip.fill_checksum();
+    true
+}
+
+pub fn ttl(buf: &[u8]) -> u8 {
+    Ipv4Packet::new_checked(buf)
+        .map(|p| p.hop_limit())
+        .unwrap_or(0)
+}
+
+/// The echo reply a host's kernel sends for an echo request (addresses swapped, TTL 64).
+pub fn echo_reply(request: &[u8]) -> Option<Vec<u8>> {
+    let ip = Ipv4Packet::new_checked(request).ok()?;
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).ok()?;
+    let repr = Icmpv4Repr::parse(&icmp, &ChecksumCapabilities::default()).ok()?;
+    let Icmpv4Repr::EchoRequest {
+        ident,
+        seq_no,
+        data,
+    } = repr
+    else {
+        return None;
+    };
+    let reply = Icmpv4Repr::EchoReply {
+        ident,
+        seq_no,
+        data,
+    };
+    let ip_repr = Ipv4Repr {
+        src_addr: ip.dst_addr(),
+        dst_addr: ip.src_addr(),
+        next_header: IpProtocol::Icmp,
+        payload_len: reply.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; ip_repr.buffer_len() + reply.buffer_len()];
+    let mut pkt = Ipv4Packet::new_unchecked(&mut buf[..]);
+    ip_repr.emit(&mut pkt, &ChecksumCapabilities::default());
+    reply.emit(
+        &mut Icmpv4Packet::new_unchecked(pkt.payload_mut()),
+        &ChecksumCapabilities::default(),
+    );
+    Some(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
