@@ -17,12 +17,20 @@ use crate::output::Output;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
     Node(String),
-    Pod { namespace: String, name: String },
+    /// A machine outside the cluster on the node network (`on: external`).
+    External,
+    Pod {
+        namespace: String,
+        name: String,
+    },
 }
 
 impl Place {
     /// `k8s-master`, `pod/web-0`, `pod/coredns-x.kube-system`.
     pub fn parse(s: &str) -> Place {
+        if s == "external" {
+            return Place::External;
+        }
         match s.strip_prefix("pod/") {
             Some(rest) => match rest.split_once('.') {
                 Some((n, ns)) => Place::Pod {
@@ -38,10 +46,20 @@ impl Place {
         }
     }
 
+    /// The fabric host this place is.
+    pub fn host_name(&self) -> String {
+        match self {
+            Place::Node(n) => n.clone(),
+            Place::External => "external".to_owned(),
+            Place::Pod { namespace, name } => format!("{namespace}/{name}"),
+        }
+    }
+
     /// The shell prompt a transcript shows for this place.
     pub fn prompt(&self) -> String {
         match self {
             Place::Node(n) => format!("user@{n}:~$ "),
+            Place::External => "user@laptop:~$ ".to_owned(),
             Place::Pod { name, .. } => format!("root@{name}:/# "),
         }
     }
@@ -129,6 +147,14 @@ fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
             servers,
         });
     }
+    let ext = cluster.config.external_ip;
+    hosts.push(HostSpec {
+        name: "external".into(),
+        node: String::new(),
+        ip: ext,
+        is_node: false,
+        servers: Vec::new(),
+    });
     (nodes, hosts)
 }
 
@@ -261,10 +287,8 @@ pub async fn curl(
         .rule_tables()
         .map_err(|e| ClusterError::Api(apiserver::ApiError::internal(e.to_string())))?;
     let (nodes, hosts) = topology(cluster);
-    let from_name = match place {
-        Place::Node(n) => n.clone(),
-        Place::Pod { namespace, name } => format!("{namespace}/{name}"),
-    };
+    let from_name = place.host_name();
+    let speakers = cluster.lb_speakers();
     let start = cluster.now_ms();
     let seed = cluster.config.seed;
     let host_header = a
@@ -298,6 +322,7 @@ pub async fn curl(
             ..
         } = cluster;
         let mut fabric = Fabric::new(nodes, hosts, net, start, seed);
+        fabric.set_lb_owners(speakers);
         fabric.set_tracing(a.trace);
         let Some(from) = fabric.host_index(&from_name) else {
             out.err(&format!(
@@ -447,10 +472,8 @@ pub async fn ping(
         .rule_tables()
         .map_err(|e| ClusterError::Api(apiserver::ApiError::internal(e.to_string())))?;
     let (nodes, hosts) = topology(cluster);
-    let from_name = match place {
-        Place::Node(n) => n.clone(),
-        Place::Pod { namespace, name } => format!("{namespace}/{name}"),
-    };
+    let from_name = place.host_name();
+    let speakers = cluster.lb_speakers();
     let start = cluster.now_ms();
     let seed = cluster.config.seed;
     let ident = (cluster.net_rng.next_u64() & 0xffff) as u16;
@@ -462,6 +485,7 @@ pub async fn ping(
             ..
         } = cluster;
         let mut fabric = Fabric::new(nodes, hosts, net, start, seed);
+        fabric.set_lb_owners(speakers);
         let Some(from) = fabric.host_index(&from_name) else {
             out.err(&format!(
                 "netsim: {from_name} has no network (is it running?)\n"

@@ -126,6 +126,12 @@ async fn exec(
         c if probes::COMMANDS.contains(&c) && !in_pod => match place {
             Place::Node(n) => probes::view(cluster, n, argv),
             Place::Pod { .. } => Output::default(),
+            Place::External => {
+                let mut o = Output::default();
+                o.err(&format!("{c}: the laptop outside the cluster has no kube-proxy rules; run it on a node\n"));
+                o.exit = 1;
+                o
+            }
         },
         _ => {
             let mut o = Output::default();

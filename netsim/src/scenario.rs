@@ -32,6 +32,10 @@ pub struct ClusterSpec {
     pub proxy_mode: Option<String>,
     #[serde(default)]
     pub nodes: Option<Vec<NodeSpec>>,
+    /// LoadBalancer address pool `first-last` on the node network, or `none` (EXTERNAL-IP
+    /// stays `<pending>`). Default 172.18.255.200-172.18.255.250.
+    #[serde(default)]
+    pub load_balancer_pool: Option<String>,
     /// RFC 3339 start of the virtual clock (default 2020-10-27T10:00:00Z).
     #[serde(default)]
     pub epoch: Option<String>,
@@ -118,6 +122,9 @@ impl Loaded {
         if let Some(m) = &self.scenario.cluster.proxy_mode {
             c.proxy_mode = m.clone();
         }
+        if let Some(p) = &self.scenario.cluster.load_balancer_pool {
+            c.lb_pool = parse_pool(p).ok().flatten();
+        }
         if let Some(ms) = self
             .scenario
             .cluster
@@ -168,6 +175,9 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
             return Err(err(1, 1, format!("cluster.proxyMode: unknown mode \"{m}\" (expected userspace, iptables, ipvs or nftables)")));
         }
     }
+    if let Some(p) = &loaded.scenario.cluster.load_balancer_pool {
+        parse_pool(p).map_err(|m| err(1, 1, m))?;
+    }
     if let Some(e) = &loaded.scenario.cluster.epoch {
         if apiserver::sim::parse_rfc3339(e).is_none() {
             return Err(err(
@@ -206,6 +216,25 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
         }
     }
     Ok(loaded)
+}
+
+/// `172.18.255.200-172.18.255.250` → the range; `none` → no pool.
+fn parse_pool(s: &str) -> Result<Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)>, String> {
+    if s == "none" || s.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        format!("cluster.loadBalancerPool: \"{s}\" is not FIRST-LAST (e.g. 172.18.255.200-172.18.255.250) or none")
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if u32::from(a) > u32::from(b) {
+        return Err(bad());
+    }
+    Ok(Some((a, b)))
 }
 
 /// Finds the line of each step's first key under `steps:` (serde gives no spans for values).
@@ -262,7 +291,11 @@ fn check_step(l: &Loaded, step: &Step) -> Result<(), String> {
             all.join(", ")
         ));
     }
-    if let Some(on) = step.on.as_ref().filter(|o| !o.starts_with("pod/")) {
+    if let Some(on) = step
+        .on
+        .as_ref()
+        .filter(|o| !o.starts_with("pod/") && *o != "external")
+    {
         let known = l
             .scenario
             .cluster

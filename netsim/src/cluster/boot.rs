@@ -31,6 +31,11 @@ pub struct ClusterConfig {
     /// userspace | iptables | ipvs | nftables (used by the data path).
     pub proxy_mode: String,
     pub node_network_base: Ipv4Addr,
+    /// Addresses the built-in LoadBalancer hands out (MetalLB-like); `None`: EXTERNAL-IP
+    /// stays `<pending>`, as on a cluster without a load-balancer implementation.
+    pub lb_pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// The client outside the cluster (`on: external`), on the node network.
+    pub external_ip: Ipv4Addr,
 }
 
 impl Default for ClusterConfig {
@@ -50,6 +55,11 @@ impl Default for ClusterConfig {
             ],
             proxy_mode: "iptables".to_owned(),
             node_network_base: Ipv4Addr::new(172, 18, 0, 2),
+            lb_pool: Some((
+                Ipv4Addr::new(172, 18, 255, 200),
+                Ipv4Addr::new(172, 18, 255, 250),
+            )),
+            external_ip: Ipv4Addr::new(172, 18, 0, 100),
         }
     }
 }

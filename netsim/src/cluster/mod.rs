@@ -12,6 +12,7 @@ pub mod cache;
 mod endpoints;
 mod kubelet;
 pub mod kubeproxy;
+mod loadbalancer;
 mod scheduler;
 mod workloads;
 
@@ -306,6 +307,7 @@ impl Cluster {
             self.run_statefulsets(d.statefulsets).await?;
             self.run_scheduler(d.unscheduled).await?;
             self.run_kubelets(d.kubelet).await?;
+            self.run_loadbalancers(&d.services).await?;
             self.run_endpoints(d.services).await?;
         }
         Err(ClusterError::NoFixpoint(MAX_ROUNDS))

@@ -117,7 +117,9 @@ impl HttpApp {
                     .map(|(k, v)| format!("\t{}={v}", k.to_ascii_lowercase()))
                     .collect();
                 headers.sort();
+                // nginx's $host: the Host header without its port.
                 let host = req.header("host").unwrap_or_default();
+                let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
                 let body = format!(
                     "\n\nHostname: {pod}\n\nPod Information:\n\t-no pod information available-\n\nServer values:\n\tserver_version=nginx: 1.13.3 - lua: 10008\n\nRequest Information:\n\tclient_address={}\n\tmethod={}\n\treal path={}\n\tquery={}\n\trequest_version=1.1\n\trequest_scheme=http\n\trequest_uri=http://{host}:{port}{}\n\nRequest Headers:\n{}\n\nRequest Body:\n\t-no body in request-\n\n",
                     client.ip(),

@@ -214,6 +214,8 @@ pub struct Fabric<'s> {
     tracing: bool,
     /// TTL of the last echo reply delivered to (address, identifier): ping prints it.
     echo_ttl: BTreeMap<(Ipv4Addr, u16), u8>,
+    /// LoadBalancer IP → the node that answers for it.
+    lb_owner: BTreeMap<Ipv4Addr, usize>,
 }
 
 impl<'s> Fabric<'s> {
@@ -300,6 +302,7 @@ impl<'s> Fabric<'s> {
             trace: Vec::new(),
             tracing: false,
             echo_ttl: BTreeMap::new(),
+            lb_owner: BTreeMap::new(),
         }
     }
 
@@ -345,7 +348,47 @@ impl<'s> Fabric<'s> {
                 return Route::Node(m);
             }
         }
-        Route::Nowhere
+        // A client outside the cluster, on the node network.
+        match self.by_ip.get(&dst) {
+            Some(h) if self.hosts[*h].spec.node.is_empty() => Route::Host(*h),
+            _ => Route::Nowhere,
+        }
+    }
+
+    /// Which node answers for a LoadBalancer IP (MetalLB L2: one elected speaker).
+    pub fn set_lb_owners(&mut self, owners: BTreeMap<Ipv4Addr, String>) {
+        self.lb_owner = owners
+            .into_iter()
+            .filter_map(|(ip, n)| self.node_index(&n).map(|i| (ip, i)))
+            .collect();
+    }
+
+    /// A packet from a host outside the cluster enters the node network: it reaches the node
+    /// that owns its destination (a node address, or a LoadBalancer IP via its speaker).
+    fn enter_from_outside(&mut self, nf: &mut dyn Netfilter, pkt: Vec<u8>, from: usize) {
+        let Some(s) = packet::summarize(&pkt) else {
+            return;
+        };
+        let dst = s.tuple.dst;
+        let node = self
+            .nodes
+            .iter()
+            .position(|n| n.ip == dst)
+            .or_else(|| self.lb_owner.get(&dst).copied());
+        match node {
+            Some(n) => {
+                if self.tracing && (s.syn || s.icmp_type == Some(8)) {
+                    let name = self.nodes[n].name.clone();
+                    self.note(format!("network: {dst} is answered by {name}"));
+                }
+                self.forward(nf, pkt, n, Hook::Prerouting, from, 1);
+            }
+            None => {
+                if let Some(h) = self.by_ip.get(&dst).copied() {
+                    self.hosts[h].dev.rx.push_back(pkt);
+                }
+            }
+        }
     }
 
     /// The address masquerade uses when leaving `node` along `route`.
@@ -540,6 +583,10 @@ impl<'s> Fabric<'s> {
             let (is_node, node) = (h.spec.is_node, h.spec.node.clone());
             for pkt in out {
                 moved = true;
+                if node.is_empty() {
+                    self.enter_from_outside(nf, pkt, i);
+                    continue;
+                }
                 let Some(n) = self.node_index(&node) else {
                     continue;
                 };
