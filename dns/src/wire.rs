@@ -659,6 +659,12 @@ fn patch_opt_class(buf: &mut [u8], o: &Opt) {
 
 /// Writes `m` with hickory's encoder, uncompressed or compressed (hickory compresses owner names and
 /// the names in CNAME/PTR/NS/SOA rdata, never SRV targets, as miekg does).
+///
+/// Known difference from miekg in compressed mode: hickory compresses at most 120 names per message
+/// and keeps at most 64 suffixes to point at (its guard against CVE-2024-8508, after Unbound), while
+/// miekg has no such caps. Replies with fewer names come out byte for byte as miekg's; bigger ones
+/// (over ~118 A records, or SRV answers with more than ~10 targets) are larger than CoreDNS's, so a
+/// truncated one holds fewer records.
 fn emit(m: &hop::Message, compress: bool, max: u16) -> Result<Vec<u8>, ProtoError> {
     let mut buf = Vec::with_capacity(512);
     let mut enc = BinEncoder::new(&mut buf);
@@ -700,8 +706,10 @@ pub fn encode(m: &Message, compress: bool) -> Vec<u8> {
 
 /// How many records of each section (answer, authority, additional) fit in `budget` bytes when `m`
 /// is written compressed, filling the sections in order and stopping at the first record that does
-/// not fit (miekg's `Msg.Truncate`). It is hickory's encoder that writes and measures: its size limit
-/// makes it roll back the record that overflowed (`NotAllRecordsWritten`). The OPT is not counted.
+/// not fit (miekg's `Msg.Truncate`). hickory's encoder writes each record and is rolled back to
+/// before it when it went past the budget. (Its own size limit is not used for this: hickory writes a
+/// name in full before replacing it with a pointer, so a limit refuses records whose compressed form
+/// would still fit.) The OPT is not counted.
 pub fn fit_compressed(m: &Message, budget: usize) -> [usize; 3] {
     let mut kept = [0usize; 3];
     let Ok(hm) = m.to_hickory() else {
@@ -713,21 +721,24 @@ pub fn fit_compressed(m: &Message, budget: usize) -> [usize; 3] {
     if enc.emit_vec(&[0; 12]).is_err() || enc.emit_all(hm.queries.iter()).is_err() {
         return kept;
     }
-    if enc.len() >= budget {
-        return kept;
-    }
-    enc.set_max_size(budget.min(u16::MAX as usize) as u16);
+    let mut full = enc.len() >= budget;
     for (i, section) in [&hm.answers, &hm.authorities, &hm.additionals]
         .into_iter()
         .enumerate()
     {
-        match enc.emit_all(section.iter()) {
-            Ok(n) => kept[i] = n,
-            Err(ProtoError::NotAllRecordsWritten { count, .. }) => {
-                kept[i] = count;
+        for r in section {
+            if full {
                 break;
             }
-            Err(_) => break,
+            let before = enc.offset();
+            if r.emit(&mut enc).is_err() || enc.len() > budget {
+                enc.set_offset(before);
+                enc.trim();
+                full = true;
+                break;
+            }
+            kept[i] += 1;
+            full = enc.len() == budget;
         }
     }
     kept
