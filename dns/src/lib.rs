@@ -3,7 +3,8 @@
 //! the text BIND's `dig`/`nslookup` would print for it.
 //!
 //! Layers, in the hickory-dns proto/server split:
-//! - [`wire`]: the message format (parse, encode, compress) — the "proto" layer;
+//! - [`wire`]: the message format — the "proto" layer: hickory-proto decodes and encodes, `wire` keeps
+//!   the plain view of a message the other layers use;
 //! - [`snapshot`]: the index built once from API objects — the "store";
 //! - [`responder`]: query → [`Outcome`] with CoreDNS semantics — the "server";
 //! - [`dig`]: client side: `build_query`, `format_dig`, `format_nslookup`;

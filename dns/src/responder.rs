@@ -781,34 +781,7 @@ fn scrub(reply: &mut Message, opt: Option<Opt>, transport: Transport) -> Vec<u8>
         reply.additional.pop();
     }
     let budget = size.saturating_sub(opt_len);
-    let mut e = wire::Encoder::new(true);
-    e.header(&reply.header);
-    for q in &reply.questions {
-        e.question(q);
-    }
-    let mut kept = [0usize; 3];
-    let mut full = e.buf.len() >= budget;
-    for (i, section) in [&reply.answers, &reply.authority, &reply.additional]
-        .into_iter()
-        .enumerate()
-    {
-        for r in section {
-            if full {
-                break;
-            }
-            let before = e.buf.len();
-            e.record(r);
-            if e.buf.len() > budget {
-                e.rollback(before);
-                full = true;
-                break;
-            }
-            kept[i] += 1;
-            if e.buf.len() == budget {
-                full = true;
-            }
-        }
-    }
+    let kept = wire::fit_compressed(reply, budget);
     let truncated = kept[0] < reply.answers.len()
         || kept[1] < reply.authority.len()
         || kept[2] < reply.additional.len();

@@ -1,28 +1,52 @@
-//! Wire format (the "proto" layer): parse a DNS message from bytes and encode one back, with no I/O.
+//! Wire format (the "proto" layer), on hickory-proto: bytes are decoded with hickory's `BinDecoder`
+//! (header, questions, records, names with compression pointers, rdata, EDNS options) and encoded with
+//! its `BinEncoder`; this module keeps only the crate's plain view of a message ([`Message`],
+//! [`Record`], [`RData`], [`Opt`]) that the responder builds and the dig formatter reads, and the
+//! conversions between that view and hickory's types.
 //!
-//! Guarantee: every parse is bounds-checked and returns [`WireError`] instead of panicking, whatever the
-//! input bytes; encoding writes names uncompressed unless asked to compress (as CoreDNS/miekg do only when
-//! a reply would not fit the client's buffer).
+//! Guarantee: decoding is bounds-checked by hickory and returns [`WireError`] instead of panicking,
+//! whatever the input bytes; encoding writes names uncompressed unless asked to compress (as
+//! CoreDNS/miekg do only when a reply would not fit the client's buffer).
+//!
+//! Two details hickory's public API cannot express are done by hand here, each in one small,
+//! documented function: the EDNS UDP payload size below 512 (hickory clamps it to 512 on both decode
+//! and encode; CoreDNS echoes the client's value as sent) — see [`opt_class_at`] and [`patch_opt_class`]
+//! — and noticing an OPT whose option list is malformed (hickory drops the options with a warning;
+//! miekg, and so CoreDNS, answer FORMERR) — see [`opt_rdlength_at`].
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::op::{self as hop, MessageType, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption as HEdnsOption, OPT};
+use hickory_proto::rr::rdata::{self as hrd, NULL, SOA, SRV, TXT};
+use hickory_proto::rr::{self as hrr, DNSClass, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
+use hickory_proto::ProtoError;
 
 /// Why a message could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WireError {
-    #[error("message truncated at offset {0}")]
-    Truncated(usize),
-    #[error("label longer than 63 bytes at offset {0}")]
-    LabelTooLong(usize),
-    #[error("name longer than 255 bytes")]
-    NameTooLong,
-    #[error("bad compression pointer at offset {0}")]
-    BadPointer(usize),
-    #[error("reserved label type at offset {0}")]
-    BadLabelType(usize),
+    /// hickory's decoder rejected the bytes (truncation, bad label or pointer, name too long, rdata
+    /// that does not match its length, …); the text is hickory's.
+    #[error("{0}")]
+    Malformed(String),
     #[error("malformed EDNS option")]
     BadOption,
+}
+
+impl From<hickory_proto::serialize::binary::DecodeError> for WireError {
+    fn from(e: hickory_proto::serialize::binary::DecodeError) -> Self {
+        WireError::Malformed(e.to_string())
+    }
+}
+
+impl From<ProtoError> for WireError {
+    fn from(e: ProtoError) -> Self {
+        WireError::Malformed(e.to_string())
+    }
 }
 
 pub const TYPE_A: u16 = 1;
@@ -165,17 +189,58 @@ pub struct Header {
 }
 
 impl Header {
+    /// Reads the 12-byte header with hickory's decoder; `None` if fewer than 12 bytes. (The Z bit is
+    /// not kept: hickory's header has no field for it, and nothing here reads it.)
     pub fn parse(b: &[u8]) -> Option<Header> {
-        let g =
-            |i: usize| -> Option<u16> { Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?])) };
-        Some(Header {
-            id: g(0)?,
-            bits: g(2)?,
-            qdcount: g(4)?,
-            ancount: g(6)?,
-            nscount: g(8)?,
-            arcount: g(10)?,
-        })
+        let h = hop::Header::read(&mut BinDecoder::new(b)).ok()?;
+        Some(Header::from_hickory(&h))
+    }
+
+    /// The view of a hickory header (flag bits rebuilt, counts as on the wire).
+    pub fn from_hickory(h: &hop::Header) -> Header {
+        let m = &h.metadata;
+        let mut bits = (u16::from(u8::from(m.op_code)) & 0xf) << 11;
+        bits |= u16::from(m.response_code.low());
+        for (on, bit) in [
+            (m.message_type == MessageType::Response, FLAG_QR),
+            (m.authoritative, FLAG_AA),
+            (m.truncation, FLAG_TC),
+            (m.recursion_desired, FLAG_RD),
+            (m.recursion_available, FLAG_RA),
+            (m.authentic_data, FLAG_AD),
+            (m.checking_disabled, FLAG_CD),
+        ] {
+            if on {
+                bits |= bit;
+            }
+        }
+        Header {
+            id: h.metadata.id,
+            bits,
+            qdcount: h.counts.queries,
+            ancount: h.counts.answers,
+            nscount: h.counts.authorities,
+            arcount: h.counts.additionals,
+        }
+    }
+
+    /// hickory's metadata for these bits; `rcode_high` is the extended rcode from the OPT, if any.
+    pub fn metadata(&self, rcode_high: u8) -> Metadata {
+        let b = self.bits;
+        let kind = if b & FLAG_QR != 0 {
+            MessageType::Response
+        } else {
+            MessageType::Query
+        };
+        let mut m = Metadata::new(self.id, kind, OpCode::from_u8(self.opcode() as u8));
+        m.authoritative = b & FLAG_AA != 0;
+        m.truncation = b & FLAG_TC != 0;
+        m.recursion_desired = b & FLAG_RD != 0;
+        m.recursion_available = b & FLAG_RA != 0;
+        m.authentic_data = b & FLAG_AD != 0;
+        m.checking_disabled = b & FLAG_CD != 0;
+        m.response_code = ResponseCode::from(rcode_high, self.rcode() as u8);
+        m
     }
     pub fn opcode(&self) -> u16 {
         (self.bits >> 11) & 0xf
@@ -211,15 +276,6 @@ impl Opt {
     }
     pub fn do_bit(&self) -> bool {
         self.ttl & 0x8000 != 0
-    }
-    fn rdata(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        for (code, data) in &self.options {
-            v.extend_from_slice(&code.to_be_bytes());
-            v.extend_from_slice(&(data.len() as u16).to_be_bytes());
-            v.extend_from_slice(data);
-        }
-        v
     }
     /// Encoded length (root owner name + fixed fields + options).
     pub fn wire_len(&self) -> usize {
@@ -285,316 +341,126 @@ impl Message {
     }
 }
 
-/// Reads a possibly compressed name at `off`; returns the name and the offset after it.
-pub fn read_name(msg: &[u8], off: usize) -> Result<(Name, usize), WireError> {
-    let mut out = Vec::with_capacity(32);
-    let mut pos = off;
-    let mut end: Option<usize> = None;
-    let mut hops = 0usize;
-    loop {
-        let len = *msg.get(pos).ok_or(WireError::Truncated(pos))?;
-        match len & 0xc0 {
-            0x00 => {
-                if len == 0 {
-                    out.push(0);
-                    if out.len() > 255 {
-                        return Err(WireError::NameTooLong);
-                    }
-                    return Ok((Name(out), end.unwrap_or(pos + 1)));
-                }
-                let l = len as usize;
-                let label = msg
-                    .get(pos + 1..pos + 1 + l)
-                    .ok_or(WireError::Truncated(pos))?;
-                out.push(len);
-                out.extend_from_slice(label);
-                if out.len() > 255 {
-                    return Err(WireError::NameTooLong);
-                }
-                pos += 1 + l;
-            }
-            0xc0 => {
-                let lo = *msg.get(pos + 1).ok_or(WireError::Truncated(pos))?;
-                let target = (((len & 0x3f) as usize) << 8) | lo as usize;
-                hops += 1;
-                // A pointer must point backwards; bounding hops also stops loops.
-                if target >= pos || hops > 126 {
-                    return Err(WireError::BadPointer(pos));
-                }
-                if end.is_none() {
-                    end = Some(pos + 2);
-                }
-                pos = target;
-            }
-            _ => return Err(WireError::BadLabelType(pos)),
-        }
+impl Name {
+    /// The hickory name with the same labels (case kept). Fails only for a name hickory refuses
+    /// (longer than 255 bytes).
+    pub fn to_hickory(&self) -> Result<hrr::Name, ProtoError> {
+        hrr::Name::from_labels(self.labels())
+    }
+
+    /// The view of a hickory name: its labels as they are, case kept.
+    pub fn from_hickory(n: &hrr::Name) -> Name {
+        Name::from_labels(n.iter())
     }
 }
 
-fn u16_at(msg: &[u8], off: usize) -> Result<u16, WireError> {
-    match msg.get(off..off + 2) {
-        Some(b) => Ok(u16::from_be_bytes([b[0], b[1]])),
-        None => Err(WireError::Truncated(off)),
-    }
-}
-
-fn u32_at(msg: &[u8], off: usize) -> Result<u32, WireError> {
-    match msg.get(off..off + 4) {
-        Some(b) => Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-        None => Err(WireError::Truncated(off)),
-    }
-}
-
-/// Parses the question at `off`.
-pub fn read_question(msg: &[u8], off: usize) -> Result<(Question, usize), WireError> {
-    let (name, off) = read_name(msg, off)?;
-    let qtype = u16_at(msg, off)?;
-    let qclass = u16_at(msg, off + 2)?;
-    Ok((
+impl Question {
+    fn from_hickory(q: &Query) -> Question {
         Question {
-            name,
-            qtype,
-            qclass,
-        },
-        off + 4,
-    ))
+            name: Name::from_hickory(q.name()),
+            qtype: u16::from(q.query_type()),
+            qclass: u16::from(q.query_class()),
+        }
+    }
+
+    fn to_hickory(&self) -> Result<Query, ProtoError> {
+        let mut q = Query::query(self.name.to_hickory()?, RecordType::from(self.qtype));
+        q.set_query_class(DNSClass::from(self.qclass));
+        Ok(q)
+    }
 }
 
-fn read_rdata(
-    msg: &[u8],
-    rtype: u16,
-    class: u16,
-    ttl: u32,
-    start: usize,
-    end: usize,
-) -> Result<RData, WireError> {
-    let rd = msg.get(start..end).ok_or(WireError::Truncated(start))?;
-    let name_in = |off: usize| -> Result<(Name, usize), WireError> {
-        let (n, o) = read_name(msg, off)?;
-        if o > end {
-            return Err(WireError::Truncated(off));
-        }
-        Ok((n, o))
-    };
-    Ok(match rtype {
-        TYPE_A if rd.len() == 4 => RData::A(Ipv4Addr::new(rd[0], rd[1], rd[2], rd[3])),
-        TYPE_AAAA if rd.len() == 16 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(rd);
-            RData::Aaaa(Ipv6Addr::from(a))
-        }
-        TYPE_CNAME | TYPE_PTR | TYPE_NS => {
-            let (n, o) = name_in(start)?;
-            if o != end {
-                return Ok(RData::Other(rd.to_vec()));
-            }
-            match rtype {
-                TYPE_CNAME => RData::Cname(n),
-                TYPE_PTR => RData::Ptr(n),
-                _ => RData::Ns(n),
-            }
-        }
-        TYPE_SRV if rd.len() >= 7 => {
-            let (target, o) = name_in(start + 6)?;
-            if o != end {
-                return Ok(RData::Other(rd.to_vec()));
-            }
-            RData::Srv {
-                priority: u16_at(msg, start)?,
-                weight: u16_at(msg, start + 2)?,
-                port: u16_at(msg, start + 4)?,
-                target,
-            }
-        }
-        TYPE_SOA => {
-            let (mname, o) = name_in(start)?;
-            let (rname, o) = name_in(o)?;
-            if o + 20 != end {
-                return Ok(RData::Other(rd.to_vec()));
-            }
-            RData::Soa {
-                mname,
-                rname,
-                serial: u32_at(msg, o)?,
-                refresh: u32_at(msg, o + 4)?,
-                retry: u32_at(msg, o + 8)?,
-                expire: u32_at(msg, o + 12)?,
-                minimum: u32_at(msg, o + 16)?,
-            }
-        }
-        TYPE_TXT => {
-            let mut strings = Vec::new();
-            let mut i = 0;
-            while i < rd.len() {
-                let l = rd[i] as usize;
-                let s = rd
-                    .get(i + 1..i + 1 + l)
-                    .ok_or(WireError::Truncated(start + i))?;
-                strings.push(s.to_vec());
-                i += 1 + l;
-            }
-            RData::Txt(strings)
-        }
-        TYPE_OPT => {
-            let mut options = Vec::new();
-            let mut i = 0;
-            while i < rd.len() {
-                let code = u16_at(rd, i).map_err(|_| WireError::BadOption)?;
-                let l = u16_at(rd, i + 2).map_err(|_| WireError::BadOption)? as usize;
-                let d = rd.get(i + 4..i + 4 + l).ok_or(WireError::BadOption)?;
-                options.push((code, d.to_vec()));
-                i += 4 + l;
-            }
-            RData::Opt(Opt {
-                udp_size: class,
-                ttl,
-                options,
+impl Opt {
+    /// hickory's EDNS for this OPT. Options go over as opaque (code, bytes) pairs, in order.
+    /// hickory stores the payload size clamped to 512: see [`patch_opt_class`].
+    fn to_hickory(&self) -> hop::Edns {
+        let options = self
+            .options
+            .iter()
+            .map(|(code, data)| {
+                (
+                    EdnsCode::from(*code),
+                    HEdnsOption::Unknown(*code, data.clone()),
+                )
             })
-        }
-        _ => RData::Other(rd.to_vec()),
-    })
+            .collect();
+        let mut rec = hrr::Record::from_rdata(
+            hrr::Name::root(),
+            self.ttl,
+            hrr::RData::OPT(OPT::new(options)),
+        );
+        rec.dns_class = DNSClass::for_opt(self.udp_size);
+        hop::Edns::from(&rec)
+    }
 }
 
-fn read_record(msg: &[u8], off: usize) -> Result<(Record, usize), WireError> {
-    let (name, off) = read_name(msg, off)?;
-    let rtype = u16_at(msg, off)?;
-    let class = u16_at(msg, off + 2)?;
-    let ttl = u32_at(msg, off + 4)?;
-    let rdlen = u16_at(msg, off + 8)? as usize;
-    let start = off + 10;
-    let end = start + rdlen;
-    if end > msg.len() {
-        return Err(WireError::Truncated(start));
+/// Rdata bytes of a record kind the view does not type, re-encoded by hickory (names uncompressed).
+fn rdata_bytes(data: &hrr::RData) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    if data.emit(&mut enc).is_err() {
+        return Vec::new();
     }
-    let data = read_rdata(msg, rtype, class, ttl, start, end)?;
-    Ok((
-        Record {
-            name,
-            rtype,
-            class,
-            ttl,
-            data,
-        },
-        end,
-    ))
+    buf
 }
 
-/// Parses a whole message. Trailing bytes after the counted records are ignored (as miekg does); the
-/// number of them is returned so a formatter can warn like dig.
-pub fn parse_message(msg: &[u8]) -> Result<(Message, usize), WireError> {
-    let header = Header::parse(msg).ok_or(WireError::Truncated(0))?;
-    let mut off = 12;
-    let mut m = Message {
-        header,
-        ..Message::default()
-    };
-    for _ in 0..header.qdcount {
-        let (q, o) = read_question(msg, off)?;
-        m.questions.push(q);
-        off = o;
-    }
-    for (count, section) in [
-        (header.ancount, &mut m.answers),
-        (header.nscount, &mut m.authority),
-        (header.arcount, &mut m.additional),
-    ] {
-        for _ in 0..count {
-            let (r, o) = read_record(msg, off)?;
-            section.push(r);
-            off = o;
-        }
-    }
-    Ok((m, msg.len() - off))
-}
-
-/// A message encoder: uncompressed by default; with `compress`, names in owner, CNAME/PTR/NS/SOA
-/// positions are compressed (SRV targets never are, RFC 2782), as miekg/dns does.
-pub struct Encoder {
-    pub buf: Vec<u8>,
-    compress: bool,
-    seen: BTreeMap<Vec<u8>, u16>,
-}
-
-impl Encoder {
-    pub fn new(compress: bool) -> Encoder {
-        Encoder {
-            buf: Vec::with_capacity(512),
-            compress,
-            seen: BTreeMap::new(),
+impl RData {
+    fn from_hickory(data: &hrr::RData) -> RData {
+        match data {
+            hrr::RData::A(a) => RData::A(a.0),
+            hrr::RData::AAAA(a) => RData::Aaaa(a.0),
+            hrr::RData::CNAME(n) => RData::Cname(Name::from_hickory(&n.0)),
+            hrr::RData::PTR(n) => RData::Ptr(Name::from_hickory(&n.0)),
+            hrr::RData::NS(n) => RData::Ns(Name::from_hickory(&n.0)),
+            hrr::RData::SRV(s) => RData::Srv {
+                priority: s.priority,
+                weight: s.weight,
+                port: s.port,
+                target: Name::from_hickory(&s.target),
+            },
+            hrr::RData::SOA(s) => RData::Soa {
+                mname: Name::from_hickory(&s.mname),
+                rname: Name::from_hickory(&s.rname),
+                serial: s.serial,
+                refresh: s.refresh as u32,
+                retry: s.retry as u32,
+                expire: s.expire as u32,
+                minimum: s.minimum,
+            },
+            hrr::RData::TXT(t) => RData::Txt(t.txt_data.iter().map(|s| s.to_vec()).collect()),
+            hrr::RData::Update0(RecordType::TXT) => RData::Txt(Vec::new()),
+            hrr::RData::Update0(_) => RData::Other(Vec::new()),
+            hrr::RData::Unknown { rdata, .. } | hrr::RData::NULL(rdata) => {
+                RData::Other(rdata.anything.clone())
+            }
+            other => RData::Other(rdata_bytes(other)),
         }
     }
 
-    /// Drops everything written from `len` on (and the compression targets that pointed there).
-    pub fn rollback(&mut self, len: usize) {
-        self.buf.truncate(len);
-        self.seen.retain(|_, off| (*off as usize) < len);
-    }
-
-    pub fn header(&mut self, h: &Header) {
-        for v in [h.id, h.bits, h.qdcount, h.ancount, h.nscount, h.arcount] {
-            self.buf.extend_from_slice(&v.to_be_bytes());
-        }
-    }
-
-    pub fn name(&mut self, n: &Name, compressible: bool) {
-        if !self.compress {
-            self.buf.extend_from_slice(&n.0);
-            return;
-        }
-        let w = &n.0;
-        let mut i = 0;
-        while i < w.len() && w[i] != 0 {
-            let suffix = &w[i..];
-            if compressible {
-                if let Some(&ptr) = self.seen.get(suffix) {
-                    self.buf.extend_from_slice(&(0xc000 | ptr).to_be_bytes());
-                    return;
+    fn to_hickory(&self, rtype: u16) -> hrr::RData {
+        match self {
+            RData::A(a) => hrr::RData::A(hrd::A(*a)),
+            RData::Aaaa(a) => hrr::RData::AAAA(hrd::AAAA(*a)),
+            RData::Cname(n) | RData::Ptr(n) | RData::Ns(n) => {
+                let Ok(n) = n.to_hickory() else {
+                    return unknown(rtype, n.0.clone());
+                };
+                match self {
+                    RData::Cname(_) => hrr::RData::CNAME(hrd::CNAME(n)),
+                    RData::Ptr(_) => hrr::RData::PTR(hrd::PTR(n)),
+                    _ => hrr::RData::NS(hrd::NS(n)),
                 }
             }
-            let here = self.buf.len();
-            if here < 0x4000 {
-                self.seen.entry(suffix.to_vec()).or_insert(here as u16);
-            }
-            let l = w[i] as usize;
-            let end = (i + 1 + l).min(w.len());
-            self.buf.extend_from_slice(&w[i..end]);
-            i = end;
-        }
-        self.buf.push(0);
-    }
-
-    pub fn question(&mut self, q: &Question) {
-        self.name(&q.name, true);
-        self.buf.extend_from_slice(&q.qtype.to_be_bytes());
-        self.buf.extend_from_slice(&q.qclass.to_be_bytes());
-    }
-
-    pub fn record(&mut self, r: &Record) {
-        self.name(&r.name, true);
-        self.buf.extend_from_slice(&r.rtype.to_be_bytes());
-        let (class, ttl) = match &r.data {
-            RData::Opt(o) => (o.udp_size, o.ttl),
-            _ => (r.class, r.ttl),
-        };
-        self.buf.extend_from_slice(&class.to_be_bytes());
-        self.buf.extend_from_slice(&ttl.to_be_bytes());
-        let len_at = self.buf.len();
-        self.buf.extend_from_slice(&[0, 0]);
-        match &r.data {
-            RData::A(a) => self.buf.extend_from_slice(&a.octets()),
-            RData::Aaaa(a) => self.buf.extend_from_slice(&a.octets()),
-            RData::Cname(n) | RData::Ptr(n) | RData::Ns(n) => self.name(n, true),
             RData::Srv {
                 priority,
                 weight,
                 port,
                 target,
-            } => {
-                for v in [*priority, *weight, *port] {
-                    self.buf.extend_from_slice(&v.to_be_bytes());
-                }
-                self.name(target, false);
-            }
+            } => match target.to_hickory() {
+                Ok(t) => hrr::RData::SRV(SRV::new(*priority, *weight, *port, t)),
+                Err(_) => unknown(rtype, Vec::new()),
+            },
             RData::Soa {
                 mname,
                 rname,
@@ -603,44 +469,279 @@ impl Encoder {
                 retry,
                 expire,
                 minimum,
-            } => {
-                self.name(mname, true);
-                self.name(rname, true);
-                for v in [*serial, *refresh, *retry, *expire, *minimum] {
-                    self.buf.extend_from_slice(&v.to_be_bytes());
-                }
-            }
-            RData::Txt(strings) => {
-                for s in strings {
-                    let s = &s[..s.len().min(255)];
-                    self.buf.push(s.len() as u8);
-                    self.buf.extend_from_slice(s);
-                }
-            }
-            RData::Opt(o) => self.buf.extend_from_slice(&o.rdata()),
-            RData::Other(b) => self.buf.extend_from_slice(b),
+            } => match (mname.to_hickory(), rname.to_hickory()) {
+                (Ok(m), Ok(r)) => hrr::RData::SOA(SOA::new(
+                    m,
+                    r,
+                    *serial,
+                    *refresh as i32,
+                    *retry as i32,
+                    *expire as i32,
+                    *minimum,
+                )),
+                _ => unknown(rtype, Vec::new()),
+            },
+            RData::Txt(strings) => hrr::RData::TXT(TXT::from_bytes(
+                strings.iter().map(|s| &s[..s.len().min(255)]).collect(),
+            )),
+            RData::Opt(o) => hrr::RData::OPT(OPT::new(
+                o.options
+                    .iter()
+                    .map(|(c, d)| (EdnsCode::from(*c), HEdnsOption::Unknown(*c, d.clone())))
+                    .collect(),
+            )),
+            RData::Other(b) => unknown(rtype, b.clone()),
         }
-        let rdlen = (self.buf.len() - len_at - 2).min(u16::MAX as usize) as u16;
-        self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }
 }
 
-/// Encodes a message, uncompressed or compressed.
+/// Raw rdata of type `rtype`, as hickory carries types it does not know.
+fn unknown(rtype: u16, bytes: Vec<u8>) -> hrr::RData {
+    let mut null = NULL::new();
+    null.anything = bytes;
+    hrr::RData::Unknown {
+        code: RecordType::from(rtype),
+        rdata: null,
+    }
+}
+
+impl Record {
+    fn from_hickory(r: &hrr::Record) -> Record {
+        Record {
+            name: Name::from_hickory(&r.name),
+            rtype: u16::from(r.record_type()),
+            class: u16::from(r.dns_class),
+            ttl: r.ttl,
+            data: RData::from_hickory(&r.data),
+        }
+    }
+
+    /// hickory's record. A name hickory refuses (over 255 bytes) is an error.
+    pub fn to_hickory(&self) -> Result<hrr::Record, ProtoError> {
+        let mut rec = hrr::Record::from_rdata(
+            self.name.to_hickory()?,
+            self.ttl,
+            self.data.to_hickory(self.rtype),
+        );
+        rec.dns_class = DNSClass::from(self.class);
+        Ok(rec)
+    }
+}
+
+/// Hand-written (hickory cannot do it): the CLASS field of an OPT record that starts at `start`, as
+/// sent. hickory's record decoder turns it into `DNSClass::for_opt`, which raises anything below 512
+/// to 512 (RFC 6891 says to *treat* it so), but CoreDNS echoes the client's number unchanged and dig
+/// prints the number received. The OPT owner is the root (hickory has checked that), written as one
+/// zero byte or as a 2-byte pointer.
+fn opt_class_at(msg: &[u8], start: usize) -> Option<(u16, usize)> {
+    let name_len = if *msg.get(start)? == 0 { 1 } else { 2 };
+    let at = start + name_len + 2;
+    let class = u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]);
+    Some((class, at))
+}
+
+/// Hand-written (hickory cannot do it): the RDLENGTH of the OPT whose CLASS is at `class_at`. hickory's
+/// OPT decoder, given an option list that does not add up to the rdata, logs a warning and returns
+/// no options; miekg (so CoreDNS) rejects such a message, so the caller compares this length with
+/// the options hickory returned.
+fn opt_rdlength_at(msg: &[u8], class_at: usize) -> Option<usize> {
+    let at = class_at + 6;
+    Some(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]) as usize)
+}
+
+/// Parses a whole message with hickory's decoder. Trailing bytes after the counted records are
+/// ignored (as miekg does); the number of them is returned so a formatter can warn like dig. Records
+/// stay in arrival order, the OPT included (the last OPT counts, as miekg's `IsEdns0`).
+pub fn parse_message(msg: &[u8]) -> Result<(Message, usize), WireError> {
+    let mut d = BinDecoder::new(msg);
+    let h = hop::Header::read(&mut d)?;
+    let mut m = Message {
+        header: Header::from_hickory(&h),
+        ..Message::default()
+    };
+    for _ in 0..h.counts.queries {
+        m.questions
+            .push(Question::from_hickory(&Query::read(&mut d)?));
+    }
+    for (count, section) in [
+        (h.counts.answers, &mut m.answers),
+        (h.counts.authorities, &mut m.authority),
+        (h.counts.additionals, &mut m.additional),
+    ] {
+        for _ in 0..count {
+            let start = d.index();
+            let rec = hrr::Record::read(&mut d)?;
+            let r = match &rec.data {
+                hrr::RData::OPT(_) | hrr::RData::Update0(RecordType::OPT) => {
+                    let (udp_size, class_at) =
+                        opt_class_at(msg, start).ok_or(WireError::BadOption)?;
+                    let rdlength = opt_rdlength_at(msg, class_at).ok_or(WireError::BadOption)?;
+                    let options: Vec<HEdnsOption> = match &rec.data {
+                        hrr::RData::OPT(o) => o.options.iter().map(|(_, v)| v.clone()).collect(),
+                        _ => Vec::new(),
+                    };
+                    let mut opts = Vec::with_capacity(options.len());
+                    for o in &options {
+                        let data = Vec::<u8>::try_from(o).map_err(|_| WireError::BadOption)?;
+                        opts.push((u16::from(EdnsCode::from(o)), data));
+                    }
+                    if opts.iter().map(|(_, d)| 4 + d.len()).sum::<usize>() != rdlength {
+                        return Err(WireError::BadOption);
+                    }
+                    opt_record(Opt {
+                        udp_size,
+                        ttl: rec.ttl,
+                        options: opts,
+                    })
+                }
+                _ => Record::from_hickory(&rec),
+            };
+            section.push(r);
+        }
+    }
+    Ok((m, d.len()))
+}
+
+/// The question at `off` (used to echo it in a FORMERR when the rest does not parse).
+pub fn read_question(msg: &[u8], off: usize) -> Result<(Question, usize), WireError> {
+    let off16 = u16::try_from(off).map_err(|_| WireError::Malformed("offset".into()))?;
+    if off > msg.len() {
+        return Err(WireError::Malformed("offset past the end".into()));
+    }
+    let mut d = BinDecoder::new(msg).clone(off16);
+    let q = Query::read(&mut d)?;
+    Ok((Question::from_hickory(&q), d.index()))
+}
+
+impl Message {
+    /// hickory's message for this view. The OPT (the last one) becomes hickory's [`hop::Edns`], which
+    /// hickory writes last in ADDITIONAL with the extended rcode taken from the message's rcode.
+    pub fn to_hickory(&self) -> Result<hop::Message, ProtoError> {
+        let opt = self.opt();
+        let rcode_high = opt.map_or(0, |o| (o.ttl >> 24) as u8);
+        let h = &self.header;
+        let md = h.metadata(rcode_high);
+        let mut m = hop::Message::new(md.id, md.message_type, md.op_code);
+        m.metadata = md;
+        for q in &self.questions {
+            m.queries.push(q.to_hickory()?);
+        }
+        for r in &self.answers {
+            m.answers.push(r.to_hickory()?);
+        }
+        for r in &self.authority {
+            m.authorities.push(r.to_hickory()?);
+        }
+        for r in &self.additional {
+            if r.rtype != TYPE_OPT {
+                m.additionals.push(r.to_hickory()?);
+            }
+        }
+        m.edns = opt.map(Opt::to_hickory);
+        Ok(m)
+    }
+}
+
+/// Hand-written (hickory cannot do it): write the OPT's payload size as given when it is below 512,
+/// which hickory's encoder raises to 512 (see [`opt_class_at`]). hickory writes the OPT last, so its
+/// CLASS sits right before TTL (4), RDLENGTH (2) and the options at the end of `buf`.
+fn patch_opt_class(buf: &mut [u8], o: &Opt) {
+    if o.udp_size >= 512 {
+        return;
+    }
+    let at = buf.len().checked_sub(o.wire_len() - 3);
+    if let Some(at) = at {
+        if at >= 3 && buf[at - 3..at] == [0, 0, TYPE_OPT as u8] {
+            buf[at..at + 2].copy_from_slice(&o.udp_size.to_be_bytes());
+        }
+    }
+}
+
+/// Writes `m` with hickory's encoder, uncompressed or compressed (hickory compresses owner names and
+/// the names in CNAME/PTR/NS/SOA rdata, never SRV targets, as miekg does).
+///
+/// Known difference from miekg in compressed mode: hickory compresses at most 120 names per message
+/// and keeps at most 64 suffixes to point at (its guard against CVE-2024-8508, after Unbound), while
+/// miekg has no such caps. Replies with fewer names come out byte for byte as miekg's; bigger ones
+/// (over ~118 A records, or SRV answers with more than ~10 targets) are larger than CoreDNS's, so a
+/// truncated one holds fewer records.
+fn emit(m: &hop::Message, compress: bool, max: u16) -> Result<Vec<u8>, ProtoError> {
+    let mut buf = Vec::with_capacity(512);
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_max_size(max);
+    if !compress {
+        enc.set_name_encoding(NameEncoding::Uncompressed);
+    }
+    m.emit(&mut enc)?;
+    Ok(buf)
+}
+
+/// Encodes a message, uncompressed or compressed, with hickory's encoder. Never fails: a message
+/// hickory refuses to write (a name over 255 bytes, or over 65535 bytes in all) comes out as a
+/// header-only SERVFAIL with the same id, opcode and flags.
 pub fn encode(m: &Message, compress: bool) -> Vec<u8> {
-    let mut e = Encoder::new(compress);
-    let mut h = m.header;
-    h.qdcount = m.questions.len() as u16;
-    h.ancount = m.answers.len() as u16;
-    h.nscount = m.authority.len() as u16;
-    h.arcount = m.additional.len() as u16;
-    e.header(&h);
-    for q in &m.questions {
-        e.question(q);
+    let out = m.to_hickory().and_then(|hm| emit(&hm, compress, u16::MAX));
+    match out {
+        Ok(mut buf) => {
+            if let Some(o) = m.opt() {
+                patch_opt_class(&mut buf, o);
+            }
+            buf
+        }
+        Err(_) => {
+            let mut h = m.header;
+            h.bits = (h.bits & !0xf) | RCODE_SERVFAIL;
+            let mut md = h.metadata(0);
+            md.truncation = false;
+            let header = hop::Header {
+                metadata: md,
+                counts: hop::HeaderCounts::default(),
+            };
+            let mut buf = Vec::with_capacity(12);
+            let _ = header.emit(&mut BinEncoder::new(&mut buf));
+            buf
+        }
     }
-    for r in m.answers.iter().chain(&m.authority).chain(&m.additional) {
-        e.record(r);
+}
+
+/// How many records of each section (answer, authority, additional) fit in `budget` bytes when `m`
+/// is written compressed, filling the sections in order and stopping at the first record that does
+/// not fit (miekg's `Msg.Truncate`). hickory's encoder writes each record and is rolled back to
+/// before it when it went past the budget. (Its own size limit is not used for this: hickory writes a
+/// name in full before replacing it with a pointer, so a limit refuses records whose compressed form
+/// would still fit.) The OPT is not counted.
+pub fn fit_compressed(m: &Message, budget: usize) -> [usize; 3] {
+    let mut kept = [0usize; 3];
+    let Ok(hm) = m.to_hickory() else {
+        return kept;
+    };
+    let mut buf = Vec::with_capacity(budget.min(65535));
+    let mut enc = BinEncoder::new(&mut buf);
+    // The header's content does not matter for sizes; its 12 bytes do, for the name offsets.
+    if enc.emit_vec(&[0; 12]).is_err() || enc.emit_all(hm.queries.iter()).is_err() {
+        return kept;
     }
-    e.buf
+    let mut full = enc.len() >= budget;
+    for (i, section) in [&hm.answers, &hm.authorities, &hm.additionals]
+        .into_iter()
+        .enumerate()
+    {
+        for r in section {
+            if full {
+                break;
+            }
+            let before = enc.offset();
+            if r.emit(&mut enc).is_err() || enc.len() > budget {
+                enc.set_offset(before);
+                enc.trim();
+                full = true;
+                break;
+            }
+            kept[i] += 1;
+            full = enc.len() == budget;
+        }
+    }
+    kept
 }
 
 /// The OPT record wrapped as a [`Record`].

@@ -457,3 +457,69 @@ fn tc_bit_when_udp_answer_exceeds_client_size() {
     assert_eq!((m.answers.len(), m.header.bits & FLAG_TC), (40, 0));
     assert!(r.len() < 12 + 35 + 40 * 45);
 }
+
+#[test]
+fn edns_payload_below_512_is_echoed_as_sent() {
+    // hickory clamps the OPT class to 512; CoreDNS echoes the client's number (wire.rs keeps it).
+    let s = cluster();
+    let mut q = query("web.default.svc.cluster.local.", TYPE_A);
+    let at = q.len() - 20; // OPT CLASS
+    q[at..at + 2].copy_from_slice(&100u16.to_be_bytes());
+    let Outcome::Reply(r) = s.answer(&q, Transport::Udp { ipv6: false }) else {
+        panic!()
+    };
+    let m = wire::parse_message(&r).unwrap().0;
+    assert_eq!(m.opt().map(|o| o.udp_size), Some(100));
+    assert_eq!(r[r.len() - 20..r.len() - 18], 100u16.to_be_bytes());
+    let out = dns::format_dig(
+        "dig web.default.svc.cluster.local",
+        &r,
+        "10.96.0.10:53".parse().unwrap(),
+        dns::DigTransport::Udp,
+        0,
+        "w",
+        "9.18.30",
+    );
+    assert!(
+        out.contains("; EDNS: version: 0, flags:; udp: 100\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn malformed_edns_options_are_formerr() {
+    let s = cluster();
+    let udp = Transport::Udp { ipv6: false };
+    let q = query("web.default.svc.cluster.local.", TYPE_A);
+    // An option length that runs past the OPT rdata (hickory would drop the options silently).
+    let mut bad_len = q.clone();
+    let at = bad_len.len() - 10; // COOKIE option length
+    bad_len[at..at + 2].copy_from_slice(&9u16.to_be_bytes());
+    let m = reply_of(s.answer(&bad_len, udp));
+    assert_eq!((rcode(&m), m.questions.len()), (RCODE_FORMERR, 1));
+    // The cookie bytes read as a client-subnet option: no such address family (miekg: FORMERR).
+    let mut ecs = q.clone();
+    let at = ecs.len() - 12; // option code
+    ecs[at..at + 2].copy_from_slice(&8u16.to_be_bytes());
+    let m = reply_of(s.answer(&ecs, udp));
+    assert_eq!((rcode(&m), m.questions.len()), (RCODE_FORMERR, 1));
+}
+
+#[test]
+fn truncation_keeps_every_record_whose_compressed_form_fits() {
+    // 12 header + 35 question + 29 × 16 (pointer owner, A) = 511: the 29th record fits in 512.
+    let s = big_cluster(40);
+    let mut m = wire::parse_message(
+        &build_query("big.default.svc.cluster.local.", TYPE_A, 1, true, None).unwrap(),
+    )
+    .unwrap()
+    .0;
+    m.additional.clear();
+    let Outcome::Reply(r) = s.answer(&wire::encode(&m, false), Transport::Udp { ipv6: false })
+    else {
+        panic!()
+    };
+    let m = wire::parse_message(&r).unwrap().0;
+    assert_eq!((r.len(), m.answers.len()), (511, 29));
+    assert!(m.header.bits & FLAG_TC != 0);
+}
