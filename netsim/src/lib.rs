@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod dnsprobes;
 pub mod images;
 pub mod kubectl;
 pub mod net;

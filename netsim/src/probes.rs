@@ -69,6 +69,9 @@ impl Place {
 pub const COMMANDS: &[&str] = &[
     "curl",
     "ping",
+    "dig",
+    "nslookup",
+    "cat",
     "iptables-save",
     "iptables",
     "ipvsadm",
@@ -84,6 +87,20 @@ fn pod_is_up(p: &Value) -> bool {
 /// The network as it is now: every node, and every running pod that has its own IP.
 fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
     let cache = cluster.cache();
+    // What CoreDNS's informers see now. Its SOA serial is the time of the last change;
+    // the cluster's virtual now is close enough for a snapshot taken per command.
+    let objects = |plural: &str| -> Vec<Value> { cache.all(plural).cloned().collect() };
+    let cfg = dns::DnsConfig {
+        serial: (cluster.now_ms() / 1000) as u32,
+        ..Default::default()
+    };
+    let snapshot = std::sync::Arc::new(dns::Snapshot::from_objects(
+        &objects("services"),
+        &objects("endpointslices"),
+        &objects("pods"),
+        &objects("namespaces"),
+        &cfg,
+    ));
     let mut nodes = Vec::new();
     let mut hosts = Vec::new();
     for n in cache.all("nodes") {
@@ -108,6 +125,7 @@ fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
             ip,
             is_node: true,
             servers: Vec::new(),
+            dns: None,
         });
     }
     for p in cache.all("pods") {
@@ -139,12 +157,23 @@ fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
                 servers.push((s.1, s.0));
             }
         }
+        let is_coredns = p
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c.get("image").and_then(Value::as_str).is_some_and(|i| {
+                    crate::images::normalise(i).0 == "registry.k8s.io/coredns/coredns"
+                })
+            });
         hosts.push(HostSpec {
             name: format!("{ns}/{name}"),
             node,
             ip,
             is_node: false,
             servers,
+            dns: is_coredns.then(|| snapshot.clone()),
         });
     }
     let ext = cluster.config.external_ip;
@@ -154,6 +183,7 @@ fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
         ip: ext,
         is_node: false,
         servers: Vec::new(),
+        dns: None,
     });
     (nodes, hosts)
 }
@@ -269,28 +299,6 @@ pub async fn curl(
             return Ok(out);
         }
     };
-    let dst: Ipv4Addr = if host == "localhost" {
-        Ipv4Addr::LOCALHOST
-    } else {
-        match host.parse() {
-            Ok(ip) => ip,
-            Err(_) => {
-                if !a.silent || a.show_errors {
-                    out.err(&format!("curl: (6) Could not resolve host: {host}\n"));
-                }
-                out.exit = 6;
-                return Ok(out);
-            }
-        }
-    };
-    let tables = cluster
-        .rule_tables()
-        .map_err(|e| ClusterError::Api(apiserver::ApiError::internal(e.to_string())))?;
-    let (nodes, hosts) = topology(cluster);
-    let from_name = place.host_name();
-    let speakers = cluster.lb_speakers();
-    let start = cluster.now_ms();
-    let seed = cluster.config.seed;
     let host_header = a
         .headers
         .iter()
@@ -314,47 +322,44 @@ pub async fn curl(
     }
     req.push_str("\r\n");
     let head = a.head;
-    let (result, end_ms, trace) = {
-        let Cluster {
-            net,
-            proxy_states,
-            net_rng,
-            ..
-        } = cluster;
-        let mut fabric = Fabric::new(nodes, hosts, net, start, seed);
-        fabric.set_lb_owners(speakers);
-        fabric.set_tracing(a.trace);
-        let Some(from) = fabric.host_index(&from_name) else {
-            out.err(&format!(
-                "netsim: {from_name} has no network (is it running?)\n"
-            ));
+    // Linux gives up on an unanswered SYN after ~127 s (tcp_syn_retries=6).
+    let connect_after = a.connect_timeout_ms.or(a.max_time_ms).unwrap_or(127_000);
+    let total_after = a.max_time_ms.unwrap_or(300_000);
+    let resolv = crate::dnsprobes::resolv_for(cluster, place);
+    let id = (cluster.net_rng.next_u64() & 0xffff) as u16;
+    let tracing = a.trace;
+    let ran = with_network(cluster, place, tracing, |fabric, nf, from| {
+        let dst = crate::dnsprobes::resolve(fabric, nf, from, &resolv, &host, id)?;
+        let start = fabric.now_ms();
+        let x = TcpExchange {
+            from,
+            dst,
+            port,
+            request: req.as_bytes(),
+            connect_deadline_ms: start + connect_after,
+            deadline_ms: start + total_after,
+        };
+        let r = fabric.tcp_exchange(nf, &x, |b| Response::parse(b, head).is_some());
+        Some((dst, r, fabric.now_ms() - start))
+    })
+    .await?;
+    let (result, trace) = match ran {
+        Err(e) => {
+            out.err(&e);
             out.exit = 1;
             return Ok(out);
-        };
-        let mut nf = KubeProxy {
-            tables: &tables,
-            states: proxy_states,
-            rng: net_rng,
-        };
-        // Linux gives up on an unanswered SYN after ~127 s (tcp_syn_retries=6).
-        let connect_deadline = start + a.connect_timeout_ms.or(a.max_time_ms).unwrap_or(127_000);
-        let deadline = start + a.max_time_ms.unwrap_or(300_000);
-        let r = fabric.tcp_exchange(
-            &mut nf,
-            &TcpExchange {
-                from,
-                dst,
-                port,
-                request: req.as_bytes(),
-                connect_deadline_ms: connect_deadline,
-                deadline_ms: deadline,
-            },
-            |b| Response::parse(b, head).is_some(),
-        );
-        (r, fabric.now_ms(), std::mem::take(&mut fabric.trace))
+        }
+        Ok((None, _)) => {
+            if !a.silent || a.show_errors {
+                out.err(&format!("curl: (6) Could not resolve host: {host}\n"));
+            }
+            out.exit = 6;
+            return Ok(out);
+        }
+        Ok((Some(r), trace)) => (r, trace),
     };
-    cluster.advance_to(end_ms).await?;
-    let elapsed = end_ms - start;
+    let (dst, result, elapsed) = result;
+
     if a.verbose {
         out.err(&format!("*   Trying {dst}:{port}...\n"));
     }
@@ -414,7 +419,8 @@ pub async fn curl(
     }
     if a.trace {
         out.out(&format!(
-            "--- packet path from {from_name} to {dst}:{port} ---\n"
+            "--- packet path from {} to {dst}:{port} ---\n",
+            place.host_name()
         ));
         for l in trace {
             out.out(&format!("{l}\n"));
@@ -455,53 +461,29 @@ pub async fn ping(
         out.exit = 1;
         return Ok(out);
     };
-    let dst: Ipv4Addr = match target.as_str() {
-        "localhost" => Ipv4Addr::LOCALHOST,
-        t => match t.parse() {
-            Ok(ip) => ip,
-            Err(_) => {
-                out.err(&format!(
-                    "ping: {t}: Temporary failure in name resolution\n"
-                ));
-                out.exit = 2;
-                return Ok(out);
-            }
-        },
-    };
-    let tables = cluster
-        .rule_tables()
-        .map_err(|e| ClusterError::Api(apiserver::ApiError::internal(e.to_string())))?;
-    let (nodes, hosts) = topology(cluster);
-    let from_name = place.host_name();
-    let speakers = cluster.lb_speakers();
-    let start = cluster.now_ms();
-    let seed = cluster.config.seed;
+    let resolv = crate::dnsprobes::resolv_for(cluster, place);
+    let id = (cluster.net_rng.next_u64() & 0xffff) as u16;
     let ident = (cluster.net_rng.next_u64() & 0xffff) as u16;
-    let (echoes, end) = {
-        let Cluster {
-            net,
-            proxy_states,
-            net_rng,
-            ..
-        } = cluster;
-        let mut fabric = Fabric::new(nodes, hosts, net, start, seed);
-        fabric.set_lb_owners(speakers);
-        let Some(from) = fabric.host_index(&from_name) else {
-            out.err(&format!(
-                "netsim: {from_name} has no network (is it running?)\n"
-            ));
+    let ran = with_network(cluster, place, false, |fabric, nf, from| {
+        let dst = crate::dnsprobes::resolve(fabric, nf, from, &resolv, &target, id)?;
+        Some((dst, fabric.ping(nf, from, dst, count, ident)))
+    })
+    .await?;
+    let (dst, echoes) = match ran {
+        Err(e) => {
+            out.err(&e);
             out.exit = 1;
             return Ok(out);
-        };
-        let mut nf = KubeProxy {
-            tables: &tables,
-            states: proxy_states,
-            rng: net_rng,
-        };
-        let e = fabric.ping(&mut nf, from, dst, count, ident);
-        (e, fabric.now_ms())
+        }
+        Ok((None, _)) => {
+            out.err(&format!(
+                "ping: {target}: Temporary failure in name resolution\n"
+            ));
+            out.exit = 2;
+            return Ok(out);
+        }
+        Ok((Some(r), _)) => r,
     };
-    cluster.advance_to(end).await?;
     out.out(&format!("PING {target} ({dst}) 56(84) bytes of data.\n"));
     for (n, e) in echoes.iter().enumerate() {
         if let Some(ttl) = e {
@@ -525,6 +507,110 @@ pub async fn ping(
         out.exit = 1;
     }
     Ok(out)
+}
+
+/// Builds the network as it is now, runs `f` from `place`'s host, and moves the cluster's
+/// clock to where the network's ended. `Err` is a message when the place has no network.
+pub async fn with_network<R>(
+    cluster: &mut Cluster,
+    place: &Place,
+    tracing: bool,
+    f: impl FnOnce(&mut Fabric<'_>, &mut KubeProxy<'_>, usize) -> R,
+) -> Result<Result<(R, Vec<String>), String>, ClusterError> {
+    let tables = cluster
+        .rule_tables()
+        .map_err(|e| ClusterError::Api(apiserver::ApiError::internal(e.to_string())))?;
+    let (nodes, hosts) = topology(cluster);
+    let speakers = cluster.lb_speakers();
+    let from_name = place.host_name();
+    let start = cluster.now_ms();
+    let seed = cluster.config.seed;
+    let (r, end) = {
+        let Cluster {
+            net,
+            proxy_states,
+            net_rng,
+            ..
+        } = cluster;
+        let mut fabric = Fabric::new(nodes, hosts, net, start, seed);
+        fabric.set_lb_owners(speakers);
+        fabric.set_tracing(tracing);
+        let Some(from) = fabric.host_index(&from_name) else {
+            return Ok(Err(format!(
+                "netsim: {from_name} has no network (is it running?)\n"
+            )));
+        };
+        let mut nf = KubeProxy {
+            tables: &tables,
+            states: proxy_states,
+            rng: net_rng,
+        };
+        let r = f(&mut fabric, &mut nf, from);
+        let trace = std::mem::take(&mut fabric.trace);
+        ((r, trace), fabric.now_ms())
+    };
+    cluster.advance_to(end).await?;
+    Ok(Ok(r))
+}
+
+/// `dig` and `nslookup` from `place`.
+pub async fn dns_tool(
+    cluster: &mut Cluster,
+    place: &Place,
+    argv: &[String],
+    cmdline: &str,
+) -> Result<Output, ClusterError> {
+    let resolv = crate::dnsprobes::resolv_for(cluster, place);
+    let id = (cluster.net_rng.next_u64() & 0xffff) as u16;
+    let mut cookie = [0u8; 8];
+    cookie.copy_from_slice(&cluster.net_rng.next_u64().to_be_bytes());
+    let when = apiserver::sim::to_datetime(cluster.now_ms())
+        .format("%a %b %d %H:%M:%S UTC %Y")
+        .to_string();
+    let is_dig = argv[0] == "dig";
+    let ran = with_network(cluster, place, false, |fabric, nf, from| {
+        if is_dig {
+            crate::dnsprobes::dig(
+                fabric,
+                nf,
+                from,
+                &resolv,
+                &argv[1..],
+                &crate::dnsprobes::DigCall {
+                    cmdline,
+                    id,
+                    cookie,
+                    when: &when,
+                },
+            )
+        } else {
+            crate::dnsprobes::nslookup(fabric, nf, from, &resolv, &argv[1..], id)
+        }
+    })
+    .await?;
+    Ok(match ran {
+        Ok((o, _)) => o,
+        Err(e) => {
+            let mut o = Output::default();
+            o.err(&e);
+            o.exit = 1;
+            o
+        }
+    })
+}
+
+/// `cat FILE`: only `/etc/resolv.conf` exists in the simulated file systems.
+pub fn cat(cluster: &Cluster, place: &Place, argv: &[String]) -> Output {
+    let mut out = Output::default();
+    for f in &argv[1..] {
+        if f == "/etc/resolv.conf" {
+            out.out(&crate::dnsprobes::resolv_for(cluster, place).text);
+        } else {
+            out.err(&format!("cat: {f}: No such file or directory\n"));
+            out.exit = 1;
+        }
+    }
+    out
 }
 
 /// ctime-style time for iptables-save headers (`Tue Oct 27 10:05:12 2020`).

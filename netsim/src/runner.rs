@@ -123,6 +123,10 @@ async fn exec(
         }
         "curl" => probes::curl(cluster, place, &argv[1..]).await?,
         "ping" => probes::ping(cluster, place, &argv[1..]).await?,
+        "dig" | "nslookup" => {
+            probes::dns_tool(cluster, place, argv, &shell_words::join(argv)).await?
+        }
+        "cat" => probes::cat(cluster, place, argv),
         c if probes::COMMANDS.contains(&c) && !in_pod => match place {
             Place::Node(n) => probes::view(cluster, n, argv),
             Place::Pod { .. } => Output::default(),

@@ -77,6 +77,8 @@ pub struct HostSpec {
     pub is_node: bool,
     /// Servers this host runs (port → app).
     pub servers: Vec<(u16, HttpApp)>,
+    /// A DNS server on UDP 53 (CoreDNS pods), answering from this snapshot.
+    pub dns: Option<std::sync::Arc<dns::Snapshot>>,
 }
 
 /// A node's place on the networks.
@@ -146,11 +148,32 @@ struct Server {
 }
 
 struct Host {
+    dns_socket: Option<SocketHandle>,
     spec: HostSpec,
     iface: Interface,
     dev: QueueDevice,
     sockets: SocketSet<'static>,
     servers: Vec<Server>,
+}
+
+fn udp_socket() -> smoltcp::socket::udp::Socket<'static> {
+    use smoltcp::socket::udp;
+    udp::Socket::new(
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 65535]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 65535]),
+    )
+}
+
+/// CoreDNS with nowhere to forward to (no outside world in the simulation): SERVFAIL, as
+/// CoreDNS answers once its `forward` plugin has no healthy upstream.
+fn servfail(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    let mut r = query.to_vec();
+    r[2] |= 0x80; // QR
+    r[3] = (r[3] & 0xf0) | 0x80 | 2; // RA, SERVFAIL
+    Some(r)
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {
@@ -268,7 +291,13 @@ impl<'s> Fabric<'s> {
             if !spec.is_node {
                 by_ip.insert(spec.ip, i);
             }
+            let dns_socket = spec.dns.as_ref().map(|_| {
+                let mut u = udp_socket();
+                let _ = u.bind(53);
+                sockets.add(u)
+            });
             built.push(Host {
+                dns_socket,
                 spec,
                 iface,
                 dev,
@@ -578,6 +607,20 @@ impl<'s> Fabric<'s> {
                     srv.buf.clear();
                 }
             }
+            if let (Some(handle), Some(snap)) = (h.dns_socket, h.spec.dns.clone()) {
+                let sock = h.sockets.get_mut::<smoltcp::socket::udp::Socket>(handle);
+                let mut buf = vec![0u8; 65535];
+                while let Ok((n, meta)) = sock.recv_slice(&mut buf) {
+                    let reply = match snap.answer(&buf[..n], dns::Transport::Udp { ipv6: false }) {
+                        dns::Outcome::Reply(r) => Some(r),
+                        dns::Outcome::Forward => servfail(&buf[..n]),
+                        dns::Outcome::Drop => None,
+                    };
+                    if let Some(r) = reply {
+                        let _ = sock.send_slice(&r, meta.endpoint);
+                    }
+                }
+            }
             h.iface.poll(now, &mut h.dev, &mut h.sockets);
             let out: Vec<Vec<u8>> = h.dev.tx.drain(..).collect();
             let (is_node, node) = (h.spec.is_node, h.spec.node.clone());
@@ -726,6 +769,45 @@ impl<'s> Fabric<'s> {
     }
 }
 
+impl Fabric<'_> {
+    /// Sends one UDP datagram from host `from` and waits for the first reply to it.
+    pub fn udp_exchange(
+        &mut self,
+        nf: &mut dyn Netfilter,
+        from: usize,
+        dst: Ipv4Addr,
+        port: u16,
+        payload: &[u8],
+        deadline_ms: i64,
+    ) -> Option<Vec<u8>> {
+        use smoltcp::socket::udp;
+        let local_port = self.state.next_port;
+        self.state.next_port = if self.state.next_port >= 60999 {
+            32768
+        } else {
+            self.state.next_port + 1
+        };
+        let handle = {
+            let h = &mut self.hosts[from];
+            let mut s = udp_socket();
+            let _ = s.bind(local_port);
+            let _ = s.send_slice(payload, (IpAddress::Ipv4(dst), port));
+            h.sockets.add(s)
+        };
+        let mut got = None;
+        self.run_until(nf, deadline_ms, |f| {
+            let sock = f.hosts[from].sockets.get_mut::<udp::Socket>(handle);
+            let mut buf = vec![0u8; 65535];
+            if let Ok((n, _)) = sock.recv_slice(&mut buf) {
+                got = Some(buf[..n].to_vec());
+            }
+            got.is_some() || f.refused.contains(&(from, local_port))
+        });
+        self.hosts[from].sockets.remove(handle);
+        got
+    }
+}
+
 /// One echo of `ping`: the reply's TTL, or `None` if it was lost.
 pub type Echo = Option<u8>;
 
@@ -829,6 +911,7 @@ mod tests {
                 ip: nodes[0].ip,
                 is_node: true,
                 servers: vec![],
+                dns: None,
             },
             HostSpec {
                 name: "n2".into(),
@@ -836,6 +919,7 @@ mod tests {
                 ip: nodes[1].ip,
                 is_node: true,
                 servers: vec![],
+                dns: None,
             },
             HostSpec {
                 name: "web-1".into(),
@@ -843,6 +927,7 @@ mod tests {
                 ip: Ipv4Addr::new(10, 244, 2, 2),
                 is_node: false,
                 servers: vec![(port, app)],
+                dns: None,
             },
             HostSpec {
                 name: "client".into(),
@@ -850,6 +935,7 @@ mod tests {
                 ip: Ipv4Addr::new(10, 244, 1, 2),
                 is_node: false,
                 servers: vec![],
+                dns: None,
             },
         ];
         (nodes, hosts)
