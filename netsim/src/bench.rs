@@ -31,6 +31,8 @@ pub struct BenchArgs {
     pub pods: Vec<usize>,
     /// etcd endpoints; `None` skips the etcd part.
     pub etcd: Option<Vec<String>>,
+    /// Also measure the data path and kube-proxy rules.
+    pub net: bool,
 }
 
 impl Default for BenchArgs {
@@ -38,6 +40,7 @@ impl Default for BenchArgs {
         BenchArgs {
             pods: vec![1_000, 10_000],
             etcd: None,
+            net: true,
         }
     }
 }
@@ -72,6 +75,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<String> {
         out,
         "peak RSS is VmHWM, a per-process high-water mark: sizes run in increasing order, so each figure is that size's peak (it includes the earlier, smaller runs' leftovers)."
     )?;
+    if args.net {
+        crate::bench_net::datapath(&mut out, 500).await?;
+        crate::bench_net::rules(&mut out, 10_000)?;
+    }
     let mut results: Vec<ScaleResult> = Vec::new();
     for &pods in &sizes {
         let r = scale_run(SCALE_NODES, pods).await?;
@@ -543,7 +550,13 @@ mod tests {
             .ok()
             .map(|p| p.split(',').map(|n| n.parse().unwrap()).collect())
             .unwrap_or_else(|| vec![1_000, 10_000]);
-        let report = run(&BenchArgs { pods, etcd }).await.unwrap();
+        let report = run(&BenchArgs {
+            pods,
+            etcd,
+            net: true,
+        })
+        .await
+        .unwrap();
         println!("{report}");
     }
 

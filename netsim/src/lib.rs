@@ -1,6 +1,7 @@
 //! netsim: a whole Kubernetes cluster in one process, on a simulated network, deterministically.
 
 pub mod bench;
+pub mod bench_net;
 pub mod cluster;
 pub mod dnsprobes;
 pub mod images;

@@ -105,7 +105,13 @@ fn main() -> ExitCode {
                 kubeconfig,
             } => serve(listen, &store, &etcd_prefix, cluster, seed, kubeconfig).await,
             Command::Bench { pods, etcd } => {
-                match netsim::bench::run(&netsim::bench::BenchArgs { pods, etcd }).await {
+                match netsim::bench::run(&netsim::bench::BenchArgs {
+                    pods,
+                    etcd,
+                    net: true,
+                })
+                .await
+                {
                     Ok(report) => {
                         print!("{report}");
                         ExitCode::SUCCESS

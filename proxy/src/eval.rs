@@ -403,13 +403,16 @@ fn ipvs_pick(
     now_ms: i64,
     v: &mut Verdict,
 ) {
-    let Some(vs) = rt
+    // The kernel finds a virtual server by hash; the table is kept in ipvsadm's sort order
+    // (protocol, address, port), so a binary search gives the same constant-ish lookup.
+    let key = (pkt.proto.number(), u32::from(pkt.dst), pkt.dport);
+    let Ok(i) = rt
         .virtual_servers
-        .iter()
-        .find(|vs| vs.proto == pkt.proto && vs.vip == pkt.dst && vs.port == pkt.dport)
+        .binary_search_by_key(&key, |vs| (vs.proto.number(), u32::from(vs.vip), vs.port))
     else {
         return;
     };
+    let vs = &rt.virtual_servers[i];
     let key = (vs.proto, vs.vip, vs.port);
     let line = crate::ipvs::service_line(vs);
     if vs.real_servers.is_empty() {
