@@ -568,7 +568,17 @@ pub async fn dns_tool(
         .format("%a %b %d %H:%M:%S UTC %Y")
         .to_string();
     let is_dig = argv[0] == "dig";
-    let ran = with_network(cluster, place, false, |fabric, nf, from| {
+    // `--trace-path` is netsim's own flag (as on curl): it is not dig's, so it is taken out
+    // of the arguments and of the command line dig echoes.
+    let tracing = argv.iter().any(|a| a == "--trace-path");
+    let argv: Vec<String> = argv
+        .iter()
+        .filter(|a| *a != "--trace-path")
+        .cloned()
+        .collect();
+    let cmdline = cmdline.replace(" --trace-path", "");
+    let cmdline = cmdline.as_str();
+    let ran = with_network(cluster, place, tracing, |fabric, nf, from| {
         if is_dig {
             crate::dnsprobes::dig(
                 fabric,
@@ -589,7 +599,18 @@ pub async fn dns_tool(
     })
     .await?;
     Ok(match ran {
-        Ok((o, _)) => o,
+        Ok((mut o, trace)) => {
+            if tracing {
+                o.out(&format!(
+                    "--- packet path of the queries from {} ---\n",
+                    place.host_name()
+                ));
+                for l in trace {
+                    o.out(&format!("{l}\n"));
+                }
+            }
+            o
+        }
         Err(e) => {
             let mut o = Output::default();
             o.err(&e);

@@ -1348,7 +1348,8 @@ impl Kubectl<'_> {
             self.cluster.settle().await?;
             let mut objs = Vec::new();
             for (res, name) in &targets {
-                let nsq = res.namespaced.then_some(ns.as_str());
+                let nsq = (res.namespaced && !(name.is_none() && a.on("all-namespaces")))
+                    .then_some(ns.as_str());
                 match name {
                     Some(n) => {
                         let r = self
