@@ -436,13 +436,26 @@ fn default_workload(res: &Resource, obj: &mut Value) {
         None => return,
     };
     if let Some(ps) = tmpl.get_mut("spec").and_then(Value::as_object_mut) {
+        // Fields that pod admission adds (default tolerations, service account, priority)
+        // are not template defaults: drop them again unless the template set them.
+        const POD_ADMISSION_ONLY: [&str; 5] = [
+            "tolerations",
+            "serviceAccountName",
+            "preemptionPolicy",
+            "priority",
+            "enableServiceLinks",
+        ];
+        let had: Vec<&str> = POD_ADMISSION_ONLY
+            .iter()
+            .copied()
+            .filter(|k| ps.contains_key(*k))
+            .collect();
         default_pod_spec(ps);
-        // Templates carry no admission-time tolerations; those are added to pods.
-        ps.remove("tolerations");
-        ps.remove("serviceAccountName");
-        ps.remove("preemptionPolicy");
-        ps.remove("priority");
-        ps.remove("enableServiceLinks");
+        for k in POD_ADMISSION_ONLY {
+            if !had.contains(&k) {
+                ps.remove(k);
+            }
+        }
     }
 }
 

@@ -356,9 +356,10 @@ fn etcd_dying_under_serve_gives_503_then_recovers_with_nothing_lost() {
     let (_, nodes) = http(&addr2, "GET", "/api/v1/nodes", None).unwrap();
     assert_eq!(nodes["items"].as_array().unwrap().len(), 4);
     let (_, pods) = http(&addr2, "GET", "/api/v1/namespaces/kube-system/pods", None).unwrap();
+    // etcd, apiserver, controller-manager, scheduler, 4 kube-proxy, 2 coredns.
     assert_eq!(
         pods["items"].as_array().unwrap().len(),
-        9,
+        10,
         "the system pods once, not twice"
     );
 }

@@ -74,6 +74,13 @@ impl ClusterConfig {
     }
 }
 
+/// kubeadm's KubeProxyConfiguration (the fields a lab touches; `mode: ""` means iptables).
+pub fn kube_proxy_config(mode: &str) -> String {
+    format!(
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nbindAddress: 0.0.0.0\nclientConnection:\n  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\nclusterCIDR: 10.244.0.0/16\nipvs:\n  scheduler: \"\"\nkind: KubeProxyConfiguration\nmode: \"{mode}\"\n"
+    )
+}
+
 const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.12.1";
 const KUBE_PROXY_IMAGE: &str = "registry.k8s.io/kube-proxy:v1.34.0";
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
@@ -217,6 +224,22 @@ impl Cluster {
                 })).await?;
             }
         }
+        // kubeadm's kube-proxy ConfigMap: kube-proxy reads `mode` when it starts.
+        let mode = if self.config.proxy_mode == "iptables" {
+            String::new()
+        } else {
+            self.config.proxy_mode.clone()
+        };
+        self.create(
+            "configmaps",
+            Some("kube-system"),
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kube-proxy", "labels": {"app": "kube-proxy"}},
+                "data": {"config.conf": kube_proxy_config(&mode)}
+            }),
+        )
+        .await?;
         self.create("daemonsets", Some("kube-system"), json!({
             "apiVersion": "apps/v1", "kind": "DaemonSet",
             "metadata": {"name": "kube-proxy", "labels": {"k8s-app": "kube-proxy"}},

@@ -368,6 +368,25 @@ impl Cluster {
         let Some(pod) = self.live_pod(key, uid) else {
             return Ok(());
         };
+        if str_at(&pod, "/metadata/labels/k8s-app") == Some("kube-proxy") {
+            // kube-proxy reads its mode from the ConfigMap when it starts, and only then.
+            let node = str_at(&pod, "/spec/nodeName")
+                .unwrap_or_default()
+                .to_owned();
+            let mode = self
+                .cache
+                .get("configmaps", "kube-system/kube-proxy")
+                .and_then(|cm| str_at(cm, "/data/config.conf"))
+                .and_then(|c| c.lines().find_map(|l| l.strip_prefix("mode:")))
+                .map(|m| m.trim().trim_matches('"').to_owned())
+                .unwrap_or_default();
+            let mode = if mode.is_empty() {
+                "iptables".to_owned()
+            } else {
+                mode
+            };
+            self.proxy_modes.insert(node, mode);
+        }
         let node = str_at(&pod, "/spec/nodeName")
             .unwrap_or_default()
             .to_owned();

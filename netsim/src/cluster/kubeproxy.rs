@@ -45,7 +45,11 @@ impl Cluster {
                 .filter_map(|a| str_at(a, "/address").and_then(|s| s.parse().ok()))
                 .collect();
             let input = ProxyInput {
-                mode: mode_of(&self.config.proxy_mode),
+                mode: mode_of(
+                    self.proxy_modes
+                        .get(&name)
+                        .unwrap_or(&self.config.proxy_mode),
+                ),
                 node_name: name.clone(),
                 node_ips: ips,
                 cluster_cidr: CLUSTER_CIDR.to_owned(),

@@ -89,6 +89,8 @@ pub struct Cluster {
     pub proxy_states: BTreeMap<String, proxy::ProxyState>,
     /// Draws for the data path (statistic matches, ephemeral ports).
     pub net_rng: SimRng,
+    /// The mode each node's kube-proxy started in (from its ConfigMap).
+    pub proxy_modes: BTreeMap<String, String>,
 }
 
 impl Cluster {
@@ -118,6 +120,7 @@ impl Cluster {
             net: crate::net::NetState::default(),
             proxy_states: BTreeMap::new(),
             net_rng: SimRng::new(seed, "net"),
+            proxy_modes: BTreeMap::new(),
         };
         cluster.cache.revision = start;
         // A kept store (etcd under `serve`) already holds objects: load them into the cache.

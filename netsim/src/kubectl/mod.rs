@@ -157,8 +157,39 @@ pub const SUBCOMMANDS: &[&str] = &[
     "api-resources",
 ];
 
+/// kubectl takes global flags before the subcommand (`kubectl -n kube-system get pod`):
+/// moves them after it, so the subcommand comes first.
+pub fn normalize(argv: &[String]) -> Vec<String> {
+    let mut lead = Vec::new();
+    let mut i = 0;
+    while i < argv.len() && argv[i].starts_with('-') {
+        let a = &argv[i];
+        lead.push(a.clone());
+        let name = a.trim_start_matches('-');
+        let takes_value = !a.contains('=')
+            && (VALUE_FLAGS
+                .iter()
+                .any(|(s, l)| (!s.is_empty() && *s == name) || *l == name))
+            && (a.starts_with("--") || a.len() == 2);
+        if takes_value {
+            if let Some(v) = argv.get(i + 1) {
+                lead.push(v.clone());
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    let mut out: Vec<String> = argv[i..].to_vec();
+    if out.is_empty() {
+        return lead;
+    }
+    out.splice(1..1, lead);
+    out
+}
+
 /// Checks a command line before a scenario runs (unknown subcommand or flag).
 pub fn check(argv: &[String]) -> Result<(), String> {
+    let argv = &normalize(argv)[..];
     let sub = argv.first().ok_or("kubectl: missing subcommand")?;
     if sub == "exec" {
         // `exec` runs a command inside a pod: its own words are that command's.
@@ -175,6 +206,7 @@ pub fn check(argv: &[String]) -> Result<(), String> {
 
 /// Files a command line reads (`-f`), for checking before the run.
 pub fn files_named(argv: &[String]) -> Vec<String> {
+    let argv = &normalize(argv)[..];
     parse_args(argv.get(1..).unwrap_or_default())
         .map(|a| a.all("filename"))
         .unwrap_or_default()
@@ -200,6 +232,7 @@ pub async fn run(
     argv: &[String],
     files: &dyn FileSource,
 ) -> Result<Output, ClusterError> {
+    let argv = &normalize(argv)[..];
     let mut k = Kubectl {
         cluster,
         files,
