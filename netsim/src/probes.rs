@@ -85,7 +85,10 @@ fn pod_is_up(p: &Value) -> bool {
 }
 
 /// The network as it is now: every node, and every running pod that has its own IP.
-fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
+fn topology(
+    cluster: &Cluster,
+    tables: &std::collections::BTreeMap<String, proxy::RuleTable>,
+) -> (Vec<NodeSpec>, Vec<HostSpec>) {
     let cache = cluster.cache();
     // What CoreDNS's informers see now. Its SOA serial is the time of the last change;
     // the cluster's virtual now is close enough for a snapshot taken per command.
@@ -119,6 +122,11 @@ fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
             ip,
             pod_cidr,
         });
+        let relay_ports = tables
+            .get(&name)
+            .filter(|rt| rt.mode == proxy::Mode::Userspace)
+            .map(|rt| rt.portals.iter().map(|p| p.proxy_port).collect())
+            .unwrap_or_default();
         hosts.push(HostSpec {
             name: name.clone(),
             node: name,
@@ -126,6 +134,7 @@ fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
             is_node: true,
             servers: Vec::new(),
             dns: None,
+            relay_ports,
         });
     }
     for p in cache.all("pods") {
@@ -174,6 +183,7 @@ fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
             is_node: false,
             servers,
             dns: is_coredns.then(|| snapshot.clone()),
+            relay_ports: Vec::new(),
         });
     }
     let ext = cluster.config.external_ip;
@@ -184,6 +194,7 @@ fn topology(cluster: &Cluster) -> (Vec<NodeSpec>, Vec<HostSpec>) {
         is_node: false,
         servers: Vec::new(),
         dns: None,
+        relay_ports: Vec::new(),
     });
     (nodes, hosts)
 }
@@ -520,7 +531,7 @@ pub async fn with_network<R>(
     let tables = cluster
         .rule_tables()
         .map_err(|e| ClusterError::Api(apiserver::ApiError::internal(e.to_string())))?;
-    let (nodes, hosts) = topology(cluster);
+    let (nodes, hosts) = topology(cluster, &tables);
     let speakers = cluster.lb_speakers();
     let from_name = place.host_name();
     let start = cluster.now_ms();

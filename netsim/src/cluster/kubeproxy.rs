@@ -79,6 +79,19 @@ fn proto(p: Proto) -> Option<proxy::Proto> {
 }
 
 impl Netfilter for KubeProxy<'_> {
+    fn userspace_backend(
+        &mut self,
+        node: &str,
+        proxy_port: u16,
+        client: Ipv4Addr,
+        now_ms: i64,
+    ) -> Option<(Ipv4Addr, u16)> {
+        let rt = self.tables.get(node)?;
+        let state = self.states.entry(node.to_owned()).or_default();
+        proxy::userspace_pick(rt, proxy::Proto::Tcp, proxy_port, client, state, now_ms)
+            .map(|(b, _)| b)
+    }
+
     fn is_local(&self, node: &str, ip: Ipv4Addr) -> bool {
         self.tables.get(node).is_some_and(|rt| rt.is_local(ip))
     }

@@ -57,6 +57,18 @@ pub trait Netfilter {
     fn is_local(&self, _node: &str, _ip: Ipv4Addr) -> bool {
         false
     }
+
+    /// userspace mode: the backend kube-proxy's proxy socket on `proxy_port` connects a new
+    /// client to (round robin, ClientIP affinity); `None` when the port is not a portal.
+    fn userspace_backend(
+        &mut self,
+        _node: &str,
+        _proxy_port: u16,
+        _client: Ipv4Addr,
+        _now_ms: i64,
+    ) -> Option<(Ipv4Addr, u16)> {
+        None
+    }
 }
 
 /// No rules at all: plain routing (used before kube-proxy has synced, and in tests).
@@ -79,6 +91,8 @@ pub struct HostSpec {
     pub servers: Vec<(u16, HttpApp)>,
     /// A DNS server on UDP 53 (CoreDNS pods), answering from this snapshot.
     pub dns: Option<std::sync::Arc<dns::Snapshot>>,
+    /// userspace kube-proxy's proxy ports on this node.
+    pub relay_ports: Vec<u16>,
 }
 
 /// A node's place on the networks.
@@ -147,7 +161,16 @@ struct Server {
     buf: Vec<u8>,
 }
 
+/// One of userspace kube-proxy's proxy sockets and, once a client connected, the
+/// connection it opened to the backend; bytes are copied between the two.
+struct Relay {
+    port: u16,
+    client: SocketHandle,
+    upstream: Option<SocketHandle>,
+}
+
 struct Host {
+    relays: Vec<Relay>,
     dns_socket: Option<SocketHandle>,
     spec: HostSpec,
     iface: Interface,
@@ -291,12 +314,25 @@ impl<'s> Fabric<'s> {
             if !spec.is_node {
                 by_ip.insert(spec.ip, i);
             }
+            let mut relays = Vec::new();
+            for port in &spec.relay_ports {
+                for _ in 0..2 {
+                    let mut t = tcp_socket();
+                    let _ = t.listen(*port);
+                    relays.push(Relay {
+                        port: *port,
+                        client: sockets.add(t),
+                        upstream: None,
+                    });
+                }
+            }
             let dns_socket = spec.dns.as_ref().map(|_| {
                 let mut u = udp_socket();
                 let _ = u.bind(53);
                 sockets.add(u)
             });
             built.push(Host {
+                relays,
                 dns_socket,
                 spec,
                 iface,
@@ -607,6 +643,20 @@ impl<'s> Fabric<'s> {
                     srv.buf.clear();
                 }
             }
+            if !h.relays.is_empty() {
+                let node = h.spec.node.clone();
+                for r in &mut h.relays {
+                    pump_relay(
+                        r,
+                        &mut h.iface,
+                        &mut h.sockets,
+                        nf,
+                        &node,
+                        self.now_ms,
+                        &mut self.state.next_port,
+                    );
+                }
+            }
             if let (Some(handle), Some(snap)) = (h.dns_socket, h.spec.dns.clone()) {
                 let sock = h.sockets.get_mut::<smoltcp::socket::udp::Socket>(handle);
                 let mut buf = vec![0u8; 65535];
@@ -877,6 +927,113 @@ impl Fabric<'_> {
     }
 }
 
+/// One step of a userspace proxy socket: accept → pick a backend → connect → copy.
+fn pump_relay(
+    r: &mut Relay,
+    iface: &mut Interface,
+    sockets: &mut SocketSet<'static>,
+    nf: &mut dyn Netfilter,
+    node: &str,
+    now_ms: i64,
+    next_port: &mut u16,
+) {
+    let client_state = sockets.get::<tcp::Socket>(r.client).state();
+    if r.upstream.is_none() && client_state == tcp::State::Established {
+        let client = match sockets.get::<tcp::Socket>(r.client).remote_endpoint() {
+            Some(ep) => match ep.addr {
+                IpAddress::Ipv4(a) => a,
+            },
+            None => Ipv4Addr::UNSPECIFIED,
+        };
+        match nf.userspace_backend(node, r.port, client, now_ms) {
+            None => sockets.get_mut::<tcp::Socket>(r.client).abort(),
+            Some((ip, port)) => {
+                let local = *next_port;
+                *next_port = if *next_port >= 60999 {
+                    32768
+                } else {
+                    *next_port + 1
+                };
+                let mut up = tcp_socket();
+                if up
+                    .connect(iface.context(), (IpAddress::Ipv4(ip), port), local)
+                    .is_ok()
+                {
+                    r.upstream = Some(sockets.add(up));
+                } else {
+                    sockets.get_mut::<tcp::Socket>(r.client).abort();
+                }
+            }
+        }
+    }
+    if let Some(u) = r.upstream {
+        let mut buf = [0u8; 4096];
+        // client -> backend
+        loop {
+            let can = sockets.get::<tcp::Socket>(u).can_send()
+                && sockets.get::<tcp::Socket>(r.client).can_recv();
+            if !can {
+                break;
+            }
+            let n = sockets
+                .get_mut::<tcp::Socket>(r.client)
+                .recv_slice(&mut buf)
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let _ = sockets.get_mut::<tcp::Socket>(u).send_slice(&buf[..n]);
+        }
+        // backend -> client
+        loop {
+            let can = sockets.get::<tcp::Socket>(r.client).can_send()
+                && sockets.get::<tcp::Socket>(u).can_recv();
+            if !can {
+                break;
+            }
+            let n = sockets
+                .get_mut::<tcp::Socket>(u)
+                .recv_slice(&mut buf)
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let _ = sockets
+                .get_mut::<tcp::Socket>(r.client)
+                .send_slice(&buf[..n]);
+        }
+        let (c, up) = (
+            sockets.get::<tcp::Socket>(r.client),
+            sockets.get::<tcp::Socket>(u),
+        );
+        let client_done = !c.may_recv() && c.recv_queue() == 0;
+        // The backend has finished once it is past connecting and will send nothing more.
+        let connecting = matches!(up.state(), tcp::State::SynSent | tcp::State::SynReceived);
+        let up_done = !connecting && !up.may_recv() && up.recv_queue() == 0;
+        let up_state = up.state();
+        if client_done {
+            sockets.get_mut::<tcp::Socket>(u).close();
+        }
+        if up_done && sockets.get::<tcp::Socket>(r.client).send_queue() == 0 {
+            sockets.get_mut::<tcp::Socket>(r.client).close();
+        }
+        if up_state == tcp::State::Closed && !sockets.get::<tcp::Socket>(r.client).is_active() {
+            sockets.remove(u);
+            r.upstream = None;
+        }
+    }
+    if r.upstream.is_none()
+        && matches!(
+            sockets.get::<tcp::Socket>(r.client).state(),
+            tcp::State::Closed | tcp::State::TimeWait
+        )
+    {
+        let c = sockets.get_mut::<tcp::Socket>(r.client);
+        c.abort();
+        let _ = c.listen(r.port);
+    }
+}
+
 /// Packets that never open a flow: TCP without SYN, ICMP errors and echo replies.
 fn is_error_or_reply(s: &Summary) -> bool {
     match s.tuple.proto {
@@ -912,6 +1069,7 @@ mod tests {
                 is_node: true,
                 servers: vec![],
                 dns: None,
+                relay_ports: Vec::new(),
             },
             HostSpec {
                 name: "n2".into(),
@@ -920,6 +1078,7 @@ mod tests {
                 is_node: true,
                 servers: vec![],
                 dns: None,
+                relay_ports: Vec::new(),
             },
             HostSpec {
                 name: "web-1".into(),
@@ -928,6 +1087,7 @@ mod tests {
                 is_node: false,
                 servers: vec![(port, app)],
                 dns: None,
+                relay_ports: Vec::new(),
             },
             HostSpec {
                 name: "client".into(),
@@ -936,6 +1096,7 @@ mod tests {
                 is_node: false,
                 servers: vec![],
                 dns: None,
+                relay_ports: Vec::new(),
             },
         ];
         (nodes, hosts)
