@@ -77,6 +77,7 @@ pub const COMMANDS: &[&str] = &[
     "ipvsadm",
     "nft",
     "conntrack",
+    "ip",
 ];
 
 fn pod_is_up(p: &Value) -> bool {
@@ -127,12 +128,50 @@ fn topology(
             .filter(|rt| rt.mode == proxy::Mode::Userspace)
             .map(|rt| rt.portals.iter().map(|p| p.proxy_port).collect())
             .unwrap_or_default();
+        // kube-proxy answers health checks for Local-policy Services on every node.
+        let health: Vec<(u16, HttpApp)> = cache
+            .all("services")
+            .filter_map(|svc| {
+                let port = svc
+                    .pointer("/spec/healthCheckNodePort")
+                    .and_then(Value::as_u64)?;
+                let ns = str_at(svc, "/metadata/namespace")
+                    .unwrap_or_default()
+                    .to_owned();
+                let sname = str_at(svc, "/metadata/name").unwrap_or_default().to_owned();
+                let local = cache
+                    .in_ns("endpointslices", &ns)
+                    .filter(|sl| {
+                        str_at(sl, "/metadata/labels/kubernetes.io~1service-name")
+                            == Some(sname.as_str())
+                    })
+                    .flat_map(|sl| {
+                        sl.get("endpoints")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .filter(|e| {
+                        str_at(e, "/nodeName") == Some(name.as_str())
+                            && e.pointer("/conditions/ready") == Some(&Value::Bool(true))
+                    })
+                    .count();
+                Some((
+                    u16::try_from(port).ok()?,
+                    HttpApp::HealthCheck {
+                        namespace: ns,
+                        name: sname,
+                        local_endpoints: local,
+                    },
+                ))
+            })
+            .collect();
         hosts.push(HostSpec {
             name: name.clone(),
             node: name,
             ip,
             is_node: true,
-            servers: Vec::new(),
+            servers: health,
             dns: None,
             relay_ports,
         });
@@ -745,6 +784,141 @@ pub fn view(cluster: &Cluster, node: &str, argv: &[String]) -> Output {
             ));
         }
         _ => {}
+    }
+    out
+}
+
+fn mac_of(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+fn broadcast(ip: Ipv4Addr, prefix: u8) -> Ipv4Addr {
+    let host_bits = 32 - u32::from(prefix);
+    Ipv4Addr::from(u32::from(ip) | ((1u64 << host_bits) - 1) as u32)
+}
+
+/// `ip addr` / `ip route` (iproute2) for a node or a pod: the interfaces the simulation
+/// models — eth0 on the node network, the cni0 bridge with one veth per pod, kube-ipvs0 in
+/// ipvs mode — and the host-gw routes.
+pub fn ip(cluster: &Cluster, place: &Place, argv: &[String]) -> Output {
+    let mut out = Output::default();
+    let what = argv.get(1).map(String::as_str).unwrap_or("");
+    let cache = cluster.cache();
+    let nodes: Vec<(String, Ipv4Addr, Ipv4Addr)> = cache
+        .all("nodes")
+        .map(|n| {
+            let name = str_at(n, "/metadata/name").unwrap_or_default().to_owned();
+            let ip = str_at(n, "/status/addresses/0/address")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let cidr = str_at(n, "/spec/podCIDR")
+                .and_then(|c| c.split('/').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            (name, ip, cidr)
+        })
+        .collect();
+    let lo = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n";
+    let lft = "       valid_lft forever preferred_lft forever\n";
+    match (place, what) {
+        (Place::Node(node), "addr" | "a" | "address") => {
+            let Some((_, ip, cidr)) = nodes.iter().find(|(n, _, _)| n == node).cloned() else {
+                return out;
+            };
+            let gw = Ipv4Addr::from(u32::from(cidr) + 1);
+            let mut s = lo.to_owned();
+            s.push_str(&format!("2: eth0@if{}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default \n    link/ether {} brd ff:ff:ff:ff:ff:ff link-netnsid 0\n    inet {ip}/16 brd {} scope global eth0\n{lft}", 10 + ip.octets()[3], mac_of(ip), broadcast(ip, 16)));
+            s.push_str(&format!("3: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000\n    link/ether {} brd ff:ff:ff:ff:ff:ff\n    inet {gw}/24 brd {} scope global cni0\n{lft}", mac_of(gw), broadcast(gw, 24)));
+            let mut idx = 4;
+            if cluster
+                .proxy_modes
+                .get(node)
+                .map(String::as_str)
+                .unwrap_or(&cluster.config.proxy_mode)
+                == "ipvs"
+            {
+                if let Ok(tables) = cluster.rule_tables() {
+                    if let Some(rt) = tables.get(node) {
+                        s.push_str(&format!("{idx}: kube-ipvs0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN group default \n    link/ether 6a:5e:2c:0f:11:d5 brd ff:ff:ff:ff:ff:ff\n"));
+                        for a in &rt.ipvs_addrs {
+                            s.push_str(&format!("    inet {a}/32 scope global kube-ipvs0\n{lft}"));
+                        }
+                        idx += 1;
+                    }
+                }
+            }
+            for p in cache
+                .all("pods")
+                .filter(|p| str_at(p, "/spec/nodeName") == Some(node.as_str()))
+            {
+                if p.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
+                    continue;
+                }
+                let Some(pip) = str_at(p, "/status/podIP").and_then(|s| s.parse::<Ipv4Addr>().ok())
+                else {
+                    continue;
+                };
+                let h = str_at(p, "/metadata/uid")
+                    .unwrap_or_default()
+                    .replace('-', "");
+                s.push_str(&format!(
+                    "{idx}: veth{}@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master cni0 state UP group default \n    link/ether {} brd ff:ff:ff:ff:ff:ff link-netns cni-{}\n",
+                    &h.get(..8).unwrap_or("00000000"),
+                    mac_of(Ipv4Addr::from(u32::from(pip) ^ 0x0a00_0000)),
+                    str_at(p, "/metadata/uid").unwrap_or_default()
+                ));
+                idx += 1;
+            }
+            out.out(&s);
+        }
+        (Place::Node(node), "route" | "r") => {
+            let Some((_, ip, cidr)) = nodes.iter().find(|(n, _, _)| n == node).cloned() else {
+                return out;
+            };
+            let mut s = "default via 172.18.0.1 dev eth0 \n".to_owned();
+            let mut by_cidr = nodes.clone();
+            by_cidr.sort_by_key(|(_, _, c)| u32::from(*c));
+            for (n, nip, ncidr) in &by_cidr {
+                if n == node {
+                    s.push_str(&format!(
+                        "{ncidr}/24 dev cni0 proto kernel scope link src {} \n",
+                        Ipv4Addr::from(u32::from(cidr) + 1)
+                    ));
+                } else {
+                    s.push_str(&format!("{ncidr}/24 via {nip} dev eth0 \n"));
+                }
+            }
+            s.push_str(&format!(
+                "172.18.0.0/16 dev eth0 proto kernel scope link src {ip} \n"
+            ));
+            out.out(&s);
+        }
+        (Place::Pod { namespace, name }, w)
+            if matches!(w, "addr" | "a" | "address" | "route" | "r") =>
+        {
+            let Some(p) = cache.get("pods", &format!("{namespace}/{name}")) else {
+                return out;
+            };
+            let Some(pip) = str_at(p, "/status/podIP").and_then(|s| s.parse::<Ipv4Addr>().ok())
+            else {
+                return out;
+            };
+            let gw = Ipv4Addr::from((u32::from(pip) & 0xffff_ff00) + 1);
+            if w.starts_with('r') {
+                out.out(&format!("default via {gw} dev eth0 \n{}/24 dev eth0 proto kernel scope link src {pip} \n", Ipv4Addr::from(u32::from(pip) & 0xffff_ff00)));
+            } else {
+                out.out(&format!(
+                    "{lo}2: eth0@if7: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default \n    link/ether {} brd ff:ff:ff:ff:ff:ff link-netnsid 0\n    inet {pip}/24 brd {} scope global eth0\n{lft}",
+                    mac_of(Ipv4Addr::from(u32::from(pip) ^ 0x0a00_0000)),
+                    broadcast(pip, 24)
+                ));
+            }
+        }
+        _ => {
+            out.err("netsim: `ip addr` and `ip route` are simulated\n");
+            out.exit = 1;
+        }
     }
     out
 }

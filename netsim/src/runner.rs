@@ -127,6 +127,7 @@ async fn exec(
             probes::dns_tool(cluster, place, argv, &shell_words::join(argv)).await?
         }
         "cat" => probes::cat(cluster, place, argv),
+        "ip" => probes::ip(cluster, place, argv),
         c if probes::COMMANDS.contains(&c) && !in_pod => match place {
             Place::Node(n) => probes::view(cluster, n, argv),
             Place::Pod { .. } => Output::default(),

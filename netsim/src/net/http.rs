@@ -15,6 +15,13 @@ pub enum HttpApp {
     EchoServer { pod: String, port: u16 },
     /// `hashicorp/http-echo -text=...`.
     HttpEcho { text: String },
+    /// kube-proxy's health check on a Service's healthCheckNodePort
+    /// (`externalTrafficPolicy: Local`): 200 while this node has local endpoints, else 503.
+    HealthCheck {
+        namespace: String,
+        name: String,
+        local_endpoints: usize,
+    },
 }
 
 impl HttpApp {
@@ -137,6 +144,15 @@ impl HttpApp {
                     "Transfer-Encoding: identity\r\nConnection: keep-alive\r\n".to_owned(),
                 )
             }
+            HttpApp::HealthCheck { namespace, name, local_endpoints } => (
+                if *local_endpoints > 0 { "200 OK" } else { "503 Service Unavailable" },
+                String::new(),
+                "application/json",
+                format!(
+                    "{{\"service\":{{\"namespace\":\"{namespace}\",\"name\":\"{name}\"}},\"localEndpoints\":{local_endpoints},\"serviceProxyHealthy\":true}}"
+                ),
+                "X-Content-Type-Options: nosniff\r\n".to_owned(),
+            ),
             HttpApp::HttpEcho { text } => (
                 "200 OK",
                 String::new(),
