@@ -154,6 +154,38 @@ pub fn query(
     Lookup::TimedOut
 }
 
+/// One query over TCP (RFC 1035 §4.2.2 framing).
+pub fn query_tcp(
+    fabric: &mut Fabric<'_>,
+    nf: &mut dyn Netfilter,
+    from: usize,
+    server: Ipv4Addr,
+    port: u16,
+    msg: &[u8],
+) -> Lookup {
+    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(msg);
+    let start = fabric.now_ms();
+    let x = crate::net::TcpExchange {
+        from,
+        dst: server,
+        port,
+        request: &framed,
+        connect_deadline_ms: start + DIG_TIMEOUT_MS,
+        deadline_ms: start + DIG_TIMEOUT_MS,
+    };
+    let complete =
+        |b: &[u8]| b.len() >= 2 && b.len() >= 2 + usize::from(u16::from_be_bytes([b[0], b[1]]));
+    match fabric.tcp_exchange(nf, &x, complete) {
+        crate::net::Exchange::Done(b) if complete(&b) => Lookup::Reply(b[2..].to_vec()),
+        _ => Lookup::TimedOut,
+    }
+}
+
+fn truncated(msg: &[u8]) -> bool {
+    msg.get(2).is_some_and(|b| b & 0x02 != 0)
+}
+
 fn rcode(msg: &[u8]) -> u16 {
     msg.get(3).map(|b| u16::from(b & 0x0f)).unwrap_or(2)
 }
@@ -252,6 +284,7 @@ pub fn dig(
     let mut name: Option<String> = None;
     let mut short = false;
     let mut search = false;
+    let mut tcp = false;
     let mut i = 0;
     while i < argv.len() {
         let a = argv[i].as_str();
@@ -273,6 +306,7 @@ pub fn dig(
                 }
             }
             "+short" => short = true,
+            "+tcp" | "+vc" => tcp = true,
             "+search" => search = true,
             s if s.starts_with('@') => server = s[1..].parse().ok(),
             s if s.starts_with('+') || s.starts_with('-') => {}
@@ -303,7 +337,12 @@ pub fn dig(
             out.exit = 10;
             return out;
         };
-        match query(fabric, nf, from, server, port, &msg, DIG_TRIES) {
+        let got = if tcp {
+            query_tcp(fabric, nf, from, server, port, &msg)
+        } else {
+            query(fabric, nf, from, server, port, &msg, DIG_TRIES)
+        };
+        match got {
             Lookup::TimedOut => {
                 for _ in 0..DIG_TRIES {
                     out.out(&format!(
@@ -338,15 +377,38 @@ pub fn dig(
         }
         return out;
     }
+    let server_addr = SocketAddr::new(IpAddr::V4(server), port);
+    let transport = if tcp {
+        dns::DigTransport::Tcp
+    } else {
+        dns::DigTransport::Udp
+    };
     out.out(&dns::format_dig(
         cmdline,
         &reply,
-        SocketAddr::new(IpAddr::V4(server), port),
-        dns::DigTransport::Udp,
+        server_addr,
+        transport,
         0,
         when,
         "9.18.30",
     ));
+    if !tcp && truncated(&reply) {
+        // dig retries a truncated answer over TCP and prints that answer too.
+        let last = candidates.last().map(String::as_str).unwrap_or(&name);
+        if let Ok(msg) = dns::build_query(last, ty, id, true, Some(cookie)) {
+            if let Lookup::Reply(r) = query_tcp(fabric, nf, from, server, port, &msg) {
+                out.out(&dns::format_dig(
+                    cmdline,
+                    &r,
+                    server_addr,
+                    dns::DigTransport::Tcp,
+                    0,
+                    when,
+                    "9.18.30",
+                ));
+            }
+        }
+    }
     out
 }
 

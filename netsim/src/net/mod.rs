@@ -172,6 +172,8 @@ struct Relay {
 struct Host {
     relays: Vec<Relay>,
     dns_socket: Option<SocketHandle>,
+    /// DNS over TCP (2-byte length prefix), for truncated answers and `dig +tcp`.
+    dns_tcp: Vec<(SocketHandle, Vec<u8>)>,
     spec: HostSpec,
     iface: Interface,
     dev: QueueDevice,
@@ -326,6 +328,17 @@ impl<'s> Fabric<'s> {
                     });
                 }
             }
+            let dns_tcp: Vec<(SocketHandle, Vec<u8>)> = if spec.dns.is_some() {
+                (0..2)
+                    .map(|_| {
+                        let mut t = tcp_socket();
+                        let _ = t.listen(53);
+                        (sockets.add(t), Vec::new())
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let dns_socket = spec.dns.as_ref().map(|_| {
                 let mut u = udp_socket();
                 let _ = u.bind(53);
@@ -334,6 +347,7 @@ impl<'s> Fabric<'s> {
             built.push(Host {
                 relays,
                 dns_socket,
+                dns_tcp,
                 spec,
                 iface,
                 dev,
@@ -655,6 +669,37 @@ impl<'s> Fabric<'s> {
                         self.now_ms,
                         &mut self.state.next_port,
                     );
+                }
+            }
+            if let Some(snap) = h.spec.dns.clone() {
+                for (handle, buf) in &mut h.dns_tcp {
+                    let sock = h.sockets.get_mut::<tcp::Socket>(*handle);
+                    let mut chunk = [0u8; 4096];
+                    while sock.can_recv() {
+                        match sock.recv_slice(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    if buf.len() >= 2 {
+                        let len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
+                        if buf.len() >= 2 + len {
+                            if let dns::Outcome::Reply(r) =
+                                snap.answer(&buf[2..2 + len], dns::Transport::Tcp)
+                            {
+                                let mut framed = (r.len() as u16).to_be_bytes().to_vec();
+                                framed.extend_from_slice(&r);
+                                let _ = sock.send_slice(&framed);
+                            }
+                            buf.clear();
+                            sock.close();
+                        }
+                    }
+                    if matches!(sock.state(), tcp::State::Closed | tcp::State::TimeWait) {
+                        sock.abort();
+                        let _ = sock.listen(53);
+                        buf.clear();
+                    }
                 }
             }
             if let (Some(handle), Some(snap)) = (h.dns_socket, h.spec.dns.clone()) {
