@@ -96,7 +96,13 @@ fn seeded_random_and_mutated_messages_never_panic() {
             corpus.push(r);
         }
     }
-    for i in 0..6000 {
+    // `DNS_FUZZ_CASES` raises the budget (scripts/test runs a larger one; longer runs by hand,
+    // or the cargo-fuzz target in dns/fuzz with a nightly toolchain).
+    let cases: usize = std::env::var("DNS_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6000);
+    for i in 0..cases {
         let bytes: Vec<u8> = match i % 4 {
             0 => (0..rng.below(80)).map(|_| rng.next() as u8).collect(),
             1 => {
