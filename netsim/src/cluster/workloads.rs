@@ -103,6 +103,25 @@ fn pod_from_template(template: &Value, ns: &str, owner: &Value) -> Value {
 }
 
 impl Cluster {
+    /// Writes `status` through the status subresource, only when it changed (controllers
+    /// must not bump resourceVersions for nothing: that would wake every watcher).
+    async fn write_status(
+        &mut self,
+        plural: &str,
+        obj: &Value,
+        status: Value,
+    ) -> Result<(), ClusterError> {
+        if obj.get("status") == Some(&status) {
+            return Ok(());
+        }
+        let ns = str_at(obj, "/metadata/namespace");
+        let name = str_at(obj, "/metadata/name").unwrap_or_default();
+        let mut n = obj.clone();
+        n["status"] = status;
+        ignore_not_found(self.api.update(res(plural)?, ns, name, n, true).await)?;
+        Ok(())
+    }
+
     async fn scale_rs(&mut self, rs: &Value, to: i64, d: &Value) -> Result<(), ClusterError> {
         let from = i64_at(rs, "/spec/replicas");
         if from == to {
@@ -475,19 +494,7 @@ impl Cluster {
                 "availableReplicas",
             ],
         );
-        if d.get("status") != Some(&status) {
-            let (ns, name) = (
-                str_at(d, "/metadata/namespace"),
-                str_at(d, "/metadata/name").unwrap_or_default().to_owned(),
-            );
-            let mut nd = d.clone();
-            nd["status"] = status;
-            ignore_not_found(
-                self.api
-                    .update(res("deployments")?, ns, &name, nd, true)
-                    .await,
-            )?;
-        }
+        self.write_status("deployments", d, status).await?;
         Ok(())
     }
 
@@ -580,15 +587,7 @@ impl Cluster {
                 &mut status,
                 &["fullyLabeledReplicas", "readyReplicas", "availableReplicas"],
             );
-            if rs.get("status") != Some(&status) {
-                let mut n = rs.clone();
-                n["status"] = status;
-                ignore_not_found(
-                    self.api
-                        .update(res("replicasets")?, Some(&ns), &name, n, true)
-                        .await,
-                )?;
-            }
+            self.write_status("replicasets", &rs, status).await?;
         }
         Ok(())
     }
@@ -698,15 +697,7 @@ impl Cluster {
                 "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": updated,
                 "observedGeneration": generation,
             });
-            if ds.get("status") != Some(&status) {
-                let mut n = ds.clone();
-                n["status"] = status;
-                ignore_not_found(
-                    self.api
-                        .update(res("daemonsets")?, Some(&ns), &name, n, true)
-                        .await,
-                )?;
-            }
+            self.write_status("daemonsets", &ds, status).await?;
         }
         Ok(())
     }
@@ -844,15 +835,7 @@ impl Cluster {
                 &mut status,
                 &["readyReplicas", "currentReplicas", "updatedReplicas"],
             );
-            if sts.get("status") != Some(&status) {
-                let mut n = sts.clone();
-                n["status"] = status;
-                ignore_not_found(
-                    self.api
-                        .update(res("statefulsets")?, Some(&ns), &name, n, true)
-                        .await,
-                )?;
-            }
+            self.write_status("statefulsets", &sts, status).await?;
         }
         Ok(())
     }
