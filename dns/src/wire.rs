@@ -348,9 +348,39 @@ impl Name {
         hrr::Name::from_labels(self.labels())
     }
 
+    /// [`Name::to_hickory`] through `cache`: a name already converted for this message is cloned
+    /// (owner names repeat: every A record of an answer carries the question's name).
+    fn to_hickory_in<'a>(&'a self, cache: &mut NameCache<'a>) -> Result<hrr::Name, ProtoError> {
+        cache.get(self)
+    }
+
     /// The view of a hickory name: its labels as they are, case kept.
     pub fn from_hickory(n: &hrr::Name) -> Name {
         Name::from_labels(n.iter())
+    }
+}
+
+/// hickory names already built for one message, keyed by the exact wire bytes (case kept), most
+/// recent last. Bounded, so a message of many distinct names costs a few comparisons per name.
+#[derive(Default)]
+struct NameCache<'a> {
+    entries: Vec<(&'a [u8], hrr::Name)>,
+}
+
+impl<'a> NameCache<'a> {
+    const CAP: usize = 8;
+
+    fn get(&mut self, n: &'a Name) -> Result<hrr::Name, ProtoError> {
+        let key = n.0.as_slice();
+        if let Some((_, h)) = self.entries.iter().rev().find(|(k, _)| *k == key) {
+            return Ok(h.clone());
+        }
+        let h = n.to_hickory()?;
+        if self.entries.len() >= Self::CAP {
+            self.entries.remove(0);
+        }
+        self.entries.push((key, h.clone()));
+        Ok(h)
     }
 }
 
@@ -363,8 +393,11 @@ impl Question {
         }
     }
 
-    fn to_hickory(&self) -> Result<Query, ProtoError> {
-        let mut q = Query::query(self.name.to_hickory()?, RecordType::from(self.qtype));
+    fn to_hickory_in<'a>(&'a self, cache: &mut NameCache<'a>) -> Result<Query, ProtoError> {
+        let mut q = Query::query(
+            self.name.to_hickory_in(cache)?,
+            RecordType::from(self.qtype),
+        );
         q.set_query_class(DNSClass::from(self.qclass));
         Ok(q)
     }
@@ -438,12 +471,12 @@ impl RData {
         }
     }
 
-    fn to_hickory(&self, rtype: u16) -> hrr::RData {
+    fn to_hickory_in<'a>(&'a self, rtype: u16, cache: &mut NameCache<'a>) -> hrr::RData {
         match self {
             RData::A(a) => hrr::RData::A(hrd::A(*a)),
             RData::Aaaa(a) => hrr::RData::AAAA(hrd::AAAA(*a)),
             RData::Cname(n) | RData::Ptr(n) | RData::Ns(n) => {
-                let Ok(n) = n.to_hickory() else {
+                let Ok(n) = n.to_hickory_in(cache) else {
                     return unknown(rtype, n.0.clone());
                 };
                 match self {
@@ -457,7 +490,7 @@ impl RData {
                 weight,
                 port,
                 target,
-            } => match target.to_hickory() {
+            } => match target.to_hickory_in(cache) {
                 Ok(t) => hrr::RData::SRV(SRV::new(*priority, *weight, *port, t)),
                 Err(_) => unknown(rtype, Vec::new()),
             },
@@ -469,7 +502,7 @@ impl RData {
                 retry,
                 expire,
                 minimum,
-            } => match (mname.to_hickory(), rname.to_hickory()) {
+            } => match (mname.to_hickory_in(cache), rname.to_hickory_in(cache)) {
                 (Ok(m), Ok(r)) => hrr::RData::SOA(SOA::new(
                     m,
                     r,
@@ -518,10 +551,14 @@ impl Record {
 
     /// hickory's record. A name hickory refuses (over 255 bytes) is an error.
     pub fn to_hickory(&self) -> Result<hrr::Record, ProtoError> {
+        self.to_hickory_in(&mut NameCache::default())
+    }
+
+    fn to_hickory_in<'a>(&'a self, cache: &mut NameCache<'a>) -> Result<hrr::Record, ProtoError> {
         let mut rec = hrr::Record::from_rdata(
-            self.name.to_hickory()?,
+            self.name.to_hickory_in(cache)?,
             self.ttl,
-            self.data.to_hickory(self.rtype),
+            self.data.to_hickory_in(self.rtype, cache),
         );
         rec.dns_class = DNSClass::from(self.class);
         Ok(rec)
@@ -623,18 +660,23 @@ impl Message {
         let md = h.metadata(rcode_high);
         let mut m = hop::Message::new(md.id, md.message_type, md.op_code);
         m.metadata = md;
+        let mut cache = NameCache::default();
+        m.queries.reserve_exact(self.questions.len());
         for q in &self.questions {
-            m.queries.push(q.to_hickory()?);
+            m.queries.push(q.to_hickory_in(&mut cache)?);
         }
+        m.answers.reserve_exact(self.answers.len());
         for r in &self.answers {
-            m.answers.push(r.to_hickory()?);
+            m.answers.push(r.to_hickory_in(&mut cache)?);
         }
+        m.authorities.reserve_exact(self.authority.len());
         for r in &self.authority {
-            m.authorities.push(r.to_hickory()?);
+            m.authorities.push(r.to_hickory_in(&mut cache)?);
         }
+        m.additionals.reserve_exact(self.additional.len());
         for r in &self.additional {
             if r.rtype != TYPE_OPT {
-                m.additionals.push(r.to_hickory()?);
+                m.additionals.push(r.to_hickory_in(&mut cache)?);
             }
         }
         m.edns = opt.map(Opt::to_hickory);
