@@ -761,38 +761,10 @@ fn scrub(reply: &mut Message, opt: Option<Opt>, transport: Transport) -> Vec<u8>
         Transport::Tcp => 65535usize,
         Transport::Udp { .. } => opt.as_ref().map_or(512, |o| (o.udp_size as usize).max(512)),
     };
-    let opt_len = opt.as_ref().map_or(0, Opt::wire_len);
-    if let Some(o) = opt.clone() {
-        reply.additional.push(wire::opt_record(o));
-    }
-    let plain = wire::encode(reply, false);
-    if plain.len() <= size {
-        let limit = match transport {
-            Transport::Udp { ipv6: false } => 1480,
-            Transport::Udp { ipv6: true } => 1220,
-            Transport::Tcp => usize::MAX,
-        };
-        if plain.len() > limit {
-            return wire::encode(reply, true);
-        }
-        return plain;
-    }
-    if opt.is_some() {
-        reply.additional.pop();
-    }
-    let budget = size.saturating_sub(opt_len);
-    let kept = wire::fit_compressed(reply, budget);
-    let truncated = kept[0] < reply.answers.len()
-        || kept[1] < reply.authority.len()
-        || kept[2] < reply.additional.len();
-    reply.answers.truncate(kept[0]);
-    reply.authority.truncate(kept[1]);
-    reply.additional.truncate(kept[2]);
-    if truncated {
-        reply.header.bits |= wire::FLAG_TC;
-    }
-    if let Some(o) = opt {
-        reply.additional.push(wire::opt_record(o));
-    }
-    wire::encode(reply, true)
+    let limit = match transport {
+        Transport::Udp { ipv6: false } => 1480,
+        Transport::Udp { ipv6: true } => 1220,
+        Transport::Tcp => usize::MAX,
+    };
+    wire::encode_scrubbed(reply, opt, size, limit)
 }

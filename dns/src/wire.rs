@@ -723,6 +723,12 @@ fn emit(m: &hop::Message, compress: bool, max: u16) -> Result<Vec<u8>, ProtoErro
 /// header-only SERVFAIL with the same id, opcode and flags.
 pub fn encode(m: &Message, compress: bool) -> Vec<u8> {
     let out = m.to_hickory().and_then(|hm| emit(&hm, compress, u16::MAX));
+    finish(m, out)
+}
+
+/// The bytes of `m` once hickory has written it (`out`): the OPT's small payload size patched in, or
+/// on an error the header-only SERVFAIL of [`encode`].
+fn finish(m: &Message, out: Result<Vec<u8>, ProtoError>) -> Vec<u8> {
     match out {
         Ok(mut buf) => {
             if let Some(o) = m.opt() {
@@ -753,10 +759,15 @@ pub fn encode(m: &Message, compress: bool) -> Vec<u8> {
 /// name in full before replacing it with a pointer, so a limit refuses records whose compressed form
 /// would still fit.) The OPT is not counted.
 pub fn fit_compressed(m: &Message, budget: usize) -> [usize; 3] {
+    match m.to_hickory() {
+        Ok(hm) => fit_hickory(&hm, budget),
+        Err(_) => [0; 3],
+    }
+}
+
+/// [`fit_compressed`] on hickory's message.
+fn fit_hickory(hm: &hop::Message, budget: usize) -> [usize; 3] {
     let mut kept = [0usize; 3];
-    let Ok(hm) = m.to_hickory() else {
-        return kept;
-    };
     let mut buf = Vec::with_capacity(budget.min(65535));
     let mut enc = BinEncoder::new(&mut buf);
     // The header's content does not matter for sizes; its 12 bytes do, for the name offsets.
@@ -784,6 +795,67 @@ pub fn fit_compressed(m: &Message, budget: usize) -> [usize; 3] {
         }
     }
     kept
+}
+
+/// CoreDNS's `ScrubWriter` fit, with one conversion to hickory: `m` with `opt` (if any) added last
+/// to ADDITIONAL is written uncompressed; if that is over `size` bytes the sections are cut to what
+/// fits compressed in `size` minus the OPT (miekg `Msg.Truncate`, TC set if anything was left out) and
+/// the result is written compressed; if it fits but is over `compress_over` bytes it is written
+/// compressed. `m` ends as sent, OPT included. The bytes are those of [`encode`] and
+/// [`fit_compressed`] used in that order on the view.
+pub(crate) fn encode_scrubbed(
+    m: &mut Message,
+    opt: Option<Opt>,
+    size: usize,
+    compress_over: usize,
+) -> Vec<u8> {
+    // hickory's message leaves every OPT out of ADDITIONAL, so it stands for the view cut below only
+    // when `opt` is the one OPT (always so in a reply the responder builds); else convert each time.
+    let other_opt = m.additional.iter().any(|r| r.rtype == TYPE_OPT);
+    let opt_len = opt.as_ref().map_or(0, Opt::wire_len);
+    if let Some(o) = opt.clone() {
+        m.additional.push(opt_record(o));
+    }
+    let hm = match m.to_hickory() {
+        Ok(hm) => hm,
+        Err(e) => return finish(m, Err(e)),
+    };
+    let plain = finish(m, emit(&hm, false, u16::MAX));
+    if plain.len() <= size {
+        if plain.len() > compress_over {
+            return finish(m, emit(&hm, true, u16::MAX));
+        }
+        return plain;
+    }
+    if opt.is_some() {
+        m.additional.pop();
+    }
+    let budget = size.saturating_sub(opt_len);
+    let kept = if other_opt {
+        fit_compressed(m, budget)
+    } else {
+        fit_hickory(&hm, budget)
+    };
+    let truncated =
+        kept[0] < m.answers.len() || kept[1] < m.authority.len() || kept[2] < m.additional.len();
+    m.answers.truncate(kept[0]);
+    m.authority.truncate(kept[1]);
+    m.additional.truncate(kept[2]);
+    if truncated {
+        m.header.bits |= FLAG_TC;
+    }
+    if let Some(o) = opt {
+        m.additional.push(opt_record(o));
+    }
+    if other_opt {
+        return encode(m, true);
+    }
+    let mut hm = hm;
+    hm.answers.truncate(kept[0]);
+    hm.authorities.truncate(kept[1]);
+    hm.additionals.truncate(kept[2]);
+    hm.metadata.truncation = m.header.bits & FLAG_TC != 0;
+    finish(m, emit(&hm, true, u16::MAX))
 }
 
 /// The OPT record wrapped as a [`Record`].
