@@ -797,6 +797,52 @@ fn fit_hickory(hm: &hop::Message, budget: usize) -> [usize; 3] {
     kept
 }
 
+/// The length hickory writes a name in: its labels (as [`Name::labels`] reads them) and the root.
+fn name_wire_len(n: &Name) -> usize {
+    let mut i = 0;
+    let mut len = 1;
+    while let Some(&l) = n.0.get(i) {
+        let end = i + 1 + l as usize;
+        if l == 0 || end > n.0.len() {
+            break;
+        }
+        len += 1 + l as usize;
+        i = end;
+    }
+    len
+}
+
+/// The exact length of `m` written uncompressed by hickory, when every record is an A or AAAA and the
+/// OPT (if any) is the last and only one; `None` otherwise (then it is not predicted, only written).
+fn plain_len(m: &Message) -> Option<usize> {
+    let mut len = 12;
+    for q in &m.questions {
+        len += name_wire_len(&q.name) + 4;
+    }
+    let n_add = m.additional.len();
+    for (i, r) in m
+        .answers
+        .iter()
+        .chain(&m.authority)
+        .chain(&m.additional)
+        .enumerate()
+    {
+        len += match &r.data {
+            RData::A(_) if r.rtype == TYPE_A => name_wire_len(&r.name) + 10 + 4,
+            RData::Aaaa(_) if r.rtype == TYPE_AAAA => name_wire_len(&r.name) + 10 + 16,
+            RData::Opt(o)
+                if r.rtype == TYPE_OPT
+                    && n_add > 0
+                    && i + 1 == m.answers.len() + m.authority.len() + n_add =>
+            {
+                o.wire_len()
+            }
+            _ => return None,
+        };
+    }
+    Some(len)
+}
+
 /// CoreDNS's `ScrubWriter` fit, with one conversion to hickory: `m` with `opt` (if any) added last
 /// to ADDITIONAL is written uncompressed; if that is over `size` bytes the sections are cut to what
 /// fits compressed in `size` minus the OPT (miekg `Msg.Truncate`, TC set if anything was left out) and
@@ -820,8 +866,14 @@ pub(crate) fn encode_scrubbed(
         Ok(hm) => hm,
         Err(e) => return finish(m, Err(e)),
     };
-    let plain = finish(m, emit(&hm, false, u16::MAX));
-    if plain.len() <= size {
+    // The uncompressed bytes only matter when they fit; skip writing them when they surely do not.
+    let over = plain_len(m).is_some_and(|n| n > size && n <= usize::from(u16::MAX));
+    let plain = if over {
+        Vec::new()
+    } else {
+        finish(m, emit(&hm, false, u16::MAX))
+    };
+    if !over && plain.len() <= size {
         if plain.len() > compress_over {
             return finish(m, emit(&hm, true, u16::MAX));
         }
