@@ -345,7 +345,32 @@ impl Name {
     /// The hickory name with the same labels (case kept). Fails only for a name hickory refuses
     /// (longer than 255 bytes).
     pub fn to_hickory(&self) -> Result<hrr::Name, ProtoError> {
+        // Labels of 1..=63 bytes up to the root byte read by hickory's name decoder give the same
+        // name as `from_labels` (both add the labels through the same 255-byte check), without
+        // `from_labels`'s per-label allocations; anything else, or a name the decoder refuses, goes
+        // through `from_labels` for its result and error.
+        if self.is_plain_wire() {
+            if let Ok(n) = hrr::Name::read(&mut BinDecoder::new(&self.0)) {
+                return Ok(n);
+            }
+        }
         hrr::Name::from_labels(self.labels())
+    }
+
+    /// Whether the bytes start with labels of at most 63 bytes ending in the root byte (no pointers,
+    /// nothing cut short).
+    fn is_plain_wire(&self) -> bool {
+        let mut i = 0;
+        while let Some(&l) = self.0.get(i) {
+            if l == 0 {
+                return true;
+            }
+            if l > 63 {
+                return false;
+            }
+            i += 1 + l as usize;
+        }
+        false
     }
 
     /// [`Name::to_hickory`] through `cache`: a name already converted for this message is cloned
