@@ -88,8 +88,18 @@ fn match_port(req_port: &[u8], req_proto: &[u8], p: &Port) -> bool {
         && (req_proto.is_empty() || eq_ic(req_proto, p.protocol.as_bytes()))
 }
 
+/// `Name::from_labels` of the prefix then the zone, in a buffer of the final size.
 fn name_with_zone(prefix: &[&[u8]], zone: &Zone<'_>) -> Name {
-    Name::from_labels(prefix.iter().copied().chain(zone.labels.iter().copied()))
+    let labels = prefix.iter().chain(zone.labels.iter());
+    let len = 1 + labels.clone().map(|l| 1 + l.len().min(63)).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    for l in labels {
+        let l = &l[..l.len().min(63)];
+        out.push(l.len() as u8);
+        out.extend_from_slice(l);
+    }
+    out.push(0);
+    Name(out)
 }
 
 fn reply_header(q: &Header, rcode: u16, aa: bool) -> Header {
@@ -319,7 +329,7 @@ impl Snapshot {
             if base.len() == 1 && base[0] == b"dns-version" {
                 return Ok(vec![]); // handled by txt()
             }
-            return match self.records(base, zone) {
+            return match self.records(base, zone, false) {
                 Ok(v) if !v.is_empty() => Ok(vec![]),
                 _ => Err(NameError),
             };
@@ -337,15 +347,21 @@ impl Snapshot {
                 })
                 .collect());
         }
-        let mut v = self.records(base, zone)?;
+        let mut v = self.records(base, zone, qtype == wire::TYPE_SRV)?;
         if qtype == wire::TYPE_SRV {
             v.retain(|e| matches!(e.host, Host::Ip(_)));
         }
         Ok(v)
     }
 
-    /// kubernetes `Records()`: parse the name (parse.go) and find services or pods.
-    fn records(&self, base: &[Vec<u8>], zone: &Zone<'_>) -> Result<Vec<Entry>, NameError> {
+    /// kubernetes `Records()`: parse the name (parse.go) and find services or pods. Only SRV answers
+    /// read an endpoint's key, so without `endpoint_keys` endpoints get the empty name instead.
+    fn records(
+        &self,
+        base: &[Vec<u8>],
+        zone: &Zone<'_>,
+        endpoint_keys: bool,
+    ) -> Result<Vec<Entry>, NameError> {
         if base.is_empty() || (base.len() == 1 && (base[0] == b"svc" || base[0] == b"pod")) {
             return Ok(vec![]);
         }
@@ -414,15 +430,19 @@ impl Snapshot {
                             out.push(Entry {
                                 host: Host::Ip(a.ip),
                                 port: p.port,
-                                key: name_with_zone(
-                                    &[
-                                        a.hostname.as_bytes(),
-                                        svc.name.as_bytes(),
-                                        svc.namespace.as_bytes(),
-                                        b"svc",
-                                    ],
-                                    zone,
-                                ),
+                                key: if endpoint_keys {
+                                    name_with_zone(
+                                        &[
+                                            a.hostname.as_bytes(),
+                                            svc.name.as_bytes(),
+                                            svc.namespace.as_bytes(),
+                                            b"svc",
+                                        ],
+                                        zone,
+                                    )
+                                } else {
+                                    Name::default()
+                                },
                             });
                         }
                     }
@@ -617,7 +637,7 @@ impl Snapshot {
             None
         };
         let Some(ip) = ip else {
-            return self.records(base, zone).map(|_| vec![]);
+            return self.records(base, zone, false).map(|_| vec![]);
         };
         let targets = self.reverse.get(&ip).ok_or(NameError)?;
         let mut out: Vec<Record> = Vec::new();
@@ -761,38 +781,10 @@ fn scrub(reply: &mut Message, opt: Option<Opt>, transport: Transport) -> Vec<u8>
         Transport::Tcp => 65535usize,
         Transport::Udp { .. } => opt.as_ref().map_or(512, |o| (o.udp_size as usize).max(512)),
     };
-    let opt_len = opt.as_ref().map_or(0, Opt::wire_len);
-    if let Some(o) = opt.clone() {
-        reply.additional.push(wire::opt_record(o));
-    }
-    let plain = wire::encode(reply, false);
-    if plain.len() <= size {
-        let limit = match transport {
-            Transport::Udp { ipv6: false } => 1480,
-            Transport::Udp { ipv6: true } => 1220,
-            Transport::Tcp => usize::MAX,
-        };
-        if plain.len() > limit {
-            return wire::encode(reply, true);
-        }
-        return plain;
-    }
-    if opt.is_some() {
-        reply.additional.pop();
-    }
-    let budget = size.saturating_sub(opt_len);
-    let kept = wire::fit_compressed(reply, budget);
-    let truncated = kept[0] < reply.answers.len()
-        || kept[1] < reply.authority.len()
-        || kept[2] < reply.additional.len();
-    reply.answers.truncate(kept[0]);
-    reply.authority.truncate(kept[1]);
-    reply.additional.truncate(kept[2]);
-    if truncated {
-        reply.header.bits |= wire::FLAG_TC;
-    }
-    if let Some(o) = opt {
-        reply.additional.push(wire::opt_record(o));
-    }
-    wire::encode(reply, true)
+    let limit = match transport {
+        Transport::Udp { ipv6: false } => 1480,
+        Transport::Udp { ipv6: true } => 1220,
+        Transport::Tcp => usize::MAX,
+    };
+    wire::encode_scrubbed(reply, opt, size, limit)
 }

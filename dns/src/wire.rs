@@ -345,12 +345,67 @@ impl Name {
     /// The hickory name with the same labels (case kept). Fails only for a name hickory refuses
     /// (longer than 255 bytes).
     pub fn to_hickory(&self) -> Result<hrr::Name, ProtoError> {
+        // Labels of 1..=63 bytes up to the root byte read by hickory's name decoder give the same
+        // name as `from_labels` (both add the labels through the same 255-byte check), without
+        // `from_labels`'s per-label allocations; anything else, or a name the decoder refuses, goes
+        // through `from_labels` for its result and error.
+        if self.is_plain_wire() {
+            if let Ok(n) = hrr::Name::read(&mut BinDecoder::new(&self.0)) {
+                return Ok(n);
+            }
+        }
         hrr::Name::from_labels(self.labels())
+    }
+
+    /// Whether the bytes start with labels of at most 63 bytes ending in the root byte (no pointers,
+    /// nothing cut short).
+    fn is_plain_wire(&self) -> bool {
+        let mut i = 0;
+        while let Some(&l) = self.0.get(i) {
+            if l == 0 {
+                return true;
+            }
+            if l > 63 {
+                return false;
+            }
+            i += 1 + l as usize;
+        }
+        false
+    }
+
+    /// [`Name::to_hickory`] through `cache`: a name already converted for this message is cloned
+    /// (owner names repeat: every A record of an answer carries the question's name).
+    fn to_hickory_in<'a>(&'a self, cache: &mut NameCache<'a>) -> Result<hrr::Name, ProtoError> {
+        cache.get(self)
     }
 
     /// The view of a hickory name: its labels as they are, case kept.
     pub fn from_hickory(n: &hrr::Name) -> Name {
         Name::from_labels(n.iter())
+    }
+}
+
+/// hickory names already built for one message, keyed by the exact wire bytes (case kept), most
+/// recent last. Bounded, so a message of many distinct names costs a few comparisons per name.
+#[derive(Default)]
+struct NameCache<'a> {
+    entries: Vec<(&'a [u8], hrr::Name)>,
+}
+
+impl<'a> NameCache<'a> {
+    const CAP: usize = 8;
+
+    fn get(&mut self, n: &'a Name) -> Result<hrr::Name, ProtoError> {
+        let key = n.0.as_slice();
+        if let Some((_, h)) = self.entries.iter().rev().find(|(k, _)| *k == key) {
+            return Ok(h.clone());
+        }
+        let h = n.to_hickory()?;
+        if self.entries.len() >= Self::CAP {
+            self.entries.remove(0);
+        }
+        self.entries.push((key, h.clone()));
+        Ok(h)
     }
 }
 
@@ -363,8 +418,11 @@ impl Question {
         }
     }
 
-    fn to_hickory(&self) -> Result<Query, ProtoError> {
-        let mut q = Query::query(self.name.to_hickory()?, RecordType::from(self.qtype));
+    fn to_hickory_in<'a>(&'a self, cache: &mut NameCache<'a>) -> Result<Query, ProtoError> {
+        let mut q = Query::query(
+            self.name.to_hickory_in(cache)?,
+            RecordType::from(self.qtype),
+        );
         q.set_query_class(DNSClass::from(self.qclass));
         Ok(q)
     }
@@ -438,12 +496,12 @@ impl RData {
         }
     }
 
-    fn to_hickory(&self, rtype: u16) -> hrr::RData {
+    fn to_hickory_in<'a>(&'a self, rtype: u16, cache: &mut NameCache<'a>) -> hrr::RData {
         match self {
             RData::A(a) => hrr::RData::A(hrd::A(*a)),
             RData::Aaaa(a) => hrr::RData::AAAA(hrd::AAAA(*a)),
             RData::Cname(n) | RData::Ptr(n) | RData::Ns(n) => {
-                let Ok(n) = n.to_hickory() else {
+                let Ok(n) = n.to_hickory_in(cache) else {
                     return unknown(rtype, n.0.clone());
                 };
                 match self {
@@ -457,7 +515,7 @@ impl RData {
                 weight,
                 port,
                 target,
-            } => match target.to_hickory() {
+            } => match target.to_hickory_in(cache) {
                 Ok(t) => hrr::RData::SRV(SRV::new(*priority, *weight, *port, t)),
                 Err(_) => unknown(rtype, Vec::new()),
             },
@@ -469,7 +527,7 @@ impl RData {
                 retry,
                 expire,
                 minimum,
-            } => match (mname.to_hickory(), rname.to_hickory()) {
+            } => match (mname.to_hickory_in(cache), rname.to_hickory_in(cache)) {
                 (Ok(m), Ok(r)) => hrr::RData::SOA(SOA::new(
                     m,
                     r,
@@ -518,10 +576,14 @@ impl Record {
 
     /// hickory's record. A name hickory refuses (over 255 bytes) is an error.
     pub fn to_hickory(&self) -> Result<hrr::Record, ProtoError> {
+        self.to_hickory_in(&mut NameCache::default())
+    }
+
+    fn to_hickory_in<'a>(&'a self, cache: &mut NameCache<'a>) -> Result<hrr::Record, ProtoError> {
         let mut rec = hrr::Record::from_rdata(
-            self.name.to_hickory()?,
+            self.name.to_hickory_in(cache)?,
             self.ttl,
-            self.data.to_hickory(self.rtype),
+            self.data.to_hickory_in(self.rtype, cache),
         );
         rec.dns_class = DNSClass::from(self.class);
         Ok(rec)
@@ -623,18 +685,23 @@ impl Message {
         let md = h.metadata(rcode_high);
         let mut m = hop::Message::new(md.id, md.message_type, md.op_code);
         m.metadata = md;
+        let mut cache = NameCache::default();
+        m.queries.reserve_exact(self.questions.len());
         for q in &self.questions {
-            m.queries.push(q.to_hickory()?);
+            m.queries.push(q.to_hickory_in(&mut cache)?);
         }
+        m.answers.reserve_exact(self.answers.len());
         for r in &self.answers {
-            m.answers.push(r.to_hickory()?);
+            m.answers.push(r.to_hickory_in(&mut cache)?);
         }
+        m.authorities.reserve_exact(self.authority.len());
         for r in &self.authority {
-            m.authorities.push(r.to_hickory()?);
+            m.authorities.push(r.to_hickory_in(&mut cache)?);
         }
+        m.additionals.reserve_exact(self.additional.len());
         for r in &self.additional {
             if r.rtype != TYPE_OPT {
-                m.additionals.push(r.to_hickory()?);
+                m.additionals.push(r.to_hickory_in(&mut cache)?);
             }
         }
         m.edns = opt.map(Opt::to_hickory);
@@ -681,6 +748,12 @@ fn emit(m: &hop::Message, compress: bool, max: u16) -> Result<Vec<u8>, ProtoErro
 /// header-only SERVFAIL with the same id, opcode and flags.
 pub fn encode(m: &Message, compress: bool) -> Vec<u8> {
     let out = m.to_hickory().and_then(|hm| emit(&hm, compress, u16::MAX));
+    finish(m, out)
+}
+
+/// The bytes of `m` once hickory has written it (`out`): the OPT's small payload size patched in, or
+/// on an error the header-only SERVFAIL of [`encode`].
+fn finish(m: &Message, out: Result<Vec<u8>, ProtoError>) -> Vec<u8> {
     match out {
         Ok(mut buf) => {
             if let Some(o) = m.opt() {
@@ -711,10 +784,15 @@ pub fn encode(m: &Message, compress: bool) -> Vec<u8> {
 /// name in full before replacing it with a pointer, so a limit refuses records whose compressed form
 /// would still fit.) The OPT is not counted.
 pub fn fit_compressed(m: &Message, budget: usize) -> [usize; 3] {
+    match m.to_hickory() {
+        Ok(hm) => fit_hickory(&hm, budget),
+        Err(_) => [0; 3],
+    }
+}
+
+/// [`fit_compressed`] on hickory's message.
+fn fit_hickory(hm: &hop::Message, budget: usize) -> [usize; 3] {
     let mut kept = [0usize; 3];
-    let Ok(hm) = m.to_hickory() else {
-        return kept;
-    };
     let mut buf = Vec::with_capacity(budget.min(65535));
     let mut enc = BinEncoder::new(&mut buf);
     // The header's content does not matter for sizes; its 12 bytes do, for the name offsets.
@@ -742,6 +820,119 @@ pub fn fit_compressed(m: &Message, budget: usize) -> [usize; 3] {
         }
     }
     kept
+}
+
+/// The length hickory writes a name in: its labels (as [`Name::labels`] reads them) and the root.
+fn name_wire_len(n: &Name) -> usize {
+    let mut i = 0;
+    let mut len = 1;
+    while let Some(&l) = n.0.get(i) {
+        let end = i + 1 + l as usize;
+        if l == 0 || end > n.0.len() {
+            break;
+        }
+        len += 1 + l as usize;
+        i = end;
+    }
+    len
+}
+
+/// The exact length of `m` written uncompressed by hickory, when every record is an A or AAAA and the
+/// OPT (if any) is the last and only one; `None` otherwise (then it is not predicted, only written).
+fn plain_len(m: &Message) -> Option<usize> {
+    let mut len = 12;
+    for q in &m.questions {
+        len += name_wire_len(&q.name) + 4;
+    }
+    let n_add = m.additional.len();
+    for (i, r) in m
+        .answers
+        .iter()
+        .chain(&m.authority)
+        .chain(&m.additional)
+        .enumerate()
+    {
+        len += match &r.data {
+            RData::A(_) if r.rtype == TYPE_A => name_wire_len(&r.name) + 10 + 4,
+            RData::Aaaa(_) if r.rtype == TYPE_AAAA => name_wire_len(&r.name) + 10 + 16,
+            RData::Opt(o)
+                if r.rtype == TYPE_OPT
+                    && n_add > 0
+                    && i + 1 == m.answers.len() + m.authority.len() + n_add =>
+            {
+                o.wire_len()
+            }
+            _ => return None,
+        };
+    }
+    Some(len)
+}
+
+/// CoreDNS's `ScrubWriter` fit, with one conversion to hickory: `m` with `opt` (if any) added last
+/// to ADDITIONAL is written uncompressed; if that is over `size` bytes the sections are cut to what
+/// fits compressed in `size` minus the OPT (miekg `Msg.Truncate`, TC set if anything was left out) and
+/// the result is written compressed; if it fits but is over `compress_over` bytes it is written
+/// compressed. `m` ends as sent, OPT included. The bytes are those of [`encode`] and
+/// [`fit_compressed`] used in that order on the view.
+pub(crate) fn encode_scrubbed(
+    m: &mut Message,
+    opt: Option<Opt>,
+    size: usize,
+    compress_over: usize,
+) -> Vec<u8> {
+    // hickory's message leaves every OPT out of ADDITIONAL, so it stands for the view cut below only
+    // when `opt` is the one OPT (always so in a reply the responder builds); else convert each time.
+    let other_opt = m.additional.iter().any(|r| r.rtype == TYPE_OPT);
+    let opt_len = opt.as_ref().map_or(0, Opt::wire_len);
+    if let Some(o) = opt.clone() {
+        m.additional.push(opt_record(o));
+    }
+    let hm = match m.to_hickory() {
+        Ok(hm) => hm,
+        Err(e) => return finish(m, Err(e)),
+    };
+    // The uncompressed bytes only matter when they fit; skip writing them when they surely do not.
+    let over = plain_len(m).is_some_and(|n| n > size && n <= usize::from(u16::MAX));
+    let plain = if over {
+        Vec::new()
+    } else {
+        finish(m, emit(&hm, false, u16::MAX))
+    };
+    if !over && plain.len() <= size {
+        if plain.len() > compress_over {
+            return finish(m, emit(&hm, true, u16::MAX));
+        }
+        return plain;
+    }
+    if opt.is_some() {
+        m.additional.pop();
+    }
+    let budget = size.saturating_sub(opt_len);
+    let kept = if other_opt {
+        fit_compressed(m, budget)
+    } else {
+        fit_hickory(&hm, budget)
+    };
+    let truncated =
+        kept[0] < m.answers.len() || kept[1] < m.authority.len() || kept[2] < m.additional.len();
+    m.answers.truncate(kept[0]);
+    m.authority.truncate(kept[1]);
+    m.additional.truncate(kept[2]);
+    if truncated {
+        m.header.bits |= FLAG_TC;
+    }
+    if let Some(o) = opt {
+        m.additional.push(opt_record(o));
+    }
+    if other_opt {
+        return encode(m, true);
+    }
+    let mut hm = hm;
+    hm.answers.truncate(kept[0]);
+    hm.authorities.truncate(kept[1]);
+    hm.additionals.truncate(kept[2]);
+    hm.metadata.truncation = m.header.bits & FLAG_TC != 0;
+    finish(m, emit(&hm, true, u16::MAX))
 }
 
 /// The OPT record wrapped as a [`Record`].
