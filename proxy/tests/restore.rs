@@ -170,6 +170,13 @@ fn iptables_restore_accepts_our_save() {
             assert!(ok, "{binary} --test rejected our rules: {err}\n{text}");
         }
     }
+    // scripts/test installs iptables and sets this: in CI the check must really run.
+    if std::env::var_os("NETSIM_REQUIRE_TOOLS").is_some() {
+        assert!(
+            ran,
+            "NETSIM_REQUIRE_TOOLS is set but no iptables-restore could run"
+        );
+    }
     // A deliberately broken line must be refused, or the test proves nothing.
     if ran {
         let broken = text.replacen("-m statistic", "-m no-such-module", 1);
