@@ -459,6 +459,41 @@ impl ApiServer {
             .await
     }
 
+    /// The status subresource for in-process controllers that hold the object at its current
+    /// resourceVersion (from their informer): the write is a compare-and-swap on that version
+    /// (a stale copy gets 409, as a real controller's would), without re-reading and
+    /// re-decoding the stored object first. Only `status` may differ from what is stored.
+    pub async fn update_status(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
+        let Some(expected) =
+            meta_str(&obj, "resourceVersion").and_then(|r| r.parse::<Revision>().ok())
+        else {
+            return self.update(res, ns, name, obj, true).await;
+        };
+        let bytes = Self::encode(&obj)?;
+        let nsk = Self::check_ns(res, ns)?;
+        match self
+            .store
+            .update(&res.key(nsk, name), bytes, expected)
+            .await
+        {
+            Ok(kv) => {
+                self.note_write(kv.mod_revision);
+                let mut out = obj;
+                if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                }
+                Ok(out)
+            }
+            Err(e) => Err(ApiError::from_store(e, res, name)),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn write_update(
         &self,

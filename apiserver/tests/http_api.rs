@@ -268,3 +268,41 @@ async fn watch_streams_changes_from_a_resource_version() {
     );
     assert_eq!(lines[1]["object"]["status"]["phase"], "Terminating");
 }
+
+#[tokio::test]
+async fn controller_status_writes_are_compare_and_swap() {
+    let api = ApiServer::new(
+        Arc::new(MemStore::new()),
+        Clock::new(DEFAULT_EPOCH_MS),
+        SimRng::new(0, "t"),
+        ApiConfig::default(),
+    )
+    .await
+    .unwrap();
+    let ns = apiserver::resources::find("ns").unwrap();
+    let pods = apiserver::resources::find("po").unwrap();
+    api.create(ns, None, json!({"metadata": {"name": "default"}}))
+        .await
+        .unwrap();
+    let pod = api
+        .create(pods, Some("default"), json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}))
+        .await
+        .unwrap();
+    let mut running = pod.clone();
+    running["status"]["phase"] = json!("Running");
+    let written = api
+        .update_status(pods, Some("default"), "p", running.clone())
+        .await
+        .unwrap();
+    assert_eq!(written["status"]["phase"], "Running");
+    assert_eq!(
+        api.get(pods, Some("default"), "p").await.unwrap()["status"]["phase"],
+        "Running"
+    );
+    // The same stale copy again: somebody else wrote in between, so it is a 409.
+    let err = api
+        .update_status(pods, Some("default"), "p", running)
+        .await
+        .unwrap_err();
+    assert_eq!((err.code, err.reason), (409, "Conflict"));
+}

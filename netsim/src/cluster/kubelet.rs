@@ -231,7 +231,7 @@ impl Cluster {
         let mut n = pod.clone();
         n["status"] = status;
         let Some(updated) =
-            ignore_not_found(self.api.update(pods_res()?, ns, name, n, true).await)?
+            ignore_not_found(self.api.update_status(pods_res()?, ns, name, n).await)?
         else {
             return Ok(());
         };
@@ -460,7 +460,7 @@ impl Cluster {
             }
         }
         let (ns, name) = split_key(key);
-        ignore_not_found(self.api.update(pods_res()?, ns, name, n, true).await)?;
+        ignore_not_found(self.api.update_status(pods_res()?, ns, name, n).await)?;
         Ok(())
     }
 
@@ -552,7 +552,7 @@ impl Cluster {
             }
         }
         let (ns, name) = split_key(key);
-        ignore_not_found(self.api.update(pods_res()?, ns, name, n, true).await)?;
+        ignore_not_found(self.api.update_status(pods_res()?, ns, name, n).await)?;
         Ok(())
     }
 }

@@ -55,7 +55,7 @@ impl Cluster {
                 n["status"]["loadBalancer"] = json!({});
             }
             let (ns, name) = split_key(key);
-            ignore_not_found(self.api.update(svc_res, ns, name, n, true).await)?;
+            ignore_not_found(self.api.update_status(svc_res, ns, name, n).await)?;
         }
         Ok(())
     }

@@ -132,7 +132,7 @@ impl Cluster {
                 if pod.pointer("/status/conditions/0") != Some(&cond) {
                     let mut n = pod.clone();
                     n["status"]["conditions"] = json!([cond]);
-                    ignore_not_found(self.api.update(pods_res, ns, name, n, true).await)?;
+                    ignore_not_found(self.api.update_status(pods_res, ns, name, n).await)?;
                 }
                 continue;
             }

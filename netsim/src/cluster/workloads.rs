@@ -118,7 +118,7 @@ impl Cluster {
         let name = str_at(obj, "/metadata/name").unwrap_or_default();
         let mut n = obj.clone();
         n["status"] = status;
-        ignore_not_found(self.api.update(res(plural)?, ns, name, n, true).await)?;
+        ignore_not_found(self.api.update_status(res(plural)?, ns, name, n).await)?;
         Ok(())
     }
 
