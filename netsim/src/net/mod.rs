@@ -510,7 +510,17 @@ impl<'s> Fabric<'s> {
             if let Some((_, at)) = table.by_orig.get_mut(&orig) {
                 *at = now;
             }
-            Some(orig.reversed())
+            let back = orig.reversed();
+            if self.tracing
+                && (s.synack || s.icmp_type == Some(0) || t.proto == Proto::Udp)
+                && back != t
+            {
+                self.note(format!(
+                    "{node_name}: reply {}:{} -> {}:{} un-NATed by conntrack to {}:{} -> {}:{}",
+                    t.src, t.sport, t.dst, t.dport, back.src, back.sport, back.dst, back.dport
+                ));
+            }
+            Some(back)
         } else {
             None
         };

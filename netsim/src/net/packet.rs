@@ -55,6 +55,8 @@ pub struct Summary {
     pub tuple: Tuple,
     /// TCP SYN without ACK: a new connection attempt.
     pub syn: bool,
+    /// TCP SYN+ACK: the first reply of a connection.
+    pub synack: bool,
     pub rst: bool,
     /// ICMP echo request (new ping flow) vs reply / error.
     pub icmp_type: Option<u8>,
@@ -77,6 +79,7 @@ pub fn summarize(buf: &[u8]) -> Option<Summary> {
                     dport: t.dst_port(),
                 },
                 syn: t.syn() && !t.ack(),
+                synack: t.syn() && t.ack(),
                 rst: t.rst(),
                 icmp_type: None,
             })
@@ -92,6 +95,7 @@ pub fn summarize(buf: &[u8]) -> Option<Summary> {
                     dport: u.dst_port(),
                 },
                 syn: false,
+                synack: false,
                 rst: false,
                 icmp_type: None,
             })
@@ -113,6 +117,7 @@ pub fn summarize(buf: &[u8]) -> Option<Summary> {
                     dport: ident,
                 },
                 syn: false,
+                synack: false,
                 rst: false,
                 icmp_type: Some(ty),
             })
