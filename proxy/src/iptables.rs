@@ -123,30 +123,7 @@ fn base_rules(filter: &mut Table, nat: &mut Table) {
             )
             .target(Target::Drop),
     );
-    filter.append(
-        KUBE_FORWARD,
-        Rule::builder()
-            .ctstate(&[CtState::Invalid], false)
-            .target(Target::Drop),
-    );
-    filter.append(
-        KUBE_FORWARD,
-        Rule::builder()
-            .comment("kubernetes forwarding rules")
-            .m(Match::Mark {
-                value: MASQ_MARK,
-                mask: MASQ_MARK,
-                negate: false,
-            })
-            .target(Target::Accept),
-    );
-    filter.append(
-        KUBE_FORWARD,
-        Rule::builder()
-            .comment("kubernetes forwarding conntrack rule")
-            .ctstate(&[CtState::Related, CtState::Established], false)
-            .target(Target::Accept),
-    );
+    forward_rules(filter);
 
     // nat
     for c in ["PREROUTING", "OUTPUT"] {
@@ -176,6 +153,34 @@ fn base_rules(filter: &mut Table, nat: &mut Table) {
 }
 
 /// KUBE-POSTROUTING and KUBE-MARK-MASQ (§3.13); shared with ipvs mode.
+/// filter KUBE-FORWARD (§3.14), the same in iptables and ipvs mode.
+pub(crate) fn forward_rules(filter: &mut Table) {
+    filter.append(
+        KUBE_FORWARD,
+        Rule::builder()
+            .ctstate(&[CtState::Invalid], false)
+            .target(Target::Drop),
+    );
+    filter.append(
+        KUBE_FORWARD,
+        Rule::builder()
+            .comment("kubernetes forwarding rules")
+            .m(Match::Mark {
+                value: MASQ_MARK,
+                mask: MASQ_MARK,
+                negate: false,
+            })
+            .target(Target::Accept),
+    );
+    filter.append(
+        KUBE_FORWARD,
+        Rule::builder()
+            .comment("kubernetes forwarding conntrack rule")
+            .ctstate(&[CtState::Related, CtState::Established], false)
+            .target(Target::Accept),
+    );
+}
+
 pub(crate) fn masquerade_rules(nat: &mut Table) {
     nat.append(
         KUBE_POSTROUTING,

@@ -13,8 +13,8 @@ use std::net::Ipv4Addr;
 
 use crate::input::SvcPort;
 use crate::iptables::{
-    masquerade_rules, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_POSTROUTING, KUBE_PROXY_FIREWALL,
-    KUBE_SERVICES,
+    forward_rules, masquerade_rules, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_POSTROUTING,
+    KUBE_PROXY_FIREWALL, KUBE_SERVICES,
 };
 use crate::model::*;
 
@@ -409,30 +409,7 @@ fn tables(
     }
 
     // filter.
-    filter.append(
-        KUBE_FORWARD,
-        Rule::builder()
-            .ctstate(&[CtState::Invalid], false)
-            .target(Target::Drop),
-    );
-    filter.append(
-        KUBE_FORWARD,
-        Rule::builder()
-            .comment("kubernetes forwarding rules")
-            .m(Match::Mark {
-                value: MASQ_MARK,
-                mask: MASQ_MARK,
-                negate: false,
-            })
-            .target(Target::Accept),
-    );
-    filter.append(
-        KUBE_FORWARD,
-        Rule::builder()
-            .comment("kubernetes forwarding conntrack rule")
-            .ctstate(&[CtState::Related, CtState::Established], false)
-            .target(Target::Accept),
-    );
+    forward_rules(&mut filter);
     filter.append(
         KUBE_NODE_PORT,
         Rule::builder()
