@@ -102,7 +102,33 @@ fn pod_from_template(template: &Value, ns: &str, owner: &Value) -> Value {
     pod
 }
 
+/// A controller's object as the cache has it, with the identity fields every sync needs.
+struct Live {
+    obj: Value,
+    uid: String,
+    ns: String,
+    name: String,
+}
+
 impl Cluster {
+    /// The object at `key`, unless it is gone or being deleted (the garbage collector's then).
+    fn live(&self, plural: &str, key: &str) -> Option<Live> {
+        let obj = self.cache.get(plural, key)?;
+        if obj.pointer("/metadata/deletionTimestamp").is_some() {
+            return None;
+        }
+        let field = |f: &str| str_at(obj, f).unwrap_or_default().to_owned();
+        let ns = str_at(obj, "/metadata/namespace")
+            .unwrap_or("default")
+            .to_owned();
+        Some(Live {
+            uid: field("/metadata/uid"),
+            name: field("/metadata/name"),
+            ns,
+            obj: obj.clone(),
+        })
+    }
+
     /// Writes `status` through the status subresource, only when it changed (controllers
     /// must not bump resourceVersions for nothing: that would wake every watcher).
     async fn write_status(
@@ -503,17 +529,15 @@ impl Cluster {
         keys: BTreeSet<Key>,
     ) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(rs) = self.cache.get("replicasets", &key).cloned() else {
+            let Some(Live {
+                obj: rs,
+                uid,
+                ns,
+                name,
+            }) = self.live("replicasets", &key)
+            else {
                 continue;
             };
-            if rs.pointer("/metadata/deletionTimestamp").is_some() {
-                continue;
-            }
-            let uid = str_at(&rs, "/metadata/uid").unwrap_or_default().to_owned();
-            let ns = str_at(&rs, "/metadata/namespace")
-                .unwrap_or("default")
-                .to_owned();
-            let name = str_at(&rs, "/metadata/name").unwrap_or_default().to_owned();
             let mut pods: Vec<Value> = self
                 .cache
                 .owned_by(&uid, "pods")
@@ -594,17 +618,15 @@ impl Cluster {
 
     pub(super) async fn run_daemonsets(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(ds) = self.cache.get("daemonsets", &key).cloned() else {
+            let Some(Live {
+                obj: ds,
+                uid,
+                ns,
+                name,
+            }) = self.live("daemonsets", &key)
+            else {
                 continue;
             };
-            if ds.pointer("/metadata/deletionTimestamp").is_some() {
-                continue;
-            }
-            let uid = str_at(&ds, "/metadata/uid").unwrap_or_default().to_owned();
-            let ns = str_at(&ds, "/metadata/namespace")
-                .unwrap_or("default")
-                .to_owned();
-            let name = str_at(&ds, "/metadata/name").unwrap_or_default().to_owned();
             let generation = i64_at(&ds, "/metadata/generation");
             let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
             let hash = pod_template_hash(&template, None);
@@ -707,19 +729,15 @@ impl Cluster {
         keys: BTreeSet<Key>,
     ) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(sts) = self.cache.get("statefulsets", &key).cloned() else {
+            let Some(Live {
+                obj: sts,
+                uid,
+                ns,
+                name,
+            }) = self.live("statefulsets", &key)
+            else {
                 continue;
             };
-            if sts.pointer("/metadata/deletionTimestamp").is_some() {
-                continue;
-            }
-            let uid = str_at(&sts, "/metadata/uid").unwrap_or_default().to_owned();
-            let ns = str_at(&sts, "/metadata/namespace")
-                .unwrap_or("default")
-                .to_owned();
-            let name = str_at(&sts, "/metadata/name")
-                .unwrap_or_default()
-                .to_owned();
             let replicas = i64_at(&sts, "/spec/replicas");
             let parallel = str_at(&sts, "/spec/podManagementPolicy") == Some("Parallel");
             let template = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
