@@ -91,20 +91,7 @@ fn topology(
     tables: &std::collections::BTreeMap<String, proxy::RuleTable>,
 ) -> (Vec<NodeSpec>, Vec<HostSpec>) {
     let cache = cluster.cache();
-    // What CoreDNS's informers see now. Its SOA serial is the time of the last change;
-    // the cluster's virtual now is close enough for a snapshot taken per command.
-    let objects = |plural: &str| -> Vec<Value> { cache.all(plural).cloned().collect() };
-    let cfg = dns::DnsConfig {
-        serial: (cluster.now_ms() / 1000) as u32,
-        ..Default::default()
-    };
-    let snapshot = std::sync::Arc::new(dns::Snapshot::from_objects(
-        &objects("services"),
-        &objects("endpointslices"),
-        &objects("pods"),
-        &objects("namespaces"),
-        &cfg,
-    ));
+    let snapshot = cluster.dns_snapshot();
     let mut nodes = Vec::new();
     let mut hosts = Vec::new();
     for n in cache.all("nodes") {

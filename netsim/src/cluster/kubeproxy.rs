@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use apiserver::sim::SimRng;
 use proxy::{Mode, ProxyInput, ProxyState, RuleTable};
@@ -26,9 +27,66 @@ pub fn mode_of(name: &str) -> Mode {
     }
 }
 
+/// Each node's rule table, by node name.
+pub type RuleTables = BTreeMap<String, RuleTable>;
+
+/// Data-path state derived from the cache, kept until the cache moves: network commands
+/// reuse it instead of re-syncing every node's rules and rebuilding CoreDNS's index.
+#[derive(Default)]
+pub struct Derived {
+    /// (cache revision, kube-proxy modes) → tables.
+    tables: Option<(i64, BTreeMap<String, String>, Arc<RuleTables>)>,
+    dns: Option<(i64, Arc<dns::Snapshot>)>,
+}
+
 impl Cluster {
-    /// Each node's current rule table (what its kube-proxy would have synced).
-    pub fn rule_tables(&self) -> Result<BTreeMap<String, RuleTable>, proxy::ProxyError> {
+    fn derived(&self) -> std::sync::MutexGuard<'_, Derived> {
+        match self.derived.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Each node's current rule table (what its kube-proxy would have synced), recomputed
+    /// only when the cache or a kube-proxy's mode changed.
+    pub fn rule_tables(&self) -> Result<Arc<RuleTables>, proxy::ProxyError> {
+        let rev = self.cache.revision;
+        if let Some((r, modes, t)) = &self.derived().tables {
+            if *r == rev && *modes == self.proxy_modes {
+                return Ok(t.clone());
+            }
+        }
+        let t = Arc::new(self.sync_rule_tables()?);
+        self.derived().tables = Some((rev, self.proxy_modes.clone(), t.clone()));
+        Ok(t)
+    }
+
+    /// CoreDNS's view of the cluster. Its SOA serial is the time of the last change: the
+    /// virtual time at which this revision of the cache was first looked at.
+    pub fn dns_snapshot(&self) -> Arc<dns::Snapshot> {
+        let rev = self.cache.revision;
+        if let Some((r, snap)) = &self.derived().dns {
+            if *r == rev {
+                return snap.clone();
+            }
+        }
+        let objects = |plural: &str| -> Vec<Value> { self.cache.all(plural).cloned().collect() };
+        let cfg = dns::DnsConfig {
+            serial: (self.now_ms() / 1000) as u32,
+            ..Default::default()
+        };
+        let snap = Arc::new(dns::Snapshot::from_objects(
+            &objects("services"),
+            &objects("endpointslices"),
+            &objects("pods"),
+            &objects("namespaces"),
+            &cfg,
+        ));
+        self.derived().dns = Some((rev, snap.clone()));
+        snap
+    }
+
+    fn sync_rule_tables(&self) -> Result<BTreeMap<String, RuleTable>, proxy::ProxyError> {
         let services: Vec<Value> = self.cache.all("services").cloned().collect();
         let slices: Vec<Value> = self.cache.all("endpointslices").cloned().collect();
         let mut out = BTreeMap::new();

@@ -91,6 +91,7 @@ pub struct Cluster {
     pub net_rng: SimRng,
     /// The mode each node's kube-proxy started in (from its ConfigMap).
     pub proxy_modes: BTreeMap<String, String>,
+    derived: std::sync::Mutex<kubeproxy::Derived>,
 }
 
 impl Cluster {
@@ -121,6 +122,7 @@ impl Cluster {
             proxy_states: BTreeMap::new(),
             net_rng: SimRng::new(seed, "net"),
             proxy_modes: BTreeMap::new(),
+            derived: std::sync::Mutex::new(kubeproxy::Derived::default()),
         };
         cluster.cache.revision = start;
         // A kept store (etcd under `serve`) already holds objects: load them into the cache.
