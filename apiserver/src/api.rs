@@ -680,7 +680,7 @@ impl ApiServer {
             }
         }
         let nsk = Self::check_ns(res, ns)?;
-        let (prev, rev) = self
+        let (_, rev) = self
             .store
             .delete(&res.key(nsk, name), None)
             .await
@@ -689,7 +689,6 @@ impl ApiServer {
         if res.plural == "services" {
             admission::service_allocations(&old).release(&mut self.alloc());
         }
-        let _ = prev;
         if res.plural == "pods" {
             return Ok(old);
         }

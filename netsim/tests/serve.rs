@@ -220,6 +220,7 @@ fn the_real_kubectl_works_against_serve() {
 
 /// A private etcd on free loopback ports; `restart` keeps its data.
 struct Etcd {
+    bin: &'static str,
     proc: Option<Proc>,
     dir: PathBuf,
     client: u16,
@@ -231,8 +232,8 @@ impl Etcd {
         let bin = ["etcd", "/usr/bin/etcd"]
             .into_iter()
             .find(|b| Command::new(b).arg("--version").output().is_ok())?;
-        let _ = bin;
         let mut e = Etcd {
+            bin,
             proc: None,
             dir: temp_dir(name),
             client: free_port(),
@@ -249,7 +250,7 @@ impl Etcd {
     fn restart(&mut self) {
         let c = format!("http://127.0.0.1:{}", self.client);
         let p = format!("http://127.0.0.1:{}", self.peer);
-        let child = Command::new("etcd")
+        let child = Command::new(self.bin)
             .args([
                 "--name",
                 "t",

@@ -188,23 +188,14 @@ impl Cluster {
             "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]
         })).await?;
         if let Some(cp) = self.config.control_plane().cloned() {
-            for (component, image, tier_port) in [
-                ("etcd", "registry.k8s.io/etcd:3.5.21-0", 2379),
-                (
-                    "kube-apiserver",
-                    "registry.k8s.io/kube-apiserver:v1.34.0",
-                    6443,
-                ),
+            for (component, image) in [
+                ("etcd", "registry.k8s.io/etcd:3.5.21-0"),
+                ("kube-apiserver", "registry.k8s.io/kube-apiserver:v1.34.0"),
                 (
                     "kube-controller-manager",
                     "registry.k8s.io/kube-controller-manager:v1.34.0",
-                    10257,
                 ),
-                (
-                    "kube-scheduler",
-                    "registry.k8s.io/kube-scheduler:v1.34.0",
-                    10259,
-                ),
+                ("kube-scheduler", "registry.k8s.io/kube-scheduler:v1.34.0"),
             ] {
                 self.kubelet.preload_image(&cp.name, image);
                 let node_uid = self
@@ -212,7 +203,6 @@ impl Cluster {
                     .get("nodes", &cp.name)
                     .and_then(|n| n.pointer("/metadata/uid"))
                     .cloned();
-                let _ = tier_port;
                 self.create("pods", Some("kube-system"), json!({
                     "apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": format!("{component}-{}", cp.name), "labels": {"component": component, "tier": "control-plane"},

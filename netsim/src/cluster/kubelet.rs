@@ -481,12 +481,10 @@ impl Cluster {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let (repo, tag) = images::normalise(&image);
         let why = format!(
             "failed to pull and unpack image \"{q}\": failed to resolve reference \"{q}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed",
             q = images::qualified(&image)
         );
-        let _ = (repo, tag);
         self.record_event(
             &pod,
             "Warning",

@@ -566,7 +566,6 @@ impl Kubectl<'_> {
                 .is_some_and(|p| p.split(',').any(|t| t == "all"));
         let mut code = 0;
         let mut objects: Vec<Value> = Vec::new();
-        let mut printed_any = false;
         let mut tables: Vec<(String, Value)> = Vec::new();
         // Named objects of one type share one table, as kubectl groups them.
         let mut i = 0;
@@ -688,7 +687,6 @@ impl Kubectl<'_> {
                         self.out.err(&format!("No resources found in {ns} namespace.\n"));
                     }
                 }
-                printed_any = !blocks.is_empty();
                 self.out.out(&blocks.join("\n"));
             }
             "yaml" | "json" => {
@@ -728,7 +726,6 @@ impl Kubectl<'_> {
                 )))
             }
         }
-        let _ = printed_any;
         Ok(code)
     }
 
