@@ -1,6 +1,7 @@
 //! The registry: Kubernetes object semantics over the Store. Both the HTTP surface and
 //! in-process controllers call this, so every write gets the same admission.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
 
 use crate::admission::{self, ensure_object, Allocators, Ctx, Taken};
@@ -76,14 +78,87 @@ impl EventType {
     }
 }
 
-/// A decoded store change.
+/// A decoded store change. Objects are shared (`Arc`): the same decoded object serves the
+/// writer, the decoded-object cache and every informer, instead of one copy each.
 #[derive(Debug, Clone)]
 pub struct ObjectEvent {
     pub resource: &'static Resource,
     pub kind: EventType,
-    pub object: Value,
-    pub old: Option<Value>,
+    pub object: Arc<Value>,
+    pub old: Option<Arc<Value>>,
     pub revision: Revision,
+}
+
+/// What an informer's watch delivers: a change, or only the revision reached (Kubernetes'
+/// BOOKMARK) for a change to a resource it does not follow.
+#[derive(Debug, Clone)]
+pub enum WatchItem {
+    Event(ObjectEvent),
+    Bookmark(Revision),
+}
+
+/// Decoded objects by storage key, each with the revision it was stored at: kube-apiserver's
+/// watch cache in miniature. The store's bytes stay the truth — an entry is used only when
+/// its revision is the one the store holds (or the watch reports), so a write made by
+/// someone else on a shared etcd is simply decoded. What it saves is decoding, on every
+/// read, update and watch event, the JSON this process has just encoded.
+#[derive(Default)]
+struct Decoded {
+    by_key: Mutex<BTreeMap<String, (Revision, Arc<Value>)>>,
+}
+
+impl Decoded {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, (Revision, Arc<Value>)>> {
+        match self.by_key.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Events are the most numerous objects, written once and read rarely (by `describe`):
+    /// decoding them on demand costs less than holding them decoded.
+    fn keeps(res: &Resource) -> bool {
+        res.plural != "events"
+    }
+
+    fn at(&self, key: &str, rev: Revision) -> Option<Arc<Value>> {
+        self.lock()
+            .get(key)
+            .filter(|(r, _)| *r == rev)
+            .map(|(_, o)| Arc::clone(o))
+    }
+
+    /// Keeps `obj` as `key`'s object at `rev`, unless a newer one is already kept.
+    fn keep(&self, res: &Resource, key: &str, rev: Revision, obj: &Arc<Value>) {
+        if !Self::keeps(res) {
+            return;
+        }
+        let mut m = self.lock();
+        match m.get_mut(key) {
+            Some(e) if e.0 >= rev => {}
+            Some(e) => *e = (rev, Arc::clone(obj)),
+            None => {
+                m.insert(key.to_owned(), (rev, Arc::clone(obj)));
+            }
+        }
+    }
+
+    fn forget(&self, key: &str, deleted_at: Revision) {
+        let mut m = self.lock();
+        if m.get(key).is_some_and(|(r, _)| *r < deleted_at) {
+            m.remove(key);
+        }
+    }
+
+    /// The object stored in `kv`, from the cache when it holds that revision.
+    fn load(&self, res: &Resource, kv: &KeyValue) -> Result<Arc<Value>, ApiError> {
+        if let Some(o) = self.at(&kv.key, kv.mod_revision) {
+            return Ok(o);
+        }
+        let obj = Arc::new(ApiServer::present(res, kv)?);
+        self.keep(res, &kv.key, kv.mod_revision, &obj);
+        Ok(obj)
+    }
 }
 
 pub struct ApiServer {
@@ -93,6 +168,44 @@ pub struct ApiServer {
     alloc: Mutex<Allocators>,
     last_write: AtomicI64,
     config: ApiConfig,
+    decoded: Arc<Decoded>,
+}
+
+/// An object as it is stored: without `metadata.resourceVersion` (the store's revision is
+/// the truth), serialized straight from the caller's object rather than from a copy.
+struct AsStored<'a>(&'a Value);
+
+/// `metadata` minus `resourceVersion`.
+struct StoredMeta<'a>(&'a Value);
+
+impl Serialize for AsStored<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(m) = self.0 else {
+            return self.0.serialize(s);
+        };
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in m {
+            if k == "metadata" {
+                map.serialize_entry(k, &StoredMeta(v))?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl Serialize for StoredMeta<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(m) = self.0 else {
+            return self.0.serialize(s);
+        };
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in m.iter().filter(|(k, _)| *k != "resourceVersion") {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
@@ -137,6 +250,7 @@ impl ApiServer {
             alloc: Mutex::new(alloc),
             last_write: AtomicI64::new(page.revision),
             config,
+            decoded: Arc::default(),
         })
     }
 
@@ -170,22 +284,32 @@ impl ApiServer {
 
     /// The object as clients see it: kind, apiVersion and resourceVersion filled in.
     fn present(res: &Resource, kv: &KeyValue) -> Result<Value, ApiError> {
-        let mut obj: Value = serde_json::from_slice(&kv.value)
+        let obj: Value = serde_json::from_slice(&kv.value)
             .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?;
+        Ok(Self::finish(res, obj, kv.mod_revision))
+    }
+
+    fn finish(res: &Resource, mut obj: Value, rev: Revision) -> Value {
         let m = ensure_object(&mut obj);
         m.insert("apiVersion".into(), json!(res.api_version()));
         m.insert("kind".into(), json!(res.kind));
         let meta = ensure_object(m.entry("metadata").or_insert(Value::Null));
-        meta.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-        Ok(obj)
+        meta.insert("resourceVersion".into(), json!(rev.to_string()));
+        obj
+    }
+
+    /// After a successful write of `obj` (encoded by [`Self::encode`]) as `kv`: the object
+    /// as `present` would decode it from the store, built without decoding (JSON values
+    /// round-trip exactly), and kept for readers and the watch.
+    fn stored(&self, res: &Resource, kv: &KeyValue, obj: Value) -> Arc<Value> {
+        self.note_write(kv.mod_revision);
+        let obj = Arc::new(Self::finish(res, obj, kv.mod_revision));
+        self.decoded.keep(res, &kv.key, kv.mod_revision, &obj);
+        obj
     }
 
     fn encode(obj: &Value) -> Result<Bytes, ApiError> {
-        let mut o = obj.clone();
-        if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-        }
-        serde_json::to_vec(&o)
+        serde_json::to_vec(&AsStored(obj))
             .map(Bytes::from)
             .map_err(|e| ApiError::internal(e.to_string()))
     }
@@ -232,8 +356,20 @@ impl ApiServer {
         &self,
         res: &'static Resource,
         ns: Option<&str>,
-        mut obj: Value,
+        obj: Value,
     ) -> Result<Value, ApiError> {
+        self.create_shared(res, ns, obj)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Self::create`], returning the shared decoded object (no copy for in-process callers).
+    pub async fn create_shared(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        mut obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let ns = Self::check_ns(res, ns)?;
         check_type(res, &obj)?;
         if let (Some(ns), Some(objns)) = (ns, meta_str(&obj, "namespace")) {
@@ -304,10 +440,7 @@ impl ApiServer {
             };
             let bytes = Self::encode(&candidate)?;
             match self.store.create(&res.key(ns, &this_name), bytes).await {
-                Ok(kv) => {
-                    self.note_write(kv.mod_revision);
-                    return Self::present(res, &kv);
-                }
+                Ok(kv) => return Ok(self.stored(res, &kv, candidate)),
                 Err(e) => {
                     taken.release(&mut self.alloc());
                     let retry = matches!(e, StoreError::AlreadyExists(_)) && name.is_empty();
@@ -342,7 +475,7 @@ impl ApiServer {
         name: &str,
     ) -> Result<Value, ApiError> {
         let kv = self.get_kv(res, ns, name).await?;
-        Self::present(res, &kv)
+        self.decoded.load(res, &kv).map(Arc::unwrap_or_clone)
     }
 
     /// Lists objects; returns the matching objects and the list's resourceVersion and continue token.
@@ -388,13 +521,13 @@ impl ApiServer {
         let mut last_key = None;
         let mut more = page.more;
         for kv in &page.items {
-            let obj = Self::present(res, kv)?;
+            let obj = self.decoded.load(res, kv)?;
             if labels.matches(&obj) && fields.matches(&obj) {
                 if filtered && limit.is_some_and(|l| items.len() == l) {
                     more = true;
                     break;
                 }
-                items.push(obj);
+                items.push(Arc::unwrap_or_clone(obj));
                 last_key = Some(kv.key.clone());
             }
         }
@@ -441,6 +574,20 @@ impl ApiServer {
         obj: Value,
         status_only: bool,
     ) -> Result<Value, ApiError> {
+        self.update_shared(res, ns, name, obj, status_only)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Self::update`], returning the shared decoded object.
+    pub async fn update_shared(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+        status_only: bool,
+    ) -> Result<Arc<Value>, ApiError> {
         check_type(res, &obj)?;
         if meta_str(&obj, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
@@ -454,7 +601,7 @@ impl ApiServer {
                 return Err(ApiError::stale(res, name));
             }
         }
-        let old = Self::present(res, &kv)?;
+        let old = self.decoded.load(res, &kv)?;
         self.write_update(res, ns, name, &kv, old, obj, status_only)
             .await
     }
@@ -469,11 +616,11 @@ impl ApiServer {
         ns: Option<&str>,
         name: &str,
         obj: Value,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         let Some(expected) =
             meta_str(&obj, "resourceVersion").and_then(|r| r.parse::<Revision>().ok())
         else {
-            return self.update(res, ns, name, obj, true).await;
+            return self.update_shared(res, ns, name, obj, true).await;
         };
         let bytes = Self::encode(&obj)?;
         let nsk = Self::check_ns(res, ns)?;
@@ -482,14 +629,7 @@ impl ApiServer {
             .update(&res.key(nsk, name), bytes, expected)
             .await
         {
-            Ok(kv) => {
-                self.note_write(kv.mod_revision);
-                let mut out = obj;
-                if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-                }
-                Ok(out)
-            }
+            Ok(kv) => Ok(self.stored(res, &kv, obj)),
             Err(e) => Err(ApiError::from_store(e, res, name)),
         }
     }
@@ -501,12 +641,12 @@ impl ApiServer {
         ns: Option<&str>,
         name: &str,
         kv: &KeyValue,
-        old: Value,
+        old: Arc<Value>,
         obj: Value,
         status_only: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         let mut new = if status_only {
-            let mut n = old.clone();
+            let mut n = (*old).clone();
             n["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
             n
         } else {
@@ -561,7 +701,7 @@ impl ApiServer {
             admission::admit_update(res, &old, &mut new, &mut ctx)
                 .map_err(|errs| ApiError::invalid(res, name, errs))?
         };
-        if new == old {
+        if new == *old {
             // No-op updates do not bump the revision (kube-apiserver skips the write).
             return Ok(old);
         }
@@ -573,9 +713,8 @@ impl ApiServer {
             .await
         {
             Ok(kv) => {
-                self.note_write(kv.mod_revision);
                 released.release(&mut self.alloc());
-                Self::present(res, &kv)
+                Ok(self.stored(res, &kv, new))
             }
             Err(e) => {
                 taken.release(&mut self.alloc());
@@ -594,10 +733,25 @@ impl ApiServer {
         ptype: PatchType,
         status_only: bool,
     ) -> Result<Value, ApiError> {
+        self.patch_shared(res, ns, name, patch, ptype, status_only)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Self::patch`], returning the shared decoded object.
+    pub async fn patch_shared(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Value,
+        ptype: PatchType,
+        status_only: bool,
+    ) -> Result<Arc<Value>, ApiError> {
         for _ in 0..5 {
             let kv = self.get_kv(res, ns, name).await?;
-            let old = Self::present(res, &kv)?;
-            let mut new = old.clone();
+            let old = self.decoded.load(res, &kv)?;
+            let mut new = (*old).clone();
             match ptype {
                 PatchType::Merge => json_patch::merge(&mut new, patch),
                 PatchType::Json => {
@@ -633,7 +787,7 @@ impl ApiServer {
         grace_period_seconds: Option<i64>,
     ) -> Result<Value, ApiError> {
         let kv = self.get_kv(res, ns, name).await?;
-        let old = Self::present(res, &kv)?;
+        let old = Arc::unwrap_or_clone(self.decoded.load(res, &kv)?);
         let graceful = match res.plural {
             "pods" => {
                 let on_node = old
@@ -675,8 +829,7 @@ impl ApiServer {
                     .update(&res.key(nsk, name), bytes, kv.mod_revision)
                     .await
                     .map_err(|e| ApiError::from_store(e, res, name))?;
-                self.note_write(kv.mod_revision);
-                return Self::present(res, &kv);
+                return Ok(Arc::unwrap_or_clone(self.stored(res, &kv, new)));
             }
         }
         let nsk = Self::check_ns(res, ns)?;
@@ -686,6 +839,7 @@ impl ApiServer {
             .await
             .map_err(|e| ApiError::from_store(e, res, name))?;
         self.note_write(rev);
+        self.decoded.forget(&kv.key, rev);
         if res.plural == "services" {
             admission::service_allocations(&old).release(&mut self.alloc());
         }
@@ -703,29 +857,40 @@ impl ApiServer {
 
     /// Which resource a storage key belongs to, with namespace and name.
     pub fn parse_key(key: &str) -> Option<(&'static Resource, Option<String>, String)> {
+        let (r, rest) = Self::resource_of_key(key)?;
+        if r.namespaced {
+            let (ns, name) = rest.split_once('/')?;
+            Some((r, Some(ns.to_owned()), name.to_owned()))
+        } else {
+            Some((r, None, rest.to_owned()))
+        }
+    }
+
+    /// The resource a storage key belongs to (the longest matching storage prefix) and the
+    /// rest of the key; allocation-free, as it runs for every watch event.
+    fn resource_of_key(key: &str) -> Option<(&'static Resource, &str)> {
         RESOURCES
             .iter()
-            .filter(|r| key.starts_with(&r.key_prefix(None)))
-            .max_by_key(|r| r.key_prefix(None).len())
-            .and_then(|r| {
-                let rest = &key[r.key_prefix(None).len()..];
-                if r.namespaced {
-                    let (ns, name) = rest.split_once('/')?;
-                    Some((r, Some(ns.to_owned()), name.to_owned()))
-                } else {
-                    Some((r, None, rest.to_owned()))
-                }
+            .filter_map(|r| {
+                let rest = key.strip_prefix(r.storage_name())?.strip_prefix('/')?;
+                Some((r, rest))
             })
+            .max_by_key(|(r, _)| r.storage_name().len())
     }
 
     /// Decodes a raw store event into an object event.
     pub fn decode_event(ev: &WatchEvent) -> Option<ObjectEvent> {
-        Self::decode_event_with(ev, true)
+        Self::decode_event_with(ev, true, None)
     }
 
-    /// `with_old: false` skips decoding the previous value (an informer already has it).
-    pub fn decode_event_with(ev: &WatchEvent, with_old: bool) -> Option<ObjectEvent> {
-        let (res, _, _) = Self::parse_key(ev.key())?;
+    /// `with_old: false` skips decoding the previous value (an informer already has it);
+    /// `decoded`, when given, supplies objects this server has already decoded.
+    fn decode_event_with(
+        ev: &WatchEvent,
+        with_old: bool,
+        decoded: Option<&Decoded>,
+    ) -> Option<ObjectEvent> {
+        let (res, _) = Self::resource_of_key(ev.key())?;
         Some(match ev {
             WatchEvent::Put { kv, prev } => ObjectEvent {
                 resource: res,
@@ -734,20 +899,26 @@ impl ApiServer {
                 } else {
                     EventType::Modified
                 },
-                object: Self::present(res, kv).ok()?,
+                object: match decoded {
+                    Some(d) => d.load(res, kv).ok()?,
+                    None => Arc::new(Self::present(res, kv).ok()?),
+                },
                 old: prev
                     .as_ref()
                     .filter(|_| with_old)
-                    .and_then(|p| Self::present(res, p).ok()),
+                    .and_then(|p| Self::present(res, p).ok())
+                    .map(Arc::new),
                 revision: kv.mod_revision,
             },
             WatchEvent::Delete { prev, revision } => {
-                let mut obj = Self::present(res, prev).ok()?;
-                obj["metadata"]["resourceVersion"] = json!(revision.to_string());
+                if let Some(d) = decoded {
+                    d.forget(&prev.key, *revision);
+                }
+                let obj = Self::finish(res, Self::present(res, prev).ok()?, *revision);
                 ObjectEvent {
                     resource: res,
                     kind: EventType::Deleted,
-                    object: obj,
+                    object: Arc::new(obj),
                     old: None,
                     revision: *revision,
                 }
@@ -755,18 +926,28 @@ impl ApiServer {
         })
     }
 
-    /// Every change under every resource from `start` on (for in-process informers, which
-    /// keep the previous object themselves: `old` is not decoded).
+    /// Every change under every resource from `start` on, for in-process informers (which
+    /// keep the previous object themselves: `old` is not decoded). Changes to resources in
+    /// `skip` arrive as bookmarks: the informer learns the revision without the object.
     pub async fn watch_all(
         &self,
         start: Revision,
-    ) -> Result<BoxStream<'static, Result<ObjectEvent, StoreError>>, StoreError> {
+        skip: &'static [&'static str],
+    ) -> Result<BoxStream<'static, Result<WatchItem, StoreError>>, StoreError> {
         let s = self.store.watch("", start).await?;
-        Ok(s.filter_map(|r| async move {
-            match r {
-                Ok(ev) => Self::decode_event_with(&ev, false).map(Ok),
+        let decoded = Arc::clone(&self.decoded);
+        Ok(s.filter_map(move |r| {
+            let item = match r {
+                Ok(ev) => match Self::resource_of_key(ev.key()) {
+                    Some((res, _)) if skip.contains(&res.plural) => {
+                        Some(Ok(WatchItem::Bookmark(ev.revision())))
+                    }
+                    _ => Self::decode_event_with(&ev, false, Some(&decoded))
+                        .map(|e| Ok(WatchItem::Event(e))),
+                },
                 Err(e) => Some(Err(e)),
-            }
+            };
+            futures::future::ready(item)
         })
         .boxed())
     }
@@ -858,7 +1039,7 @@ impl ApiServer {
                         (EventType::Modified, true, false) => "DELETED",
                         _ => return None,
                     };
-                    Some(json!({"type": ty, "object": oe.object}))
+                    Some(json!({"type": ty, "object": Arc::unwrap_or_clone(oe.object)}))
                 }
             })
             .boxed();

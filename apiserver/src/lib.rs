@@ -18,5 +18,5 @@ pub mod store;
 pub mod table;
 pub mod validation;
 
-pub use api::{ApiConfig, ApiServer, EventType, ListQuery, ObjectEvent, PatchType};
+pub use api::{ApiConfig, ApiServer, EventType, ListQuery, ObjectEvent, PatchType, WatchItem};
 pub use error::ApiError;

@@ -247,7 +247,7 @@ impl Resource {
 
     /// kube-apiserver stores a few resources under other names (`services/specs/...`);
     /// we keep the plural for every resource except the ones users look for in etcd.
-    fn storage_name(&self) -> &'static str {
+    pub(crate) fn storage_name(&self) -> &'static str {
         match self.plural {
             "services" => "services/specs",
             "endpoints" => "services/endpoints",

@@ -64,6 +64,9 @@ enum Command {
         /// etcd endpoints (`host:port,...`) for the apiserver-vs-raw-put comparison.
         #[arg(long, value_delimiter = ',')]
         etcd: Option<Vec<String>>,
+        /// Skip the data-path and rule-sync figures (only the scale runs and etcd).
+        #[arg(long)]
+        no_net: bool,
     },
 }
 
@@ -104,11 +107,11 @@ fn main() -> ExitCode {
                 seed,
                 kubeconfig,
             } => serve(listen, &store, &etcd_prefix, cluster, seed, kubeconfig).await,
-            Command::Bench { pods, etcd } => {
+            Command::Bench { pods, etcd, no_net } => {
                 match netsim::bench::run(&netsim::bench::BenchArgs {
                     pods,
                     etcd,
-                    net: true,
+                    net: !no_net,
                 })
                 .await
                 {

@@ -3,6 +3,7 @@
 //! the cluster driver applies events (kube-rs reflector: one writer, many readers).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use apiserver::{EventType, ObjectEvent};
 use serde_json::Value;
@@ -24,8 +25,8 @@ pub fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
 
 #[derive(Default)]
 pub struct Cache {
-    /// plural → key → object.
-    objects: BTreeMap<&'static str, BTreeMap<Key, Value>>,
+    /// plural → key → object, shared with the apiserver's decoded objects.
+    objects: BTreeMap<&'static str, BTreeMap<Key, Arc<Value>>>,
     /// owner uid → (plural, key) of dependents.
     by_owner: BTreeMap<String, BTreeSet<(&'static str, Key)>>,
     /// (namespace, label key, label value) → pod keys.
@@ -37,7 +38,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn apply(&mut self, ev: &ObjectEvent) {
+    pub fn apply(&mut self, ev: ObjectEvent) {
         self.revision = self.revision.max(ev.revision);
         let plural = ev.resource.plural;
         let key = key_of(&ev.object);
@@ -50,7 +51,7 @@ impl Cache {
             self.objects
                 .entry(plural)
                 .or_default()
-                .insert(key, ev.object.clone());
+                .insert(key, ev.object);
         }
     }
 
@@ -151,6 +152,11 @@ impl Cache {
     }
 
     pub fn get(&self, plural: &str, key: &str) -> Option<&Value> {
+        self.get_shared(plural, key).map(|o| &**o)
+    }
+
+    /// The object itself, to keep past a write (cloning the `Arc`, not the object).
+    pub fn get_shared(&self, plural: &str, key: &str) -> Option<&Arc<Value>> {
         self.objects.get(plural).and_then(|m| m.get(key))
     }
 
@@ -160,6 +166,7 @@ impl Cache {
             .get(plural)
             .into_iter()
             .flat_map(|m| m.values())
+            .map(|o| &**o)
     }
 
     /// Objects of a kind in one namespace, in name order.
@@ -174,17 +181,25 @@ impl Cache {
                     move |(k, _)| k.starts_with(&p)
                 })
             })
-            .map(|(_, v)| v)
+            .map(|(_, v)| &**v)
     }
 
     /// Dependents of an owner uid.
     pub fn owned_by(&self, uid: &str, plural: &str) -> Vec<&Value> {
+        self.owned_by_shared(uid, plural)
+            .into_iter()
+            .map(|o| &**o)
+            .collect()
+    }
+
+    /// [`Self::owned_by`], as shared objects to keep past a write.
+    pub fn owned_by_shared(&self, uid: &str, plural: &str) -> Vec<&Arc<Value>> {
         self.by_owner
             .get(uid)
             .into_iter()
             .flat_map(|s| s.iter())
             .filter(|(p, _)| *p == plural)
-            .filter_map(|(p, k)| self.get(p, k))
+            .filter_map(|(p, k)| self.get_shared(p, k))
             .collect()
     }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use apiserver::sim::{Clock, SimRng};
 use apiserver::store::{Store, StoreError};
-use apiserver::{ApiConfig, ApiError, ApiServer, EventType, ObjectEvent};
+use apiserver::{ApiConfig, ApiError, ApiServer, EventType, ObjectEvent, WatchItem};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -42,6 +42,10 @@ pub enum ClusterError {
     #[error("controllers did not settle after {0} rounds (a controller loop is fighting itself)")]
     NoFixpoint(usize),
 }
+
+/// Resources no controller reads: the informer skips them (Events are a third of all
+/// writes; `kubectl describe` reads them from the apiserver, not from here).
+const UNWATCHED: &[&str] = &["events"];
 
 /// What controllers must look at again.
 #[derive(Default)]
@@ -77,7 +81,7 @@ pub struct Cluster {
     pub config: ClusterConfig,
     rng: SimRng,
     cache: Cache,
-    watch: BoxStream<'static, Result<ObjectEvent, StoreError>>,
+    watch: BoxStream<'static, Result<WatchItem, StoreError>>,
     dirty: Dirty,
     timers: BTreeMap<(i64, u64), Timer>,
     timer_seq: u64,
@@ -105,7 +109,7 @@ impl Cluster {
         let api =
             Arc::new(ApiServer::new(store, clock.clone(), api_rng, ApiConfig::default()).await?);
         let start = api.store().current_revision().await?;
-        let watch = api.watch_all(start + 1).await?;
+        let watch = api.watch_all(start + 1, UNWATCHED).await?;
         let mut cluster = Cluster {
             api,
             clock,
@@ -135,7 +139,9 @@ impl Cluster {
         let page = self.api.store().list("", &Default::default()).await?;
         for kv in page.items {
             let ev = apiserver::store::WatchEvent::Put { kv, prev: None };
-            if let Some(oe) = ApiServer::decode_event(&ev) {
+            if let Some(oe) =
+                ApiServer::decode_event(&ev).filter(|oe| !UNWATCHED.contains(&oe.resource.plural))
+            {
                 if oe.resource.plural == "pods" {
                     // Running pods keep their sandbox and IP across a restart of netsim.
                     self.kubelet.adopt(&oe.object);
@@ -156,14 +162,14 @@ impl Cluster {
     /// After the store came back: watch again from what the cache has seen, or reload
     /// everything if that history was compacted meanwhile.
     pub async fn recover(&mut self) -> Result<(), ClusterError> {
-        match self.api.watch_all(self.cache.revision + 1).await {
+        match self.api.watch_all(self.cache.revision + 1, UNWATCHED).await {
             Ok(w) => {
                 self.watch = w;
                 Ok(())
             }
             Err(StoreError::Compacted { .. }) => {
                 let rev = self.api.store().current_revision().await?;
-                self.watch = self.api.watch_all(rev + 1).await?;
+                self.watch = self.api.watch_all(rev + 1, UNWATCHED).await?;
                 self.cache = Cache::default();
                 self.load_existing(rev).await
             }
@@ -184,7 +190,10 @@ impl Cluster {
         let target = self.api.last_write_revision();
         while self.cache.revision < target {
             match self.watch.next().await {
-                Some(Ok(ev)) => self.observe(ev),
+                Some(Ok(WatchItem::Event(ev))) => self.observe(ev),
+                Some(Ok(WatchItem::Bookmark(rev))) => {
+                    self.cache.revision = self.cache.revision.max(rev);
+                }
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err(ClusterError::WatchEnded),
             }
@@ -281,7 +290,7 @@ impl Cluster {
                 }
                 // Only what Endpoints show matters to the endpoints controllers.
                 let old = self.cache.get("pods", &key);
-                let new = (ev.kind != EventType::Deleted).then_some(obj);
+                let new = (ev.kind != EventType::Deleted).then_some(&**obj);
                 if endpoint_view(old) != endpoint_view(new) {
                     let mut svcs = BTreeSet::new();
                     for p in [new, old].into_iter().flatten() {
@@ -292,7 +301,7 @@ impl Cluster {
             }
             _ => {}
         }
-        self.cache.apply(&ev);
+        self.cache.apply(ev);
     }
 
     /// Runs controllers until no more writes happen.

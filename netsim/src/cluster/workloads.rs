@@ -2,6 +2,7 @@
 //! (kube-controller-manager's algorithms, simplified where noted).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use apiserver::resources::{find, Resource};
 use apiserver::{ApiError, PatchType};
@@ -104,7 +105,7 @@ fn pod_from_template(template: &Value, ns: &str, owner: &Value) -> Value {
 
 /// A controller's object as the cache has it, with the identity fields every sync needs.
 struct Live {
-    obj: Value,
+    obj: Arc<Value>,
     uid: String,
     ns: String,
     name: String,
@@ -113,7 +114,7 @@ struct Live {
 impl Cluster {
     /// The object at `key`, unless it is gone or being deleted (the garbage collector's then).
     fn live(&self, plural: &str, key: &str) -> Option<Live> {
-        let obj = self.cache.get(plural, key)?;
+        let obj = self.cache.get_shared(plural, key)?;
         if obj.pointer("/metadata/deletionTimestamp").is_some() {
             return None;
         }
@@ -125,7 +126,7 @@ impl Cluster {
             uid: field("/metadata/uid"),
             name: field("/metadata/name"),
             ns,
-            obj: obj.clone(),
+            obj: Arc::clone(obj),
         })
     }
 
@@ -196,7 +197,7 @@ impl Cluster {
         keys: BTreeSet<Key>,
     ) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(d) = self.cache.get("deployments", &key).cloned() else {
+            let Some(d) = self.cache.get_shared("deployments", &key).cloned() else {
                 continue;
             };
             if d.pointer("/metadata/deletionTimestamp").is_some() {
@@ -220,9 +221,9 @@ impl Cluster {
             d.pointer("/status/collisionCount").and_then(Value::as_i64),
         );
         let new_name = format!("{dname}-{hash}");
-        let mut all: Vec<Value> = self
+        let mut all: Vec<Arc<Value>> = self
             .cache
-            .owned_by(&uid, "replicasets")
+            .owned_by_shared(&uid, "replicasets")
             .into_iter()
             .cloned()
             .collect();
@@ -240,7 +241,7 @@ impl Cluster {
             .iter()
             .find(|r| str_at(r, "/metadata/name") == Some(new_name.as_str()))
             .cloned();
-        let olds: Vec<Value> = all
+        let olds: Vec<Arc<Value>> = all
             .iter()
             .filter(|r| str_at(r, "/metadata/name") != Some(new_name.as_str()))
             .cloned()
@@ -253,7 +254,7 @@ impl Cluster {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
         };
-        let max_old_rev = olds.iter().map(revision_of).max().unwrap_or(0);
+        let max_old_rev = olds.iter().map(|r| revision_of(r)).max().unwrap_or(0);
         let recreate = str_at(d, "/spec/strategy/type") == Some("Recreate");
         let surge = if recreate {
             0
@@ -316,7 +317,10 @@ impl Cluster {
                     },
                     "spec": {"replicas": start, "selector": selector, "template": rs_template},
                 });
-                let created = self.api.create(res("replicasets")?, Some(&ns), rs).await?;
+                let created = self
+                    .api
+                    .create_shared(res("replicasets")?, Some(&ns), rs)
+                    .await?;
                 let patch = json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": (max_old_rev + 1).to_string()}}});
                 self.api
                     .patch(
@@ -429,10 +433,14 @@ impl Cluster {
         &mut self,
         d: &Value,
         new_rs: &Value,
-        olds: &[Value],
+        olds: &[Arc<Value>],
     ) -> Result<(), ClusterError> {
         let replicas = i64_at(d, "/spec/replicas");
-        let all: Vec<&Value> = olds.iter().chain(std::iter::once(new_rs)).collect();
+        let all: Vec<&Value> = olds
+            .iter()
+            .map(|r| &**r)
+            .chain(std::iter::once(new_rs))
+            .collect();
         let sum = |p: &str| -> i64 { all.iter().map(|r| i64_at(r, p)).sum() };
         let available = sum("/status/availableReplicas");
         let unavailable = int_or_percent(
@@ -538,9 +546,9 @@ impl Cluster {
             else {
                 continue;
             };
-            let mut pods: Vec<Value> = self
+            let mut pods: Vec<Arc<Value>> = self
                 .cache
-                .owned_by(&uid, "pods")
+                .owned_by_shared(&uid, "pods")
                 .into_iter()
                 .filter(|p| is_active(p))
                 .cloned()
@@ -552,7 +560,7 @@ impl Cluster {
                 for _ in 0..diff {
                     let mut pod = pod_from_template(&template, &ns, &rs);
                     pod["metadata"]["generateName"] = json!(format!("{name}-"));
-                    let created = self.api.create(res("pods")?, Some(&ns), pod).await?;
+                    let created = self.api.create_shared(res("pods")?, Some(&ns), pod).await?;
                     let pname = str_at(&created, "/metadata/name")
                         .unwrap_or_default()
                         .to_owned();
@@ -643,9 +651,9 @@ impl Cluster {
                 })
                 .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
                 .collect();
-            let pods: Vec<Value> = self
+            let pods: Vec<Arc<Value>> = self
                 .cache
-                .owned_by(&uid, "pods")
+                .owned_by_shared(&uid, "pods")
                 .into_iter()
                 .filter(|p| is_active(p))
                 .cloned()
@@ -657,7 +665,8 @@ impl Cluster {
                     .unwrap_or_default()
                     .to_owned()
             };
-            let covered: std::collections::BTreeSet<String> = pods.iter().map(node_of).collect();
+            let covered: std::collections::BTreeSet<String> =
+                pods.iter().map(|p| node_of(p)).collect();
             for node in &nodes {
                 if covered.contains(node) {
                     continue;
@@ -687,12 +696,13 @@ impl Cluster {
             // Rolling update, maxUnavailable 1: replace one outdated pod once all are ready.
             let outdated: Vec<&Value> = pods
                 .iter()
+                .map(|p| &**p)
                 .filter(|p| {
                     str_at(p, "/metadata/labels/controller-revision-hash") != Some(hash.as_str())
                 })
                 .collect();
             if let Some(p) = outdated.first() {
-                if pods.iter().all(is_ready) && pods.len() >= nodes.len() {
+                if pods.iter().all(|p| is_ready(p)) && pods.len() >= nodes.len() {
                     let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
                     ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
                 }
@@ -742,9 +752,9 @@ impl Cluster {
             let parallel = str_at(&sts, "/spec/podManagementPolicy") == Some("Parallel");
             let template = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
             let revision = format!("{name}-{}", pod_template_hash(&template, None));
-            let pods: Vec<Value> = self
+            let pods: Vec<Arc<Value>> = self
                 .cache
-                .owned_by(&uid, "pods")
+                .owned_by_shared(&uid, "pods")
                 .into_iter()
                 .cloned()
                 .collect();
@@ -796,6 +806,7 @@ impl Cluster {
                 // Scale down from the highest ordinal, one at a time.
                 let mut extra: Vec<&Value> = pods
                     .iter()
+                    .map(|p| &**p)
                     .filter(|p| ordinal(p) >= replicas && is_active(p))
                     .collect();
                 extra.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
@@ -811,10 +822,11 @@ impl Cluster {
                         None,
                     )
                     .await?;
-                } else if pods.iter().all(is_active) {
+                } else if pods.iter().all(|p| is_active(p)) {
                     // Rolling update: the highest outdated ordinal is replaced first.
                     let mut outdated: Vec<&Value> = pods
                         .iter()
+                        .map(|p| &**p)
                         .filter(|p| {
                             ordinal(p) < replicas
                                 && str_at(p, "/metadata/labels/controller-revision-hash")
