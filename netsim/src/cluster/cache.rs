@@ -34,6 +34,10 @@ pub struct Cache {
     /// (namespace, first selector key, value) → services: a pod can only be selected by a
     /// Service whose first selector pair it carries.
     services_by_selector: BTreeMap<(String, String, String), BTreeSet<Key>>,
+    /// Pods bound to each node, and per (first owner uid, node): the scheduler's spread
+    /// counts, kept here so that scheduling one pod does not walk every pod.
+    pods_on_node: BTreeMap<String, usize>,
+    owned_pods_on_node: BTreeMap<(String, String), usize>,
     pub revision: i64,
 }
 
@@ -113,6 +117,15 @@ impl Cache {
                     .or_default()
                     .insert(key.clone());
             }
+            if let Some(node) = str_at(obj, "/spec/nodeName") {
+                *self.pods_on_node.entry(node.to_owned()).or_default() += 1;
+                if let Some(owner) = Self::first_owner(obj) {
+                    *self
+                        .owned_pods_on_node
+                        .entry((owner.to_owned(), node.to_owned()))
+                        .or_default() += 1;
+                }
+            }
         }
     }
 
@@ -148,7 +161,31 @@ impl Cache {
                     }
                 }
             }
+            if let Some(node) = str_at(obj, "/spec/nodeName") {
+                decrement(&mut self.pods_on_node, node.to_owned());
+                if let Some(owner) = Self::first_owner(obj) {
+                    decrement(
+                        &mut self.owned_pods_on_node,
+                        (owner.to_owned(), node.to_owned()),
+                    );
+                }
+            }
         }
+    }
+
+    fn first_owner(obj: &Value) -> Option<&str> {
+        str_at(obj, "/metadata/ownerReferences/0/uid")
+    }
+
+    /// Pods bound to `node`, and how many of them belong to `owner_uid` (first owner).
+    pub fn pods_on_node(&self, node: &str, owner_uid: &str) -> (usize, usize) {
+        let all = self.pods_on_node.get(node).copied().unwrap_or(0);
+        let owned = self
+            .owned_pods_on_node
+            .get(&(owner_uid.to_owned(), node.to_owned()))
+            .copied()
+            .unwrap_or(0);
+        (owned, all)
     }
 
     pub fn get(&self, plural: &str, key: &str) -> Option<&Value> {
@@ -167,6 +204,14 @@ impl Cache {
             .into_iter()
             .flat_map(|m| m.values())
             .map(|o| &**o)
+    }
+
+    /// [`Self::all`], as shared objects to keep past a write.
+    pub fn all_shared(&self, plural: &str) -> impl Iterator<Item = &Arc<Value>> {
+        self.objects
+            .get(plural)
+            .into_iter()
+            .flat_map(|m| m.values())
     }
 
     /// Objects of a kind in one namespace, in name order.
@@ -268,5 +313,14 @@ impl Cache {
                     .all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
             })
             .collect()
+    }
+}
+
+fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(&key);
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! against each pod's named container ports (reference §7).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use apiserver::resources::find;
 use apiserver::ApiError;
@@ -41,7 +42,7 @@ impl Cluster {
             let (ns, name) = split_key(&key);
             let ns = ns.unwrap_or("default").to_owned();
             let name = name.to_owned();
-            let Some(svc) = self.cache.get("services", &key).cloned() else {
+            let Some(svc) = self.cache.get_shared("services", &key).cloned() else {
                 ignore_not_found(self.api.delete(ep_res, Some(&ns), &name, None).await)?;
                 continue;
             };
@@ -49,7 +50,6 @@ impl Cluster {
                 .pointer("/spec/selector")
                 .and_then(Value::as_object)
                 .filter(|s| !s.is_empty())
-                .cloned()
             else {
                 continue;
             };
@@ -61,9 +61,9 @@ impl Cluster {
                 .and_then(Value::as_bool)
                 == Some(true);
             let headless = str_at(&svc, "/spec/clusterIP") == Some("None");
-            let mut pods: Vec<Value> = self
+            let mut pods: Vec<&Value> = self
                 .cache
-                .pods_matching(&ns, &selector)
+                .pods_matching(&ns, selector)
                 .into_iter()
                 .filter(|p| str_at(p, "/status/podIP").is_some())
                 .filter(|p| {
@@ -73,14 +73,12 @@ impl Cluster {
                     )
                 })
                 .filter(|p| publish_not_ready || p.pointer("/metadata/deletionTimestamp").is_none())
-                .cloned()
                 .collect();
             pods.sort_by(|a, b| str_at(a, "/status/podIP").cmp(&str_at(b, "/status/podIP")));
-            let svc_ports: Vec<Value> = svc
+            let svc_ports: &[Value] = svc
                 .pointer("/spec/ports")
                 .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+                .map_or(&[], Vec::as_slice);
 
             // Endpoints (legacy): one subset per distinct resolved port set.
             let mut subsets: Vec<(Vec<Value>, Vec<Value>, Vec<Value>)> = Vec::new();
@@ -168,7 +166,20 @@ impl Cluster {
             if !subsets.is_empty() {
                 ep["subsets"] = json!(subsets);
             }
-            match self.cache.get("endpoints", &key).cloned() {
+            let old_ep = self.cache.get_shared("endpoints", &key).cloned();
+            // The slice is the Service's (ownerReference), so the owner index finds it.
+            let existing = str_at(&svc, "/metadata/uid")
+                .and_then(|uid| {
+                    self.cache
+                        .owned_by_shared(uid, "endpointslices")
+                        .into_iter()
+                        .find(|s| {
+                            str_at(s, "/metadata/labels/kubernetes.io~1service-name")
+                                == Some(name.as_str())
+                        })
+                })
+                .cloned();
+            match old_ep {
                 None => {
                     ignore_not_found(self.api.create(ep_res, Some(&ns), ep).await)?;
                 }
@@ -176,7 +187,7 @@ impl Cluster {
                     if old.get("subsets") != ep.get("subsets")
                         || old.pointer("/metadata/labels") != ep.pointer("/metadata/labels")
                     {
-                        let mut n = old.clone();
+                        let mut n = Arc::unwrap_or_clone(old);
                         n["metadata"]["labels"] = labels.clone();
                         match ep.get("subsets") {
                             Some(s) => n["subsets"] = s.clone(),
@@ -187,7 +198,9 @@ impl Cluster {
                             }
                         }
                         ignore_not_found(
-                            self.api.update(ep_res, Some(&ns), &name, n, false).await,
+                            self.api
+                                .update_shared(ep_res, Some(&ns), &name, n, false)
+                                .await,
                         )?;
                     }
                 }
@@ -205,13 +218,6 @@ impl Cluster {
                     .map(|sp| json!({"name": sp.get("name").cloned().unwrap_or(json!("")), "port": sp.get("targetPort").filter(|t| t.is_i64()).or(sp.get("port")), "protocol": sp.get("protocol")}))
                     .collect()
             });
-            let existing = self
-                .cache
-                .in_ns("endpointslices", &ns)
-                .find(|s| {
-                    str_at(s, "/metadata/labels/kubernetes.io~1service-name") == Some(name.as_str())
-                })
-                .cloned();
             let body = json!({"endpoints": slice_eps, "ports": ports});
             match existing {
                 None => {
@@ -227,15 +233,15 @@ impl Cluster {
                     if old.get("endpoints").unwrap_or(&json!([])) != &body["endpoints"]
                         || old.get("ports") != Some(&body["ports"])
                     {
-                        let mut n = old.clone();
-                        n["endpoints"] = body["endpoints"].clone();
-                        n["ports"] = body["ports"].clone();
                         let sname = str_at(&old, "/metadata/name")
                             .unwrap_or_default()
                             .to_owned();
+                        let mut n = Arc::unwrap_or_clone(old);
+                        n["endpoints"] = body["endpoints"].clone();
+                        n["ports"] = body["ports"].clone();
                         ignore_not_found(
                             self.api
-                                .update(slice_res, Some(&ns), &sname, n, false)
+                                .update_shared(slice_res, Some(&ns), &sname, n, false)
                                 .await,
                         )?;
                     }

@@ -4,6 +4,7 @@
 //! equal scores.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use apiserver::resources::find;
 use apiserver::ApiError;
@@ -15,16 +16,15 @@ use super::{ignore_not_found, split_key, Cluster, ClusterError};
 /// True if every NoSchedule/NoExecute taint of `node` is tolerated.
 pub fn tolerates_all(node: &Value, tolerations: &[Value], ignore_unschedulable: bool) -> bool {
     let unschedulable = node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true);
-    let mut taints: Vec<Value> = node
+    let taints = node
         .pointer("/spec/taints")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if unschedulable && !ignore_unschedulable {
-        taints.push(json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}));
-    }
+        .map_or(&[][..], Vec::as_slice);
+    let cordon = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
+    let cordoned = (unschedulable && !ignore_unschedulable).then_some(&cordon);
     taints
         .iter()
+        .chain(cordoned)
         .filter(|t| t.get("effect").and_then(Value::as_str) != Some("PreferNoSchedule"))
         .all(|t| {
             tolerations.iter().any(|tol| {
@@ -72,9 +72,21 @@ fn node_ready(node: &Value) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
-                c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
             })
         })
+}
+
+/// What filters a pod's node choice; pods of one controller share it, so the filtered node
+/// list is computed once per distinct constraint set per scheduling pass.
+fn constraints_of(pod: &Value) -> String {
+    json!([
+        pod.pointer("/spec/tolerations"),
+        pod.pointer("/spec/nodeSelector"),
+        required_node_name(pod)
+    ])
+    .to_string()
 }
 
 impl Cluster {
@@ -83,19 +95,19 @@ impl Cluster {
             return Ok(());
         }
         let pods_res = find("pods").ok_or_else(|| ApiError::internal("no pods resource"))?;
-        // Pod counts per node and per (owner, node), maintained as we bind.
-        let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-        let mut per_owner: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for p in self.cache.all("pods") {
-            if let Some(n) = str_at(p, "/spec/nodeName") {
-                *per_node.entry(n.to_owned()).or_default() += 1;
-                if let Some(o) = str_at(p, "/metadata/ownerReferences/0/uid") {
-                    *per_owner.entry((o.to_owned(), n.to_owned())).or_default() += 1;
-                }
-            }
-        }
+        let ready_nodes: Vec<Arc<Value>> = self
+            .cache
+            .all_shared("nodes")
+            .filter(|n| node_ready(n))
+            .cloned()
+            .collect();
+        let total_nodes = self.cache.all("nodes").count();
+        let mut feasible_for: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Bindings made in this pass, which the cache's counts do not show yet.
+        let mut bound_here: BTreeMap<String, usize> = BTreeMap::new();
+        let mut bound_here_owned: BTreeMap<(String, String), usize> = BTreeMap::new();
         for key in keys {
-            let Some(pod) = self.cache.get("pods", &key).cloned() else {
+            let Some(pod) = self.cache.get_shared("pods", &key).cloned() else {
                 continue;
             };
             if str_at(&pod, "/spec/nodeName").is_some()
@@ -103,60 +115,75 @@ impl Cluster {
             {
                 continue;
             }
-            let tolerations: Vec<Value> = pod
-                .pointer("/spec/tolerations")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
             let owner = str_at(&pod, "/metadata/ownerReferences/0/uid")
                 .unwrap_or_default()
                 .to_owned();
-            let candidates: Vec<String> = self
-                .cache
-                .all("nodes")
-                .filter(|n| node_ready(n))
-                .filter(|n| tolerates_all(n, &tolerations, false))
-                .filter(|n| node_selector_matches(n, pod.pointer("/spec/nodeSelector")))
-                .filter(|n| {
-                    required_node_name(&pod)
-                        .is_none_or(|want| str_at(n, "/metadata/name") == Some(want))
+            let candidates = feasible_for
+                .entry(constraints_of(&pod))
+                .or_insert_with(|| {
+                    let tolerations: &[Value] = pod
+                        .pointer("/spec/tolerations")
+                        .and_then(Value::as_array)
+                        .map_or(&[], Vec::as_slice);
+                    ready_nodes
+                        .iter()
+                        .filter(|n| tolerates_all(n, tolerations, false))
+                        .filter(|n| node_selector_matches(n, pod.pointer("/spec/nodeSelector")))
+                        .filter(|n| {
+                            required_node_name(&pod)
+                                .is_none_or(|want| str_at(n, "/metadata/name") == Some(want))
+                        })
+                        .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
+                        .collect()
                 })
-                .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
-                .collect();
+                .clone();
             let (ns, name) = split_key(&key);
             if candidates.is_empty() {
-                let total = self.cache.all("nodes").count();
+                let total = total_nodes;
                 let cond = json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": format!("0/{total} nodes are available: {total} node(s) didn't match Pod's node affinity/selector or had untolerated taints."),
                     "lastTransitionTime": self.clock.now_rfc3339()});
                 if pod.pointer("/status/conditions/0") != Some(&cond) {
-                    let mut n = pod.clone();
+                    let mut n = (*pod).clone();
                     n["status"]["conditions"] = json!([cond]);
                     ignore_not_found(self.api.update_status(pods_res, ns, name, n).await)?;
                 }
                 continue;
             }
             let score = |n: &String| {
+                let (owned, all) = self.cache.pods_on_node(n, &owner);
                 (
-                    per_owner
-                        .get(&(owner.clone(), n.clone()))
-                        .copied()
-                        .unwrap_or(0),
-                    per_node.get(n).copied().unwrap_or(0),
+                    owned
+                        + bound_here_owned
+                            .get(&(owner.clone(), n.clone()))
+                            .copied()
+                            .unwrap_or(0),
+                    all + bound_here.get(n).copied().unwrap_or(0),
                 )
             };
-            let best = candidates.iter().map(score).min().unwrap_or((0, 0));
-            let tied: Vec<&String> = candidates.iter().filter(|n| score(n) == best).collect();
+            let scores: Vec<(usize, usize)> = candidates.iter().map(score).collect();
+            let best = scores.iter().min().copied().unwrap_or((0, 0));
+            let tied: Vec<&String> = candidates
+                .iter()
+                .zip(&scores)
+                .filter(|(_, s)| **s == best)
+                .map(|(n, _)| n)
+                .collect();
             let chosen = tied[self.rng.below(tied.len() as u64) as usize].clone();
             // The binding subresource, as kube-scheduler posts it.
-            let mut bound = pod.clone();
+            let mut bound = (*pod).clone();
             bound["spec"]["nodeName"] = json!(chosen);
-            if ignore_not_found(self.api.update(pods_res, ns, name, bound, false).await)?.is_none()
+            if ignore_not_found(
+                self.api
+                    .update_shared(pods_res, ns, name, bound, false)
+                    .await,
+            )?
+            .is_none()
             {
                 continue;
             }
-            *per_node.entry(chosen.clone()).or_default() += 1;
-            *per_owner
+            *bound_here.entry(chosen.clone()).or_default() += 1;
+            *bound_here_owned
                 .entry((owner.clone(), chosen.clone()))
                 .or_default() += 1;
             let msg = format!(

@@ -65,7 +65,8 @@ pub fn is_ready(pod: &Value) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
-                c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
             })
         })
 }
