@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::json::At;
 use serde_json::{json, Map, Value};
 
 use crate::alloc::{AllocError, IpAllocator, PortAllocator};
@@ -64,7 +65,7 @@ fn default_key(m: &mut Map<String, Value>, key: &str, value: Value) {
 }
 
 fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
+    v.at(ptr).and_then(Value::as_str)
 }
 
 /// Name rule per resource (Services and Namespaces are labels; most things subdomains).
@@ -161,10 +162,10 @@ pub fn admit_update(
         "deployments" | "replicasets" | "daemonsets" | "statefulsets" => {
             default_workload(res, new);
             validate_workload(res, new, &mut errs);
-            if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
+            if old.at("/spec/selector") != new.at("/spec/selector") {
                 errs.push(FieldError::invalid(
                     "spec.selector",
-                    label_selector_go(new.pointer("/spec/selector")),
+                    label_selector_go(new.at("/spec/selector")),
                     "field is immutable",
                 ));
             }
@@ -197,17 +198,14 @@ pub fn service_allocations(svc: &Value) -> Taken {
         t.ips.push(ip);
     }
     t.ports = node_ports_of(svc);
-    if let Some(p) = svc
-        .pointer("/spec/healthCheckNodePort")
-        .and_then(Value::as_i64)
-    {
+    if let Some(p) = svc.at("/spec/healthCheckNodePort").and_then(Value::as_i64) {
         t.ports.push(p);
     }
     t
 }
 
 fn node_ports_of(svc: &Value) -> Vec<i64> {
-    svc.pointer("/spec/ports")
+    svc.at("/spec/ports")
         .and_then(Value::as_array)
         .map(|ps| {
             ps.iter()
@@ -230,15 +228,8 @@ fn released_by_update(old: &Value, new: &Value) -> Taken {
         .into_iter()
         .filter(|p| !new_ports.contains(p))
         .collect();
-    let old_hc = old
-        .pointer("/spec/healthCheckNodePort")
-        .and_then(Value::as_i64);
-    if old_hc.is_some()
-        && old_hc
-            != new
-                .pointer("/spec/healthCheckNodePort")
-                .and_then(Value::as_i64)
-    {
+    let old_hc = old.at("/spec/healthCheckNodePort").and_then(Value::as_i64);
+    if old_hc.is_some() && old_hc != new.at("/spec/healthCheckNodePort").and_then(Value::as_i64) {
         t.ports.extend(old_hc);
     }
     t
@@ -250,20 +241,20 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
     let new_type = str_at(new, "/spec/type").unwrap_or("ClusterIP").to_owned();
     if new_type != "ExternalName"
         && new
-            .pointer("/spec/clusterIP")
+            .at("/spec/clusterIP")
             .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
     {
-        if let Some(ip) = old.pointer("/spec/clusterIP").cloned() {
+        if let Some(ip) = old.at("/spec/clusterIP").cloned() {
             let spec = obj_mut(new, "spec");
             spec.insert("clusterIP".into(), ip);
-            if let Some(ips) = old.pointer("/spec/clusterIPs").cloned() {
+            if let Some(ips) = old.at("/spec/clusterIPs").cloned() {
                 spec.insert("clusterIPs".into(), ips);
             }
         }
     }
     if new_type == "ExternalName" {
         if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-            if spec.get("clusterIP") == old.pointer("/spec/clusterIP") {
+            if spec.get("clusterIP") == old.at("/spec/clusterIP") {
                 spec.remove("clusterIP");
                 spec.remove("clusterIPs");
             }
@@ -271,7 +262,7 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
     }
     let wants_node_ports = matches!(new_type.as_str(), "NodePort" | "LoadBalancer");
     let old_ports = old
-        .pointer("/spec/ports")
+        .at("/spec/ports")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -295,8 +286,8 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
             }
         }
     }
-    if new.pointer("/spec/healthCheckNodePort").is_none() && new_type == "LoadBalancer" {
-        if let Some(hc) = old.pointer("/spec/healthCheckNodePort").cloned() {
+    if new.at("/spec/healthCheckNodePort").is_none() && new_type == "LoadBalancer" {
+        if let Some(hc) = old.at("/spec/healthCheckNodePort").cloned() {
             if str_at(new, "/spec/externalTrafficPolicy") == Some("Local") {
                 obj_mut(new, "spec").insert("healthCheckNodePort".into(), hc);
             }
@@ -471,7 +462,7 @@ fn label_selector_go(sel: Option<&Value>) -> String {
 }
 
 fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
-    if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
+    if let Some(r) = obj.at("/spec/replicas").and_then(Value::as_i64) {
         if r < 0 {
             errs.push(FieldError::invalid(
                 "spec.replicas",
@@ -480,7 +471,7 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
             ));
         }
     }
-    let selector = obj.pointer("/spec/selector");
+    let selector = obj.at("/spec/selector");
     let empty_selector = selector.is_none_or(|s| {
         s.get("matchLabels")
             .and_then(Value::as_object)
@@ -496,7 +487,7 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
         // serviceName became optional in 1.32; nothing to report.
     }
     let labels = obj
-        .pointer("/spec/template/metadata/labels")
+        .at("/spec/template/metadata/labels")
         .and_then(Value::as_object);
     let sel = crate::selector::LabelSelector::from_json(selector.unwrap_or(&Value::Null));
     if empty_selector || !sel.matches_labels(labels) {
@@ -506,7 +497,7 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
             "`selector` does not match template `labels`",
         ));
     }
-    match obj.pointer("/spec/template/spec") {
+    match obj.at("/spec/template/spec") {
         Some(ps) => validate_pod_spec("spec.template.spec", ps, errs),
         None => errs.push(FieldError::required("spec.template.spec.containers", "")),
     }
@@ -562,7 +553,7 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
         return;
     }
     let ports = obj
-        .pointer("/spec/ports")
+        .at("/spec/ports")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -720,7 +711,7 @@ fn allocate_service(
     }
     let wants_np = matches!(ty.as_str(), "NodePort" | "LoadBalancer")
         && !(ty == "LoadBalancer"
-            && obj.pointer("/spec/allocateLoadBalancerNodePorts") == Some(&json!(false)));
+            && obj.at("/spec/allocateLoadBalancerNodePorts") == Some(&json!(false)));
     let old_nps = old.map(node_ports_of).unwrap_or_default();
     if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for (i, p) in ports.iter_mut().enumerate() {
@@ -754,11 +745,11 @@ fn allocate_service(
     }
     if ty == "LoadBalancer" && str_at(obj, "/spec/externalTrafficPolicy") == Some("Local") {
         let hc = obj
-            .pointer("/spec/healthCheckNodePort")
+            .at("/spec/healthCheckNodePort")
             .and_then(Value::as_i64)
             .unwrap_or(0);
         let old_hc = old
-            .and_then(|o| o.pointer("/spec/healthCheckNodePort"))
+            .and_then(|o| o.at("/spec/healthCheckNodePort"))
             .and_then(Value::as_i64);
         if hc == 0 {
             if let Ok(p) = ctx.alloc.node_ports.allocate_next(ctx.rng) {

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::json::At;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -169,6 +170,7 @@ pub struct ApiServer {
     last_write: AtomicI64,
     config: ApiConfig,
     decoded: Arc<Decoded>,
+    write_counts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 /// An object as it is stored: without `metadata.resourceVersion` (the store's revision is
@@ -251,6 +253,7 @@ impl ApiServer {
             last_write: AtomicI64::new(page.revision),
             config,
             decoded: Arc::default(),
+            write_counts: Mutex::default(),
         })
     }
 
@@ -271,8 +274,22 @@ impl ApiServer {
         self.last_write.load(Ordering::SeqCst)
     }
 
-    fn note_write(&self, rev: Revision) {
+    fn note_write(&self, res: &Resource, op: &'static str, rev: Revision) {
         self.last_write.fetch_max(rev, Ordering::SeqCst);
+        let mut counts = match self.write_counts.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *counts.entry((res.plural, op)).or_insert(0) += 1;
+    }
+
+    /// Writes made through this server, by (resource, `create`/`update`/`delete`) — as
+    /// kube-apiserver's `apiserver_request_total` counts them; the benchmark reports them.
+    pub fn write_counts(&self) -> BTreeMap<(&'static str, &'static str), u64> {
+        match self.write_counts.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     fn alloc(&self) -> MutexGuard<'_, Allocators> {
@@ -302,7 +319,12 @@ impl ApiServer {
     /// as `present` would decode it from the store, built without decoding (JSON values
     /// round-trip exactly), and kept for readers and the watch.
     fn stored(&self, res: &Resource, kv: &KeyValue, obj: Value) -> Arc<Value> {
-        self.note_write(kv.mod_revision);
+        let op = if kv.create_revision == kv.mod_revision {
+            "create"
+        } else {
+            "update"
+        };
+        self.note_write(res, op, kv.mod_revision);
         let obj = Arc::new(Self::finish(res, obj, kv.mod_revision));
         self.decoded.keep(res, &kv.key, kv.mod_revision, &obj);
         obj
@@ -334,8 +356,8 @@ impl ApiServer {
             .map_err(|e| ApiError::from_store(e, nsr, ns))?;
         match got {
             Some(kv) => {
-                let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
-                if obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+                let obj = self.decoded.load(nsr, &kv)?;
+                if obj.at("/status/phase").and_then(Value::as_str) == Some("Terminating") {
                     return Err(ApiError {
                         code: 403,
                         reason: "Forbidden",
@@ -684,7 +706,7 @@ impl ApiServer {
                 }
             }
             if old.get("spec") != n.get("spec") {
-                if let Some(g) = old.pointer("/metadata/generation").and_then(Value::as_i64) {
+                if let Some(g) = old.at("/metadata/generation").and_then(Value::as_i64) {
                     n["metadata"]["generation"] = json!(g + 1);
                 }
             }
@@ -791,16 +813,16 @@ impl ApiServer {
         let graceful = match res.plural {
             "pods" => {
                 let on_node = old
-                    .pointer("/spec/nodeName")
+                    .at("/spec/nodeName")
                     .and_then(Value::as_str)
                     .is_some_and(|n| !n.is_empty());
                 let terminal = matches!(
-                    old.pointer("/status/phase").and_then(Value::as_str),
+                    old.at("/status/phase").and_then(Value::as_str),
                     Some("Succeeded") | Some("Failed")
                 );
                 let grace = grace_period_seconds
                     .or_else(|| {
-                        old.pointer("/spec/terminationGracePeriodSeconds")
+                        old.at("/spec/terminationGracePeriodSeconds")
                             .and_then(Value::as_i64)
                     })
                     .unwrap_or(30);
@@ -810,7 +832,7 @@ impl ApiServer {
             _ => None,
         };
         if let Some(grace) = graceful {
-            if old.pointer("/metadata/deletionTimestamp").is_some() {
+            if old.at("/metadata/deletionTimestamp").is_some() {
                 if grace_period_seconds != Some(0) {
                     return Ok(old);
                 }
@@ -838,7 +860,7 @@ impl ApiServer {
             .delete(&res.key(nsk, name), None)
             .await
             .map_err(|e| ApiError::from_store(e, res, name))?;
-        self.note_write(rev);
+        self.note_write(res, "delete", rev);
         self.decoded.forget(&kv.key, rev);
         if res.plural == "services" {
             admission::service_allocations(&old).release(&mut self.alloc());

@@ -11,6 +11,7 @@ pub mod api;
 pub mod decode;
 pub mod error;
 pub mod http;
+pub mod json;
 pub mod resources;
 pub mod selector;
 pub mod sim;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::json::At;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -136,7 +137,7 @@ impl LabelSelector {
 
     /// Matches an object's `metadata.labels`.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.matches_labels(obj.pointer("/metadata/labels").and_then(Value::as_object))
+        self.matches_labels(obj.at("/metadata/labels").and_then(Value::as_object))
     }
 }
 
@@ -205,7 +206,7 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(k, eq, v)| {
             let ptr = format!("/{}", k.replace('.', "/"));
-            let actual = obj.pointer(&ptr).and_then(Value::as_str).unwrap_or("");
+            let actual = obj.at(&ptr).and_then(Value::as_str).unwrap_or("");
             (actual == v) == *eq
         })
     }

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::json::At;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -311,7 +312,7 @@ pub fn cells(res: &Resource, obj: &Value, now_ms: i64) -> Vec<Value> {
                 names.into(),
                 images.into(),
                 // Deployments print the bare selector string: empty, not `<none>`.
-                selector_string(obj.pointer("/spec/selector"))
+                selector_string(obj.at("/spec/selector"))
                     .unwrap_or_else(|| "<invalid>".to_owned())
                     .into(),
             ]
@@ -326,7 +327,7 @@ pub fn cells(res: &Resource, obj: &Value, now_ms: i64) -> Vec<Value> {
                 age,
                 names.into(),
                 images.into(),
-                format_label_selector(obj.pointer("/spec/selector")).into(),
+                format_label_selector(obj.at("/spec/selector")).into(),
             ]
         }
         "daemonsets" => {
@@ -338,11 +339,11 @@ pub fn cells(res: &Resource, obj: &Value, now_ms: i64) -> Vec<Value> {
                 int(obj, "/status/numberReady").into(),
                 int(obj, "/status/updatedNumberScheduled").into(),
                 int(obj, "/status/numberAvailable").into(),
-                format_labels(obj.pointer("/spec/template/spec/nodeSelector")).into(),
+                format_labels(obj.at("/spec/template/spec/nodeSelector")).into(),
                 age,
                 names.into(),
                 images.into(),
-                format_label_selector(obj.pointer("/spec/selector")).into(),
+                format_label_selector(obj.at("/spec/selector")).into(),
             ]
         }
         "statefulsets" => {
@@ -364,7 +365,7 @@ pub fn cells(res: &Resource, obj: &Value, now_ms: i64) -> Vec<Value> {
         ],
         "ingresses" => ingress_cells(obj, name, age),
         "ingressclasses" => {
-            let parameters = match obj.pointer("/spec/parameters") {
+            let parameters = match obj.at("/spec/parameters") {
                 Some(p) if p.is_object() => {
                     let mut s = text(p, "/kind").to_owned();
                     if let Some(group) = p.get("apiGroup").and_then(Value::as_str) {
@@ -528,33 +529,31 @@ fn row_conditions(res: &Resource, obj: &Value) -> Vec<Value> {
 
 /// A string field, `""` when absent (Go's zero value, which the printers test for).
 fn text<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+    v.at(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
 /// An integer field, 0 when absent.
 fn int(v: &Value, ptr: &str) -> i64 {
-    v.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+    v.at(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// An array field, empty when absent.
 fn list<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
-    v.pointer(ptr)
+    v.at(ptr)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
 }
 
 fn map_len(v: &Value, ptr: &str) -> i64 {
-    v.pointer(ptr)
+    v.at(ptr)
         .and_then(Value::as_object)
         .map_or(0, |m| m.len() as i64)
 }
 
 /// A timestamp field in ms; absent or unparsable is Go's zero time.
 fn time_ms(v: &Value, ptr: &str) -> Option<i64> {
-    v.pointer(ptr)
-        .and_then(Value::as_str)
-        .and_then(parse_rfc3339)
+    v.at(ptr).and_then(Value::as_str).and_then(parse_rfc3339)
 }
 
 /// `translateTimestampSince`: `<unknown>` for the zero time.
@@ -571,7 +570,7 @@ fn age(obj: &Value, now_ms: i64) -> String {
 
 /// `spec.replicas`; defaulting sets 1 when omitted, so an undefaulted object reads as 1.
 fn replicas(obj: &Value) -> i64 {
-    obj.pointer("/spec/replicas")
+    obj.at("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
 }
@@ -688,14 +687,14 @@ fn node_cells(obj: &Value, name: Value, age: Value) -> Vec<Value> {
         None => "Unknown",
     }];
     if obj
-        .pointer("/spec/unschedulable")
+        .at("/spec/unschedulable")
         .and_then(Value::as_bool)
         .unwrap_or(false)
     {
         status.push("SchedulingDisabled");
     }
     let mut roles = BTreeSet::new();
-    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+    if let Some(labels) = obj.at("/metadata/labels").and_then(Value::as_object) {
         for (k, v) in labels {
             if let Some(role) = k.strip_prefix("node-role.kubernetes.io/") {
                 if !role.is_empty() {
@@ -743,7 +742,7 @@ fn node_cells(obj: &Value, name: Value, age: Value) -> Vec<Value> {
 
 /// Whether a pointer names a present, non-null field (Go's non-nil pointer test).
 fn has(c: &Value, ptr: &str) -> bool {
-    c.pointer(ptr).is_some_and(|v| !v.is_null())
+    c.at(ptr).is_some_and(|v| !v.is_null())
 }
 
 /// `reason` of a terminated state, or `Signal:N` / `ExitCode:N` when it has none.
@@ -994,7 +993,7 @@ fn service_cells(svc: &Value, name: Value, age: Value) -> Vec<Value> {
         external.into(),
         ports.into(),
         age,
-        format_labels(svc.pointer("/spec/selector")).into(),
+        format_labels(svc.at("/spec/selector")).into(),
     ]
 }
 
@@ -1086,7 +1085,7 @@ fn format_discovery_endpoints(slice: &Value) -> String {
 
 fn ingress_cells(ing: &Value, name: Value, age: Value) -> Vec<Value> {
     let class = ing
-        .pointer("/spec/ingressClassName")
+        .at("/spec/ingressClassName")
         .and_then(Value::as_str)
         .unwrap_or("<none>");
     // formatHosts: `more` trips once 3 hosts are listed and another rule follows.

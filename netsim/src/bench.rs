@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use apiserver::resources::{find, Resource};
 use apiserver::sim::{Clock, SimRng};
-use apiserver::store::{EtcdStore, MemStore, Store, WatchEvent};
+use apiserver::store::{EtcdStore, MemStore, Store};
 use apiserver::{ApiConfig, ApiServer};
 use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::cluster::cache::str_at;
@@ -294,6 +293,7 @@ pub(crate) async fn scale_run(nodes: usize, pods: usize) -> anyhow::Result<Scale
         .context("booting the cluster")?;
     let boot = t0.elapsed();
     let start_rev = cluster.api.store().current_revision().await?;
+    let counts_before = cluster.api.write_counts();
 
     let t1 = wall_now();
     let deploy_res = resource("deployments")?;
@@ -346,7 +346,7 @@ pub(crate) async fn scale_run(nodes: usize, pods: usize) -> anyhow::Result<Scale
     let total = t1.elapsed();
     let peak_rss_kib = read_status_kib("VmHWM");
     let end_rev = cluster.api.store().current_revision().await?;
-    let writes_by_kind = writes_by_kind(cluster.api.store().as_ref(), start_rev, end_rev).await?;
+    let writes_by_kind = count_since(&cluster.api.write_counts(), &counts_before);
 
     Ok(ScaleResult {
         pods,
@@ -369,36 +369,18 @@ pub(crate) async fn scale_run(nodes: usize, pods: usize) -> anyhow::Result<Scale
     })
 }
 
-/// Replays the store's history between two revisions and counts writes by resource and
-/// operation (after the timed part, so it costs the measurement nothing).
-async fn writes_by_kind(
-    store: &dyn Store,
-    after: i64,
-    until: i64,
-) -> anyhow::Result<BTreeMap<(String, &'static str), u64>> {
-    let mut counts = BTreeMap::new();
-    if until <= after {
-        return Ok(counts);
-    }
-    let mut watch = store.watch("", after + 1).await?;
-    while let Some(ev) = watch.next().await {
-        let ev = ev?;
-        let rev = ev.revision();
-        let op = match &ev {
-            WatchEvent::Put { prev: None, .. } => "create",
-            WatchEvent::Put { .. } => "update",
-            WatchEvent::Delete { .. } => "delete",
-        };
-        let res = ApiServer::parse_key(ev.key()).map_or_else(
-            || ev.key().split('/').next().unwrap_or_default().to_owned(),
-            |(r, _, _)| r.plural.to_owned(),
-        );
-        *counts.entry((res, op)).or_insert(0) += 1;
-        if rev >= until {
-            break;
-        }
-    }
-    Ok(counts)
+/// Writes by (resource, operation) made after `before` was taken.
+fn count_since(
+    now: &BTreeMap<(&'static str, &'static str), u64>,
+    before: &BTreeMap<(&'static str, &'static str), u64>,
+) -> BTreeMap<(String, &'static str), u64> {
+    now.iter()
+        .map(|(&(res, op), n)| {
+            let was = before.get(&(res, op)).copied().unwrap_or(0);
+            ((res.to_owned(), op), n - was)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 /// A `kB` field of /proc/self/status (Linux only; `None` elsewhere).

@@ -15,7 +15,6 @@ use super::{
 
 type WatchSender = mpsc::UnboundedSender<Result<WatchEvent, StoreError>>;
 
-#[derive(Default)]
 struct Inner {
     data: BTreeMap<String, KeyValue>,
     revision: Revision,
@@ -26,17 +25,45 @@ struct Inner {
     /// Live watches: prefix, first revision wanted (a start in the future waits for it,
     /// as in etcd), and the channel.
     watchers: Vec<(String, Revision, WatchSender)>,
+    /// How many revisions of history to keep (see [`MemStore::DEFAULT_RETENTION`]).
+    retention: usize,
 }
 
 /// In-memory Store. Cheap to create; one per cluster.
-#[derive(Default)]
 pub struct MemStore {
     inner: Mutex<Inner>,
 }
 
+impl Default for MemStore {
+    fn default() -> Self {
+        Self::with_retention(Self::DEFAULT_RETENTION)
+    }
+}
+
 impl MemStore {
+    /// History kept, in revisions: etcd's `--auto-compaction-mode=revision
+    /// --auto-compaction-retention=10000`. A real cluster's history is bounded too
+    /// (kube-apiserver compacts etcd every 5 minutes); without a bound, every version of
+    /// every object would stay in memory for the life of the cluster. Older
+    /// resourceVersions get "too old resource version" (410), as on a real cluster.
+    pub const DEFAULT_RETENTION: usize = 10_000;
+
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that keeps the last `revisions` changes of history (at least one).
+    pub fn with_retention(revisions: usize) -> Self {
+        MemStore {
+            inner: Mutex::new(Inner {
+                data: BTreeMap::new(),
+                revision: 0,
+                log: VecDeque::new(),
+                compacted: 0,
+                watchers: Vec::new(),
+                retention: revisions.max(1),
+            }),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -61,6 +88,11 @@ impl Inner {
             }
         });
         self.log.push_back(ev);
+        while self.log.len() > self.retention {
+            if let Some(old) = self.log.pop_front() {
+                self.compacted = old.revision() + 1;
+            }
+        }
     }
 
     /// The value of `key` as it was at `rev`, undoing newer changes from the log.
@@ -292,5 +324,53 @@ impl Store for MemStore {
 
     fn describe(&self) -> String {
         "memory".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_beyond_the_retention_is_compacted_away() {
+        let s = MemStore::with_retention(3);
+        let mut kv = s.create("k", Bytes::from_static(b"1")).await.unwrap();
+        for v in 2..=5 {
+            kv = s
+                .update("k", Bytes::from(v.to_string()), kv.mod_revision)
+                .await
+                .unwrap();
+        }
+        // Revisions 3, 4 and 5 are kept; 1 and 2 are gone.
+        let old = s.watch("k", 2).await.map(|_| ()).unwrap_err();
+        assert!(
+            matches!(old, StoreError::Compacted { oldest: 3, .. }),
+            "{old:?}"
+        );
+        let listed = s
+            .list(
+                "k",
+                &ListOptions {
+                    revision: Some(2),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(listed, StoreError::Compacted { .. }), "{listed:?}");
+        // The kept window still replays, with the values written.
+        let mut w = s.watch("k", 4).await.unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            match w.next().await {
+                Some(Ok(WatchEvent::Put { kv, .. })) => seen.push(kv.value),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(seen, [Bytes::from("4"), Bytes::from("5")]);
+        // The current value is untouched by compaction.
+        let now = s.get("k").await.unwrap().unwrap();
+        assert_eq!(now.value, Bytes::from("5"));
     }
 }

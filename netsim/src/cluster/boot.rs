@@ -8,6 +8,7 @@
 
 use std::net::Ipv4Addr;
 
+use apiserver::json::At;
 use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
@@ -201,7 +202,7 @@ impl Cluster {
                 let node_uid = self
                     .cache
                     .get("nodes", &cp.name)
-                    .and_then(|n| n.pointer("/metadata/uid"))
+                    .and_then(|n| n.at("/metadata/uid"))
                     .cloned();
                 self.create("pods", Some("kube-system"), json!({
                     "apiVersion": "v1", "kind": "Pod",

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use apiserver::json::At;
 use apiserver::{EventType, ObjectEvent};
 use serde_json::Value;
 
@@ -20,7 +21,7 @@ pub fn key_of(obj: &Value) -> Key {
 }
 
 pub fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
+    v.at(ptr).and_then(Value::as_str)
 }
 
 #[derive(Default)]
@@ -60,7 +61,7 @@ impl Cache {
     }
 
     fn owner_uids(obj: &Value) -> Vec<String> {
-        obj.pointer("/metadata/ownerReferences")
+        obj.at("/metadata/ownerReferences")
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
@@ -72,7 +73,7 @@ impl Cache {
     }
 
     fn labels(obj: &Value) -> Vec<(String, String)> {
-        obj.pointer("/metadata/labels")
+        obj.at("/metadata/labels")
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
@@ -85,7 +86,7 @@ impl Cache {
     fn first_selector_pair(obj: &Value) -> Option<(String, String, String)> {
         let ns = str_at(obj, "/metadata/namespace")?.to_owned();
         let (k, v) = obj
-            .pointer("/spec/selector")
+            .at("/spec/selector")
             .and_then(Value::as_object)?
             .iter()
             .next()?;
@@ -257,7 +258,7 @@ impl Cache {
 
     /// Services in `ns` whose (non-empty) selector matches `pod`'s labels, in key order.
     pub fn services_selecting(&self, ns: &str, pod: &Value) -> BTreeSet<Key> {
-        let Some(labels) = pod.pointer("/metadata/labels").and_then(Value::as_object) else {
+        let Some(labels) = pod.at("/metadata/labels").and_then(Value::as_object) else {
             return BTreeSet::new();
         };
         let mut out = BTreeSet::new();
@@ -270,7 +271,7 @@ impl Cache {
             for key in self.services_by_selector.get(&ik).into_iter().flatten() {
                 let matches = self
                     .get("services", key)
-                    .and_then(|s| s.pointer("/spec/selector"))
+                    .and_then(|s| s.at("/spec/selector"))
                     .and_then(Value::as_object)
                     .is_some_and(|sel| sel.iter().all(|(sk, sv)| labels.get(sk) == Some(sv)));
                 if matches {
@@ -310,7 +311,7 @@ impl Cache {
             .filter(|p| {
                 selector
                     .iter()
-                    .all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+                    .all(|(k, v)| p.at("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
             })
             .collect()
     }

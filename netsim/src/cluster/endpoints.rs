@@ -3,8 +3,8 @@
 //! against each pod's named container ports (reference §7).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
+use apiserver::json::At;
 use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
@@ -18,7 +18,7 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
         None => Some(port),
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(name)) => pod
-            .pointer("/spec/containers")
+            .at("/spec/containers")
             .and_then(Value::as_array)?
             .iter()
             .flat_map(|c| {
@@ -31,6 +31,29 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
             .and_then(|p| p.get("containerPort").and_then(Value::as_i64)),
         _ => None,
     }
+}
+
+/// A JSON object from owned parts. (`json!` serializes every embedded `Value` into a new
+/// one — a deep copy per field — and this controller runs on every endpoint change.)
+fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn or_null(v: Option<&Value>) -> Value {
+    v.cloned().unwrap_or(Value::Null)
+}
+
+/// `old`'s top-level fields except `skip`, copied (the skipped ones are about to be
+/// replaced, so copying them would be wasted).
+fn without(old: &Value, skip: &[&str]) -> Value {
+    Value::Object(
+        old.as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
 }
 
 impl Cluster {
@@ -47,7 +70,7 @@ impl Cluster {
                 continue;
             };
             let Some(selector) = svc
-                .pointer("/spec/selector")
+                .at("/spec/selector")
                 .and_then(Value::as_object)
                 .filter(|s| !s.is_empty())
             else {
@@ -57,7 +80,7 @@ impl Cluster {
                 continue;
             }
             let publish_not_ready = svc
-                .pointer("/spec/publishNotReadyAddresses")
+                .at("/spec/publishNotReadyAddresses")
                 .and_then(Value::as_bool)
                 == Some(true);
             let headless = str_at(&svc, "/spec/clusterIP") == Some("None");
@@ -72,11 +95,11 @@ impl Cluster {
                         Some("Succeeded") | Some("Failed")
                     )
                 })
-                .filter(|p| publish_not_ready || p.pointer("/metadata/deletionTimestamp").is_none())
+                .filter(|p| publish_not_ready || p.at("/metadata/deletionTimestamp").is_none())
                 .collect();
             pods.sort_by(|a, b| str_at(a, "/status/podIP").cmp(&str_at(b, "/status/podIP")));
             let svc_ports: &[Value] = svc
-                .pointer("/spec/ports")
+                .at("/spec/ports")
                 .and_then(Value::as_array)
                 .map_or(&[], Vec::as_slice);
 
@@ -88,10 +111,24 @@ impl Cluster {
                 let ports: Vec<Value> = svc_ports
                     .iter()
                     .filter_map(|sp| {
-                        let port = resolve_target_port(p, sp.get("targetPort"), sp.get("port").and_then(Value::as_i64).unwrap_or(0))?;
-                        let mut v = json!({"port": port, "protocol": sp.get("protocol").cloned().unwrap_or(json!("TCP"))});
-                        if let Some(n) = sp.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-                            v["name"] = json!(n);
+                        let port = resolve_target_port(
+                            p,
+                            sp.get("targetPort"),
+                            sp.get("port").and_then(Value::as_i64).unwrap_or(0),
+                        )?;
+                        let mut v = object([
+                            ("port", port.into()),
+                            (
+                                "protocol",
+                                sp.get("protocol").cloned().unwrap_or_else(|| "TCP".into()),
+                            ),
+                        ]);
+                        if let Some(n) = sp
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .filter(|n| !n.is_empty())
+                        {
+                            v["name"] = n.into();
                         }
                         Some(v)
                     })
@@ -101,12 +138,22 @@ impl Cluster {
                 }
                 let ready = is_ready(p) || publish_not_ready;
                 let ip = str_at(p, "/status/podIP").unwrap_or_default();
-                let target_ref = json!({"kind": "Pod", "namespace": ns, "name": p.pointer("/metadata/name"), "uid": p.pointer("/metadata/uid")});
-                let mut addr = json!({"ip": ip, "nodeName": p.pointer("/spec/nodeName"), "targetRef": target_ref});
+                let target_ref = object([
+                    ("kind", "Pod".into()),
+                    ("namespace", ns.as_str().into()),
+                    ("name", or_null(p.at("/metadata/name"))),
+                    ("uid", or_null(p.at("/metadata/uid"))),
+                ]);
+                let node_name = or_null(p.at("/spec/nodeName"));
+                let mut addr = object([
+                    ("ip", ip.into()),
+                    ("nodeName", node_name.clone()),
+                    ("targetRef", target_ref.clone()),
+                ]);
                 let hostname = str_at(p, "/spec/hostname")
                     .filter(|_| str_at(p, "/spec/subdomain") == Some(name.as_str()));
                 if let Some(h) = hostname {
-                    addr["hostname"] = json!(h);
+                    addr["hostname"] = h.into();
                 }
                 let idx = match subsets.iter().position(|s| s.0 == ports) {
                     Some(i) => i,
@@ -120,21 +167,33 @@ impl Cluster {
                 } else {
                     subsets[idx].2.push(addr);
                 }
-                let terminating = p.pointer("/metadata/deletionTimestamp").is_some();
-                let mut ep = json!({
-                    "addresses": [ip],
-                    "conditions": {"ready": ready && !terminating, "serving": is_ready(p), "terminating": terminating},
-                    "nodeName": p.pointer("/spec/nodeName"), "targetRef": target_ref,
-                });
+                let terminating = p.at("/metadata/deletionTimestamp").is_some();
+                let conditions = object([
+                    ("ready", (ready && !terminating).into()),
+                    ("serving", is_ready(p).into()),
+                    ("terminating", terminating.into()),
+                ]);
+                let mut ep = object([
+                    ("addresses", Value::Array(vec![ip.into()])),
+                    ("conditions", conditions),
+                    ("nodeName", node_name),
+                    ("targetRef", target_ref),
+                ]);
                 if let Some(h) = hostname {
-                    ep["hostname"] = json!(h);
+                    ep["hostname"] = h.into();
                 }
                 slice_eps.push(ep);
                 if slice_ports.is_none() {
                     slice_ports = Some(
                         ports
                             .iter()
-                            .map(|pt| json!({"name": pt.get("name").cloned().unwrap_or(json!("")), "port": pt.get("port"), "protocol": pt.get("protocol")}))
+                            .map(|pt| {
+                                object([
+                                    ("name", pt.get("name").cloned().unwrap_or_else(|| "".into())),
+                                    ("port", or_null(pt.get("port"))),
+                                    ("protocol", or_null(pt.get("protocol"))),
+                                ])
+                            })
                             .collect(),
                     );
                 }
@@ -144,27 +203,33 @@ impl Cluster {
                 .map(|(ports, ready, not_ready)| {
                     let mut s = json!({});
                     if !ready.is_empty() {
-                        s["addresses"] = json!(ready);
+                        s["addresses"] = Value::Array(ready);
                     }
                     if !not_ready.is_empty() {
-                        s["notReadyAddresses"] = json!(not_ready);
+                        s["notReadyAddresses"] = Value::Array(not_ready);
                     }
                     if !ports.is_empty() {
-                        s["ports"] = json!(ports);
+                        s["ports"] = Value::Array(ports);
                     }
                     s
                 })
                 .collect();
-            let mut labels = svc
-                .pointer("/metadata/labels")
-                .cloned()
-                .unwrap_or(json!({}));
+            let mut labels = svc.at("/metadata/labels").cloned().unwrap_or(json!({}));
             if headless {
                 labels["service.kubernetes.io/headless"] = json!("");
             }
-            let mut ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns, "labels": labels.clone()}});
+            let metadata = object([
+                ("name", name.as_str().into()),
+                ("namespace", ns.as_str().into()),
+                ("labels", labels.clone()),
+            ]);
+            let mut ep = object([
+                ("apiVersion", "v1".into()),
+                ("kind", "Endpoints".into()),
+                ("metadata", metadata),
+            ]);
             if !subsets.is_empty() {
-                ep["subsets"] = json!(subsets);
+                ep["subsets"] = Value::Array(subsets);
             }
             let old_ep = self.cache.get_shared("endpoints", &key).cloned();
             // The slice is the Service's (ownerReference), so the owner index finds it.
@@ -185,17 +250,12 @@ impl Cluster {
                 }
                 Some(old) => {
                     if old.get("subsets") != ep.get("subsets")
-                        || old.pointer("/metadata/labels") != ep.pointer("/metadata/labels")
+                        || old.at("/metadata/labels") != ep.at("/metadata/labels")
                     {
-                        let mut n = Arc::unwrap_or_clone(old);
+                        let mut n = without(&old, &["subsets"]);
                         n["metadata"]["labels"] = labels.clone();
-                        match ep.get("subsets") {
-                            Some(s) => n["subsets"] = s.clone(),
-                            None => {
-                                if let Some(m) = n.as_object_mut() {
-                                    m.remove("subsets");
-                                }
-                            }
+                        if let Some(s) = ep.as_object_mut().and_then(|m| m.remove("subsets")) {
+                            n["subsets"] = s;
                         }
                         ignore_not_found(
                             self.api
@@ -212,33 +272,51 @@ impl Cluster {
             slice_labels["kubernetes.io/service-name"] = json!(name);
             slice_labels["endpointslice.kubernetes.io/managed-by"] =
                 json!("endpointslice-controller.k8s.io");
-            let ports = slice_ports.unwrap_or_else(|| {
+            let ports: Vec<Value> = slice_ports.unwrap_or_else(|| {
                 svc_ports
                     .iter()
-                    .map(|sp| json!({"name": sp.get("name").cloned().unwrap_or(json!("")), "port": sp.get("targetPort").filter(|t| t.is_i64()).or(sp.get("port")), "protocol": sp.get("protocol")}))
+                    .map(|sp| {
+                        object([
+                            ("name", sp.get("name").cloned().unwrap_or_else(|| "".into())),
+                            (
+                                "port",
+                                or_null(
+                                    sp.get("targetPort")
+                                        .filter(|t| t.is_i64())
+                                        .or(sp.get("port")),
+                                ),
+                            ),
+                            ("protocol", or_null(sp.get("protocol"))),
+                        ])
+                    })
                     .collect()
             });
-            let body = json!({"endpoints": slice_eps, "ports": ports});
             match existing {
                 None => {
-                    let slice = json!({
+                    let mut slice = json!({
                         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                         "metadata": {"generateName": format!("{name}-"), "namespace": ns, "labels": slice_labels,
-                            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": name, "uid": svc.pointer("/metadata/uid"), "controller": true, "blockOwnerDeletion": true}]},
-                        "addressType": "IPv4", "endpoints": body["endpoints"], "ports": body["ports"],
+                            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": name, "uid": svc.at("/metadata/uid"), "controller": true, "blockOwnerDeletion": true}]},
+                        "addressType": "IPv4",
                     });
+                    slice["endpoints"] = Value::Array(slice_eps);
+                    slice["ports"] = Value::Array(ports);
                     ignore_not_found(self.api.create(slice_res, Some(&ns), slice).await)?;
                 }
                 Some(old) => {
-                    if old.get("endpoints").unwrap_or(&json!([])) != &body["endpoints"]
-                        || old.get("ports") != Some(&body["ports"])
+                    let old_eps = old
+                        .get("endpoints")
+                        .and_then(Value::as_array)
+                        .map_or(&[][..], Vec::as_slice);
+                    if old_eps != slice_eps.as_slice()
+                        || old.get("ports").and_then(Value::as_array) != Some(&ports)
                     {
                         let sname = str_at(&old, "/metadata/name")
                             .unwrap_or_default()
                             .to_owned();
-                        let mut n = Arc::unwrap_or_clone(old);
-                        n["endpoints"] = body["endpoints"].clone();
-                        n["ports"] = body["ports"].clone();
+                        let mut n = without(&old, &["endpoints", "ports"]);
+                        n["endpoints"] = Value::Array(slice_eps);
+                        n["ports"] = Value::Array(ports);
                         ignore_not_found(
                             self.api
                                 .update_shared(slice_res, Some(&ns), &sname, n, false)

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use apiserver::json::At;
 use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
@@ -55,7 +56,7 @@ impl KubeletState {
             return;
         };
         let running = str_at(pod, "/status/phase") == Some("Running");
-        let host_network = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
+        let host_network = pod.at("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
         let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
         if let Some(ip) = str_at(pod, "/status/podIP").and_then(|i| i.parse::<Ipv4Addr>().ok()) {
             if !host_network {
@@ -66,7 +67,7 @@ impl KubeletState {
         if running {
             self.seen.insert(uid);
             for c in pod
-                .pointer("/spec/containers")
+                .at("/spec/containers")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -95,7 +96,7 @@ impl Cluster {
     fn node_ip(&self, node: &str) -> Option<String> {
         self.cache
             .get("nodes", node)
-            .and_then(|n| n.pointer("/status/addresses/0/address"))
+            .and_then(|n| n.at("/status/addresses/0/address"))
             .and_then(Value::as_str)
             .map(str::to_owned)
     }
@@ -133,16 +134,16 @@ impl Cluster {
             let Some(node) = str_at(&pod, "/spec/nodeName").map(str::to_owned) else {
                 continue;
             };
-            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            if pod.at("/metadata/deletionTimestamp").is_some() {
                 if self.kubelet.terminating.insert(uid.clone()) {
                     let grace = pod
-                        .pointer("/metadata/deletionGracePeriodSeconds")
+                        .at("/metadata/deletionGracePeriodSeconds")
                         .and_then(Value::as_i64)
                         .unwrap_or(30)
                         * 1000;
                     let running = str_at(&pod, "/status/phase") == Some("Running");
                     let quick = pod
-                        .pointer("/spec/containers")
+                        .at("/spec/containers")
                         .and_then(Value::as_array)
                         .is_some_and(|cs| {
                             cs.iter().all(|c| {
@@ -186,7 +187,7 @@ impl Cluster {
         pod: &Value,
     ) -> Result<(), ClusterError> {
         let host_ip = self.node_ip(node).unwrap_or_default();
-        let host_network = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
+        let host_network = pod.at("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
         let pod_ip = if host_network {
             Some(host_ip.clone())
         } else if let Some(ip) = self.kubelet.ip_of.get(uid) {
@@ -200,7 +201,7 @@ impl Cluster {
         }
         let now = self.clock.now_rfc3339();
         let containers: Vec<Value> = pod
-            .pointer("/spec/containers")
+            .at("/spec/containers")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -218,7 +219,7 @@ impl Cluster {
                 {"type": "Initialized", "status": "True", "lastTransitionTime": now, "lastProbeTime": null},
                 {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": format!("containers with unready status: [{}]", names(&containers)), "lastTransitionTime": now, "lastProbeTime": null},
                 {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "message": format!("containers with unready status: [{}]", names(&containers)), "lastTransitionTime": now, "lastProbeTime": null},
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": pod.pointer("/metadata/creationTimestamp"), "lastProbeTime": null},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": pod.at("/metadata/creationTimestamp"), "lastProbeTime": null},
             ],
             "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
             "startTime": now, "containerStatuses": statuses, "qosClass": "BestEffort",
@@ -248,7 +249,7 @@ impl Cluster {
         attempt: u32,
     ) -> Result<(), ClusterError> {
         let containers: Vec<Value> = pod
-            .pointer("/spec/containers")
+            .at("/spec/containers")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -359,7 +360,7 @@ impl Cluster {
             .get("pods", key)
             .filter(|p| {
                 str_at(p, "/metadata/uid") == Some(uid)
-                    && p.pointer("/metadata/deletionTimestamp").is_none()
+                    && p.at("/metadata/deletionTimestamp").is_none()
             })
             .cloned()
     }
@@ -392,7 +393,7 @@ impl Cluster {
             .to_owned();
         let now = self.clock.now_rfc3339();
         let containers: Vec<Value> = pod
-            .pointer("/spec/containers")
+            .at("/spec/containers")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -477,7 +478,7 @@ impl Cluster {
             .unwrap_or_default()
             .to_owned();
         let image = pod
-            .pointer("/spec/containers/0/image")
+            .at("/spec/containers/0/image")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
@@ -569,7 +570,7 @@ impl Cluster {
             .unwrap_or_default()
             .to_owned();
         let image = pod
-            .pointer("/spec/containers/0/image")
+            .at("/spec/containers/0/image")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();

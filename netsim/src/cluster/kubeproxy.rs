@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use apiserver::json::At;
 use apiserver::sim::SimRng;
 use proxy::{Mode, ProxyInput, ProxyState, RuleTable};
 use serde_json::Value;
@@ -95,7 +96,7 @@ impl Cluster {
                 .unwrap_or_default()
                 .to_owned();
             let ips: Vec<Ipv4Addr> = node
-                .pointer("/status/addresses")
+                .at("/status/addresses")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use apiserver::json::At;
 use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
@@ -14,7 +15,7 @@ use super::cache::{str_at, Key};
 use super::{ignore_not_found, split_key, Cluster, ClusterError};
 
 fn ingress_ips(svc: &Value) -> Vec<Ipv4Addr> {
-    svc.pointer("/status/loadBalancer/ingress")
+    svc.at("/status/loadBalancer/ingress")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -32,7 +33,7 @@ impl Cluster {
         };
         let svc_res = find("services").ok_or_else(|| ApiError::internal("no services"))?;
         for key in keys {
-            let Some(svc) = self.cache.get("services", key).cloned() else {
+            let Some(svc) = self.cache.get_shared("services", key).cloned() else {
                 continue;
             };
             let wants = str_at(&svc, "/spec/type") == Some("LoadBalancer");
@@ -40,7 +41,7 @@ impl Cluster {
             if wants != has.is_empty() {
                 continue;
             }
-            let mut n = svc.clone();
+            let mut n = (*svc).clone();
             if wants {
                 let used: BTreeSet<Ipv4Addr> =
                     self.cache.all("services").flat_map(ingress_ips).collect();
@@ -79,14 +80,14 @@ impl Cluster {
                         .cloned()
                         .unwrap_or_default()
                 })
-                .filter(|e| e.pointer("/conditions/ready") == Some(&json!(true)))
+                .filter(|e| e.at("/conditions/ready") == Some(&json!(true)))
                 .filter_map(|e| str_at(&e, "/nodeName").map(str::to_owned))
                 .collect();
             for ip in ingress_ips(svc) {
                 let best = self
                     .cache
                     .all("nodes")
-                    .filter(|n| n.pointer("/metadata/labels/node.kubernetes.io~1exclude-from-external-load-balancers").is_none())
+                    .filter(|n| n.at("/metadata/labels/node.kubernetes.io~1exclude-from-external-load-balancers").is_none())
                     .filter_map(|n| str_at(n, "/metadata/name"))
                     .filter(|n| !local || endpoint_nodes.contains(*n))
                     .min_by_key(|n| fnv(&format!("{n}#{ip}")));

@@ -19,6 +19,7 @@ mod workloads;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use apiserver::json::At;
 use apiserver::sim::{Clock, SimRng};
 use apiserver::store::{Store, StoreError};
 use apiserver::{ApiConfig, ApiError, ApiServer, EventType, ObjectEvent, WatchItem};
@@ -209,7 +210,7 @@ impl Cluster {
             .unwrap_or_default()
             .to_owned();
         for owner in obj
-            .pointer("/metadata/ownerReferences")
+            .at("/metadata/ownerReferences")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -245,7 +246,7 @@ impl Cluster {
             if self
                 .cache
                 .get("namespaces", &ns)
-                .is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_some())
+                .is_some_and(|n| n.at("/metadata/deletionTimestamp").is_some())
             {
                 self.dirty.namespaces.insert(ns.clone());
             }
@@ -277,7 +278,7 @@ impl Cluster {
                     .collect();
                 self.dirty.unscheduled.extend(pending);
             }
-            "namespaces" if obj.pointer("/metadata/deletionTimestamp").is_some() => {
+            "namespaces" if obj.at("/metadata/deletionTimestamp").is_some() => {
                 self.dirty.namespaces.insert(key.clone());
             }
             "pods" => {
@@ -381,7 +382,7 @@ impl Cluster {
             "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": name, "namespace": ns,
-                "uid": obj.pointer("/metadata/uid"), "resourceVersion": obj.pointer("/metadata/resourceVersion")
+                "uid": obj.at("/metadata/uid"), "resourceVersion": obj.at("/metadata/resourceVersion")
             },
             "reason": reason, "message": message, "source": source, "type": kind,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
@@ -404,7 +405,7 @@ impl Cluster {
                 let Some(obj) = self.cache.get(plural, &key) else {
                     continue;
                 };
-                if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                if obj.at("/metadata/deletionTimestamp").is_some() {
                     continue;
                 }
                 let res = apiserver::resources::find(plural)
@@ -430,7 +431,7 @@ impl Cluster {
                     .map(|o| {
                         (
                             str_at(o, "/metadata/name").unwrap_or_default().to_owned(),
-                            o.pointer("/metadata/deletionTimestamp").is_some(),
+                            o.at("/metadata/deletionTimestamp").is_some(),
                         )
                     })
                     .collect();
@@ -455,14 +456,14 @@ impl Cluster {
 fn endpoint_view(pod: Option<&Value>) -> Option<[Option<&Value>; 8]> {
     let p = pod?;
     Some([
-        p.pointer("/metadata/labels"),
-        p.pointer("/metadata/deletionTimestamp"),
-        p.pointer("/status/podIP"),
-        p.pointer("/status/phase"),
-        p.pointer("/status/conditions"),
-        p.pointer("/spec/nodeName"),
-        p.pointer("/spec/hostname"),
-        p.pointer("/spec/subdomain"),
+        p.at("/metadata/labels"),
+        p.at("/metadata/deletionTimestamp"),
+        p.at("/status/podIP"),
+        p.at("/status/phase"),
+        p.at("/status/conditions"),
+        p.at("/spec/nodeName"),
+        p.at("/spec/hostname"),
+        p.at("/spec/subdomain"),
     ])
 }
 

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use apiserver::json::At;
 use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
@@ -15,9 +16,9 @@ use super::{ignore_not_found, split_key, Cluster, ClusterError};
 
 /// True if every NoSchedule/NoExecute taint of `node` is tolerated.
 pub fn tolerates_all(node: &Value, tolerations: &[Value], ignore_unschedulable: bool) -> bool {
-    let unschedulable = node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true);
+    let unschedulable = node.at("/spec/unschedulable").and_then(Value::as_bool) == Some(true);
     let taints = node
-        .pointer("/spec/taints")
+        .at("/spec/taints")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let cordon = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
@@ -59,16 +60,16 @@ pub fn node_selector_matches(node: &Value, selector: Option<&Value>) -> bool {
         return true;
     };
     sel.iter()
-        .all(|(k, v)| node.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+        .all(|(k, v)| node.at("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
 }
 
 fn required_node_name(pod: &Value) -> Option<&str> {
-    pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
+    pod.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
         .and_then(Value::as_str)
 }
 
 fn node_ready(node: &Value) -> bool {
-    node.pointer("/status/conditions")
+    node.at("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
@@ -82,8 +83,8 @@ fn node_ready(node: &Value) -> bool {
 /// list is computed once per distinct constraint set per scheduling pass.
 fn constraints_of(pod: &Value) -> String {
     json!([
-        pod.pointer("/spec/tolerations"),
-        pod.pointer("/spec/nodeSelector"),
+        pod.at("/spec/tolerations"),
+        pod.at("/spec/nodeSelector"),
         required_node_name(pod)
     ])
     .to_string()
@@ -111,7 +112,7 @@ impl Cluster {
                 continue;
             };
             if str_at(&pod, "/spec/nodeName").is_some()
-                || pod.pointer("/metadata/deletionTimestamp").is_some()
+                || pod.at("/metadata/deletionTimestamp").is_some()
             {
                 continue;
             }
@@ -122,13 +123,13 @@ impl Cluster {
                 .entry(constraints_of(&pod))
                 .or_insert_with(|| {
                     let tolerations: &[Value] = pod
-                        .pointer("/spec/tolerations")
+                        .at("/spec/tolerations")
                         .and_then(Value::as_array)
                         .map_or(&[], Vec::as_slice);
                     ready_nodes
                         .iter()
                         .filter(|n| tolerates_all(n, tolerations, false))
-                        .filter(|n| node_selector_matches(n, pod.pointer("/spec/nodeSelector")))
+                        .filter(|n| node_selector_matches(n, pod.at("/spec/nodeSelector")))
                         .filter(|n| {
                             required_node_name(&pod)
                                 .is_none_or(|want| str_at(n, "/metadata/name") == Some(want))
@@ -143,7 +144,7 @@ impl Cluster {
                 let cond = json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": format!("0/{total} nodes are available: {total} node(s) didn't match Pod's node affinity/selector or had untolerated taints."),
                     "lastTransitionTime": self.clock.now_rfc3339()});
-                if pod.pointer("/status/conditions/0") != Some(&cond) {
+                if pod.at("/status/conditions/0") != Some(&cond) {
                     let mut n = (*pod).clone();
                     n["status"]["conditions"] = json!([cond]);
                     ignore_not_found(self.api.update_status(pods_res, ns, name, n).await)?;

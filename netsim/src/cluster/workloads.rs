@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use apiserver::json::At;
 use apiserver::resources::{find, Resource};
 use apiserver::{ApiError, PatchType};
 use serde_json::{json, Value};
@@ -16,7 +17,7 @@ fn res(plural: &str) -> Result<&'static Resource, ApiError> {
 }
 
 fn i64_at(v: &Value, ptr: &str) -> i64 {
-    v.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+    v.at(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// FNV-1a (32-bit) of the template, as `controller.ComputeHash`, encoded with
@@ -47,13 +48,13 @@ pub fn pod_template_hash(template: &Value, collision_count: Option<i64>) -> Stri
 fn owner_ref(owner: &Value) -> Value {
     json!({
         "apiVersion": owner.get("apiVersion"), "kind": owner.get("kind"),
-        "name": owner.pointer("/metadata/name"), "uid": owner.pointer("/metadata/uid"),
+        "name": owner.at("/metadata/name"), "uid": owner.at("/metadata/uid"),
         "controller": true, "blockOwnerDeletion": true
     })
 }
 
 fn is_active(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp").is_none()
+    pod.at("/metadata/deletionTimestamp").is_none()
         && !matches!(
             str_at(pod, "/status/phase"),
             Some("Succeeded") | Some("Failed")
@@ -61,7 +62,7 @@ fn is_active(pod: &Value) -> bool {
 }
 
 pub fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
+    pod.at("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
@@ -93,12 +94,12 @@ fn pod_from_template(template: &Value, ns: &str, owner: &Value) -> Value {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
             "namespace": ns,
-            "labels": template.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
+            "labels": template.at("/metadata/labels").cloned().unwrap_or(json!({})),
             "ownerReferences": [owner_ref(owner)],
         },
         "spec": template.get("spec").cloned().unwrap_or(json!({})),
     });
-    if let Some(a) = template.pointer("/metadata/annotations") {
+    if let Some(a) = template.at("/metadata/annotations") {
         pod["metadata"]["annotations"] = a.clone();
     }
     pod
@@ -116,7 +117,7 @@ impl Cluster {
     /// The object at `key`, unless it is gone or being deleted (the garbage collector's then).
     fn live(&self, plural: &str, key: &str) -> Option<Live> {
         let obj = self.cache.get_shared(plural, key)?;
-        if obj.pointer("/metadata/deletionTimestamp").is_some() {
+        if obj.at("/metadata/deletionTimestamp").is_some() {
             return None;
         }
         let field = |f: &str| str_at(obj, f).unwrap_or_default().to_owned();
@@ -161,7 +162,7 @@ impl Cluster {
         );
         let replicas = i64_at(d, "/spec/replicas");
         let surge = int_or_percent(
-            d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+            d.at("/spec/strategy/rollingUpdate/maxSurge"),
             replicas,
             true,
         );
@@ -201,7 +202,7 @@ impl Cluster {
             let Some(d) = self.cache.get_shared("deployments", &key).cloned() else {
                 continue;
             };
-            if d.pointer("/metadata/deletionTimestamp").is_some() {
+            if d.at("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
             self.sync_deployment(&d).await?;
@@ -216,10 +217,10 @@ impl Cluster {
         let dname = str_at(d, "/metadata/name").unwrap_or_default().to_owned();
         let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_owned();
         let replicas = i64_at(d, "/spec/replicas");
-        let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let template = d.at("/spec/template").cloned().unwrap_or(json!({}));
         let hash = pod_template_hash(
             &template,
-            d.pointer("/status/collisionCount").and_then(Value::as_i64),
+            d.at("/status/collisionCount").and_then(Value::as_i64),
         );
         let new_name = format!("{dname}-{hash}");
         let mut all: Vec<Arc<Value>> = self
@@ -261,7 +262,7 @@ impl Cluster {
             0
         } else {
             int_or_percent(
-                d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+                d.at("/spec/strategy/rollingUpdate/maxSurge"),
                 replicas,
                 true,
             )
@@ -270,7 +271,7 @@ impl Cluster {
             replicas
         } else {
             int_or_percent(
-                d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+                d.at("/spec/strategy/rollingUpdate/maxUnavailable"),
                 replicas,
                 false,
             )
@@ -297,13 +298,13 @@ impl Cluster {
                     (replicas + surge - old_total).clamp(0, replicas)
                 };
                 let mut labels = template
-                    .pointer("/metadata/labels")
+                    .at("/metadata/labels")
                     .cloned()
                     .unwrap_or(json!({}));
                 labels["pod-template-hash"] = json!(hash);
                 let mut rs_template = template.clone();
                 rs_template["metadata"]["labels"] = labels.clone();
-                let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+                let mut selector = d.at("/spec/selector").cloned().unwrap_or(json!({}));
                 selector["matchLabels"]["pod-template-hash"] = json!(hash);
                 let rs = json!({
                     "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -445,7 +446,7 @@ impl Cluster {
         let sum = |p: &str| -> i64 { all.iter().map(|r| i64_at(r, p)).sum() };
         let available = sum("/status/availableReplicas");
         let unavailable = int_or_percent(
-            d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+            d.at("/spec/strategy/rollingUpdate/maxUnavailable"),
             replicas,
             false,
         );
@@ -456,7 +457,7 @@ impl Cluster {
             && olds.iter().all(|r| i64_at(r, "/status/replicas") == 0);
         let now = self.clock.now_rfc3339();
         let old_conds = d
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -509,7 +510,7 @@ impl Cluster {
             )
         };
         let mut status = json!({
-            "observedGeneration": d.pointer("/metadata/generation"),
+            "observedGeneration": d.at("/metadata/generation"),
             "replicas": sum("/status/replicas"),
             "updatedReplicas": updated,
             "readyReplicas": sum("/status/readyReplicas"),
@@ -556,7 +557,7 @@ impl Cluster {
                 .collect();
             let want = i64_at(&rs, "/spec/replicas");
             let diff = want - pods.len() as i64;
-            let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
+            let template = rs.at("/spec/template").cloned().unwrap_or(json!({}));
             if diff > 0 {
                 for _ in 0..diff {
                     let mut pod = pod_from_template(&template, &ns, &rs);
@@ -614,7 +615,7 @@ impl Cluster {
             let ready = pods.iter().filter(|p| is_ready(p)).count() as i64;
             let mut status = json!({
                 "replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
-                "availableReplicas": ready, "observedGeneration": rs.pointer("/metadata/generation"),
+                "availableReplicas": ready, "observedGeneration": rs.at("/metadata/generation"),
             });
             strip_zero(
                 &mut status,
@@ -637,18 +638,15 @@ impl Cluster {
                 continue;
             };
             let generation = i64_at(&ds, "/metadata/generation");
-            let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
+            let template = ds.at("/spec/template").cloned().unwrap_or(json!({}));
             let hash = pod_template_hash(&template, None);
-            let tolerations = daemon_tolerations(template.pointer("/spec/tolerations"));
+            let tolerations = daemon_tolerations(template.at("/spec/tolerations"));
             let nodes: Vec<String> = self
                 .cache
                 .all("nodes")
                 .filter(|n| super::scheduler::tolerates_all(n, &tolerations, true))
                 .filter(|n| {
-                    super::scheduler::node_selector_matches(
-                        n,
-                        template.pointer("/spec/nodeSelector"),
-                    )
+                    super::scheduler::node_selector_matches(n, template.at("/spec/nodeSelector"))
                 })
                 .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
                 .collect();
@@ -660,7 +658,7 @@ impl Cluster {
                 .cloned()
                 .collect();
             let node_of = |p: &Value| -> String {
-                p.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
+                p.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
                     .and_then(Value::as_str)
                     .or_else(|| str_at(p, "/spec/nodeName"))
                     .unwrap_or_default()
@@ -751,7 +749,7 @@ impl Cluster {
             };
             let replicas = i64_at(&sts, "/spec/replicas");
             let parallel = str_at(&sts, "/spec/podManagementPolicy") == Some("Parallel");
-            let template = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
+            let template = sts.at("/spec/template").cloned().unwrap_or(json!({}));
             let revision = format!("{name}-{}", pod_template_hash(&template, None));
             let pods: Vec<Arc<Value>> = self
                 .cache
@@ -860,7 +858,7 @@ impl Cluster {
             let mut status = json!({
                 "replicas": pods.len(), "readyReplicas": ready, "currentReplicas": updated, "updatedReplicas": updated,
                 "availableReplicas": ready, "currentRevision": revision, "updateRevision": revision,
-                "observedGeneration": sts.pointer("/metadata/generation"), "collisionCount": 0,
+                "observedGeneration": sts.at("/metadata/generation"), "collisionCount": 0,
             });
             strip_zero(
                 &mut status,
