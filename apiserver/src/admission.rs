@@ -88,8 +88,7 @@ pub fn admit_create(
     match res.plural {
         "pods" => {
             default_pod_spec(obj_mut(obj, "spec"));
-            let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-            validate_pod_spec("spec", &spec, &mut errs);
+            validate_pod_spec("spec", obj.get("spec").unwrap_or(&Value::Null), &mut errs);
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
         }
         "deployments" | "replicasets" | "daemonsets" | "statefulsets" => {
@@ -140,19 +139,7 @@ pub fn admit_update(
         "pods" => {
             default_pod_spec(obj_mut(new, "spec"));
             // Only the image of a container may change on a running pod.
-            let mut a = old.get("spec").cloned().unwrap_or(Value::Null);
-            let mut b = new.get("spec").cloned().unwrap_or(Value::Null);
-            for s in [&mut a, &mut b] {
-                if let Some(cs) = s.get_mut("containers").and_then(Value::as_array_mut) {
-                    for c in cs {
-                        c["image"] = Value::Null;
-                    }
-                }
-                if let Some(m) = s.as_object_mut() {
-                    m.remove("nodeName");
-                }
-            }
-            if a != b {
+            if pod_spec_changed(old.get("spec"), new.get("spec")) {
                 errs.push(FieldError::forbidden(
                     "spec",
                     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
@@ -768,5 +755,64 @@ fn allocate_service(
         }
     } else if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
         spec.remove("healthCheckNodePort");
+    }
+}
+
+/// Whether a pod's spec changed in more than what may change on an existing pod: container
+/// images, and `nodeName` (set by the binding). Compared in place: pods are updated on
+/// every status change, and copying both specs to blank those fields cost more than the
+/// rest of the update.
+fn pod_spec_changed(old: Option<&Value>, new: Option<&Value>) -> bool {
+    let (Some(Value::Object(a)), Some(Value::Object(b))) = (old, new) else {
+        return old != new;
+    };
+    differs_except(a, b, "nodeName", |k, x, y| match (x, y) {
+        (Some(Value::Array(xs)), Some(Value::Array(ys))) if k == "containers" => {
+            xs.len() != ys.len()
+                || xs.iter().zip(ys).any(|(c, d)| match (c, d) {
+                    (Value::Object(c), Value::Object(d)) => {
+                        differs_except(c, d, "image", |_, x, y| x != y)
+                    }
+                    _ => c != d,
+                })
+        }
+        _ => x != y,
+    })
+}
+
+/// Whether two objects differ in any field but `skip`, comparing each field with `differ`.
+fn differs_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: &str,
+    differ: impl Fn(&str, Option<&Value>, Option<&Value>) -> bool,
+) -> bool {
+    a.keys()
+        .chain(b.keys().filter(|k| !a.contains_key(k.as_str())))
+        .filter(|k| k.as_str() != skip)
+        .any(|k| differ(k, a.get(k), b.get(k)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_images_and_binding_may_change_in_a_pod_spec() {
+        let old = json!({"containers": [{"name": "app", "image": "myapp:v1", "ports": [{"containerPort": 80}]}], "restartPolicy": "Always"});
+        let same = old.clone();
+        assert!(!pod_spec_changed(Some(&old), Some(&same)));
+        let image = json!({"containers": [{"name": "app", "image": "myapp:v2", "ports": [{"containerPort": 80}]}], "restartPolicy": "Always"});
+        assert!(!pod_spec_changed(Some(&old), Some(&image)));
+        let bound = json!({"containers": [{"name": "app", "image": "myapp:v1", "ports": [{"containerPort": 80}]}], "restartPolicy": "Always", "nodeName": "node1"});
+        assert!(!pod_spec_changed(Some(&old), Some(&bound)));
+        let port = json!({"containers": [{"name": "app", "image": "myapp:v1", "ports": [{"containerPort": 81}]}], "restartPolicy": "Always"});
+        assert!(pod_spec_changed(Some(&old), Some(&port)));
+        let extra = json!({"containers": [{"name": "app", "image": "myapp:v1", "ports": [{"containerPort": 80}]}], "restartPolicy": "Always", "hostNetwork": true});
+        assert!(pod_spec_changed(Some(&old), Some(&extra)));
+        let dropped = json!({"containers": [{"name": "app", "image": "myapp:v1", "ports": [{"containerPort": 80}]}]});
+        assert!(pod_spec_changed(Some(&old), Some(&dropped)));
+        let more = json!({"containers": [{"name": "app", "image": "myapp:v1", "ports": [{"containerPort": 80}]}, {"name": "side", "image": "x"}], "restartPolicy": "Always"});
+        assert!(pod_spec_changed(Some(&old), Some(&more)));
     }
 }

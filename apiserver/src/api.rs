@@ -433,9 +433,12 @@ impl ApiServer {
                 meta.insert("generation".into(), json!(1));
             }
         }
-        // kube-apiserver retries a generated name that collides (RetryGenerateName).
+        // kube-apiserver retries a generated name that collides (RetryGenerateName). A retry
+        // reuses the admitted object (defaulting is idempotent; released allocations are
+        // taken again as explicit ones) rather than copying the input for every attempt.
         let attempts = if name.is_empty() { 8 } else { 1 };
         let mut last_err = None;
+        let mut candidate = obj;
         for _ in 0..attempts {
             let this_name = if name.is_empty() {
                 let base: String = generate.chars().take(58).collect();
@@ -443,7 +446,6 @@ impl ApiServer {
             } else {
                 name.clone()
             };
-            let mut candidate = obj.clone();
             if let Some(meta) = candidate.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert("name".into(), json!(this_name));
             }

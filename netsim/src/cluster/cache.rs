@@ -20,6 +20,25 @@ pub fn key_of(obj: &Value) -> Key {
     }
 }
 
+/// A JSON object from owned parts. (`json!` serializes every embedded `Value` into a new
+/// one — a deep copy per field — and this controller runs on every endpoint change.)
+pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// `old`'s top-level fields except `skip`, copied: for building the next version of an
+/// object whose `skip` fields are about to be replaced (copying those would be wasted).
+pub fn without(old: &Value, skip: &[&str]) -> Value {
+    Value::Object(
+        old.as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
 pub fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
     v.at(ptr).and_then(Value::as_str)
 }

@@ -9,7 +9,7 @@ use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
 
-use super::cache::{str_at, Key};
+use super::cache::{object, str_at, without, Key};
 use super::workloads::is_ready;
 use super::{ignore_not_found, split_key, Cluster, ClusterError};
 
@@ -33,27 +33,8 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
     }
 }
 
-/// A JSON object from owned parts. (`json!` serializes every embedded `Value` into a new
-/// one — a deep copy per field — and this controller runs on every endpoint change.)
-fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-}
-
 fn or_null(v: Option<&Value>) -> Value {
     v.cloned().unwrap_or(Value::Null)
-}
-
-/// `old`'s top-level fields except `skip`, copied (the skipped ones are about to be
-/// replaced, so copying them would be wasted).
-fn without(old: &Value, skip: &[&str]) -> Value {
-    Value::Object(
-        old.as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| !skip.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
 }
 
 impl Cluster {

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use apiserver::json::At;
 use apiserver::resources::find;
@@ -13,7 +14,7 @@ use apiserver::ApiError;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::cache::{str_at, Key};
+use super::cache::{str_at, without, Key};
 use super::{ignore_not_found, split_key, Cluster, ClusterError};
 use crate::images;
 
@@ -127,7 +128,7 @@ impl Cluster {
 
     pub(super) async fn run_kubelets(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
         for key in keys {
-            let Some(pod) = self.cache.get("pods", &key).cloned() else {
+            let Some(pod) = self.cache.get_shared("pods", &key).cloned() else {
                 continue;
             };
             let uid = str_at(&pod, "/metadata/uid").unwrap_or_default().to_owned();
@@ -229,7 +230,7 @@ impl Cluster {
             status["podIPs"] = json!([{"ip": ip}]);
         }
         let (ns, name) = split_key(key);
-        let mut n = pod.clone();
+        let mut n = without(pod, &["status"]);
         n["status"] = status;
         let Some(updated) =
             ignore_not_found(self.api.update_status(pods_res()?, ns, name, n).await)?
@@ -355,9 +356,9 @@ impl Cluster {
         }
     }
 
-    fn live_pod(&self, key: &str, uid: &str) -> Option<Value> {
+    fn live_pod(&self, key: &str, uid: &str) -> Option<Arc<Value>> {
         self.cache
-            .get("pods", key)
+            .get_shared("pods", key)
             .filter(|p| {
                 str_at(p, "/metadata/uid") == Some(uid)
                     && p.at("/metadata/deletionTimestamp").is_none()
@@ -444,9 +445,9 @@ impl Cluster {
                 "state": {"running": {"startedAt": now}}, "lastState": {}
             }));
         }
-        let mut n = pod.clone();
+        let mut n = (*pod).clone();
         n["status"]["phase"] = json!("Running");
-        n["status"]["containerStatuses"] = json!(statuses);
+        n["status"]["containerStatuses"] = Value::Array(statuses);
         if let Some(conds) = n
             .pointer_mut("/status/conditions")
             .and_then(Value::as_array_mut)

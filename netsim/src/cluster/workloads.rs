@@ -9,7 +9,7 @@ use apiserver::resources::{find, Resource};
 use apiserver::{ApiError, PatchType};
 use serde_json::{json, Value};
 
-use super::cache::{key_of, str_at, Key};
+use super::cache::{key_of, str_at, without, Key};
 use super::{ignore_not_found, Cluster, ClusterError};
 
 fn res(plural: &str) -> Result<&'static Resource, ApiError> {
@@ -145,7 +145,7 @@ impl Cluster {
         }
         let ns = str_at(obj, "/metadata/namespace");
         let name = str_at(obj, "/metadata/name").unwrap_or_default();
-        let mut n = obj.clone();
+        let mut n = without(obj, &["status"]);
         n["status"] = status;
         ignore_not_found(self.api.update_status(res(plural)?, ns, name, n).await)?;
         Ok(())
