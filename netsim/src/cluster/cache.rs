@@ -43,6 +43,16 @@ pub fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
     v.at(ptr).and_then(Value::as_str)
 }
 
+/// The fields the indexes below are built from.
+fn indexed(obj: &Value) -> [Option<&Value>; 4] {
+    [
+        obj.at("/metadata/labels"),
+        obj.at("/metadata/ownerReferences"),
+        obj.at("/spec/nodeName"),
+        obj.at("/spec/selector"),
+    ]
+}
+
 #[derive(Default)]
 pub struct Cache {
     /// plural → key → object, shared with the apiserver's decoded objects.
@@ -67,11 +77,21 @@ impl Cache {
         let plural = ev.resource.plural;
         let key = key_of(&ev.object);
         let old = self.objects.get_mut(plural).and_then(|m| m.remove(&key));
-        if let Some(old) = &old {
-            self.unindex(plural, &key, old);
+        let deleted = ev.kind == EventType::Deleted;
+        // Most changes are status writes, which leave every index as it was.
+        let reindex = deleted
+            || old
+                .as_ref()
+                .is_none_or(|o| indexed(o) != indexed(&ev.object));
+        if reindex {
+            if let Some(old) = &old {
+                self.unindex(plural, &key, old);
+            }
         }
-        if ev.kind != EventType::Deleted {
-            self.index(plural, &key, &ev.object);
+        if !deleted {
+            if reindex {
+                self.index(plural, &key, &ev.object);
+            }
             self.objects
                 .entry(plural)
                 .or_default()

@@ -97,6 +97,8 @@ pub struct Cluster {
     /// The mode each node's kube-proxy started in (from its ConfigMap).
     pub proxy_modes: BTreeMap<String, String>,
     derived: std::sync::Mutex<kubeproxy::Derived>,
+    /// pod-template-hash by (Deployment uid, generation, collisionCount).
+    template_hashes: BTreeMap<(String, i64, Option<i64>), String>,
 }
 
 impl Cluster {
@@ -128,6 +130,7 @@ impl Cluster {
             net_rng: SimRng::new(seed, "net"),
             proxy_modes: BTreeMap::new(),
             derived: std::sync::Mutex::new(kubeproxy::Derived::default()),
+            template_hashes: BTreeMap::new(),
         };
         cluster.cache.revision = start;
         // A kept store (etcd under `serve`) already holds objects: load them into the cache.
@@ -241,6 +244,9 @@ impl Cluster {
         if ev.kind == EventType::Deleted {
             if let Some(uid) = str_at(obj, "/metadata/uid") {
                 self.dirty.deleted_uids.insert(uid.to_owned());
+                if ev.resource.plural == "deployments" {
+                    self.template_hashes.retain(|(owner, _, _), _| owner != uid);
+                }
             }
             // A terminating namespace finishes once its last object is gone.
             if self

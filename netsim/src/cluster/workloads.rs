@@ -217,11 +217,20 @@ impl Cluster {
         let dname = str_at(d, "/metadata/name").unwrap_or_default().to_owned();
         let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_owned();
         let replicas = i64_at(d, "/spec/replicas");
-        let template = d.at("/spec/template").cloned().unwrap_or(json!({}));
-        let hash = pod_template_hash(
-            &template,
-            d.at("/status/collisionCount").and_then(Value::as_i64),
-        );
+        let empty = json!({});
+        let template = d.at("/spec/template").unwrap_or(&empty);
+        let collisions = d.at("/status/collisionCount").and_then(Value::as_i64);
+        // The template only changes with the spec, which bumps the generation: hash it once
+        // per (generation, collisionCount) rather than re-serializing it on every sync.
+        let memo_key = (uid.clone(), i64_at(d, "/metadata/generation"), collisions);
+        let hash = match self.template_hashes.get(&memo_key) {
+            Some(h) => h.clone(),
+            None => {
+                let h = pod_template_hash(template, collisions);
+                self.template_hashes.insert(memo_key, h.clone());
+                h
+            }
+        };
         let new_name = format!("{dname}-{hash}");
         let mut all: Vec<Arc<Value>> = self
             .cache
@@ -557,8 +566,8 @@ impl Cluster {
                 .collect();
             let want = i64_at(&rs, "/spec/replicas");
             let diff = want - pods.len() as i64;
-            let template = rs.at("/spec/template").cloned().unwrap_or(json!({}));
             if diff > 0 {
+                let template = rs.at("/spec/template").cloned().unwrap_or(json!({}));
                 for _ in 0..diff {
                     let mut pod = pod_from_template(&template, &ns, &rs);
                     pod["metadata"]["generateName"] = json!(format!("{name}-"));
