@@ -306,3 +306,118 @@ async fn controller_status_writes_are_compare_and_swap() {
         .unwrap_err();
     assert_eq!((err.code, err.reason), (409, "Conflict"));
 }
+
+/// The apiserver keeps objects it decoded (or wrote) to skip decoding them again; the store's
+/// bytes must stay the truth: a write made by someone else (another apiserver on the same
+/// etcd) is what reads, updates and the watch see — never the kept copy.
+#[tokio::test]
+async fn writes_made_behind_the_apiservers_back_are_seen() {
+    use apiserver::store::Store;
+    let store = Arc::new(MemStore::new());
+    let api = ApiServer::new(
+        store.clone(),
+        Clock::new(DEFAULT_EPOCH_MS),
+        SimRng::new(0, "t"),
+        ApiConfig::default(),
+    )
+    .await
+    .unwrap();
+    let ns = apiserver::resources::find("ns").unwrap();
+    let cms = apiserver::resources::find("configmaps").unwrap();
+    api.create(ns, None, json!({"metadata": {"name": "default"}}))
+        .await
+        .unwrap();
+    let start = store.current_revision().await.unwrap() + 1;
+    let mut watch = api.watch_all(start, &[]).await.unwrap();
+    let cm = api
+        .create(
+            cms,
+            Some("default"),
+            json!({"metadata": {"name": "c"}, "data": {"k": "ours"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cm["data"]["k"], "ours");
+    // Someone else rewrites the stored bytes.
+    let key = cms.key(Some("default"), "c");
+    let kv = store.get(&key).await.unwrap().unwrap();
+    let mut theirs: Value = serde_json::from_slice(&kv.value).unwrap();
+    theirs["data"]["k"] = json!("theirs");
+    let written = store
+        .update(&key, theirs.to_string().into(), kv.mod_revision)
+        .await
+        .unwrap();
+    let got = api.get(cms, Some("default"), "c").await.unwrap();
+    assert_eq!(got["data"]["k"], "theirs");
+    assert_eq!(
+        got["metadata"]["resourceVersion"],
+        written.mod_revision.to_string()
+    );
+    let listed = api
+        .list(cms, Some("default"), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["data"]["k"], "theirs");
+    // The watch reports our write with our object, then theirs with theirs.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match watch.next().await {
+            Some(Ok(apiserver::WatchItem::Event(e))) => seen.push(
+                e.object["data"]["k"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["ours", "theirs"]);
+    // An update based on their version works; one based on ours is stale.
+    let mut stale = cm.clone();
+    stale["data"]["k"] = json!("late");
+    let err = api
+        .update(cms, Some("default"), "c", stale, false)
+        .await
+        .unwrap_err();
+    assert_eq!((err.code, err.reason), (409, "Conflict"));
+}
+
+/// Watches for resources an informer skips arrive as bookmarks: the revision moves on, the
+/// object is not decoded.
+#[tokio::test]
+async fn skipped_resources_arrive_as_bookmarks() {
+    use apiserver::store::Store;
+    let store = Arc::new(MemStore::new());
+    let api = ApiServer::new(
+        store.clone(),
+        Clock::new(DEFAULT_EPOCH_MS),
+        SimRng::new(0, "t"),
+        ApiConfig::default(),
+    )
+    .await
+    .unwrap();
+    let ns = apiserver::resources::find("ns").unwrap();
+    let events = apiserver::resources::find("events").unwrap();
+    let start = store.current_revision().await.unwrap() + 1;
+    let mut watch = api.watch_all(start, &["events"]).await.unwrap();
+    api.create(ns, None, json!({"metadata": {"name": "default"}}))
+        .await
+        .unwrap();
+    let ev = api
+        .create(events, Some("default"), json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Started", "message": "m"}))
+        .await
+        .unwrap();
+    let rev: i64 = ev["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(matches!(
+        watch.next().await,
+        Some(Ok(apiserver::WatchItem::Event(e))) if e.resource.plural == "namespaces"
+    ));
+    match watch.next().await {
+        Some(Ok(apiserver::WatchItem::Bookmark(r))) => assert_eq!(r, rev),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+}
