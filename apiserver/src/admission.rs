@@ -3,11 +3,11 @@
 
 use std::net::Ipv4Addr;
 
-use crate::json::At;
 use serde_json::{json, Map, Value};
 
 use crate::alloc::{AllocError, IpAllocator, PortAllocator};
 use crate::error::{quoted, FieldError};
+use crate::json::At;
 use crate::resources::Resource;
 use crate::sim::SimRng;
 use crate::validation::{go_string_map, name_errors, validate_port, NameRule};

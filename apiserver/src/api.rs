@@ -6,7 +6,6 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::json::At;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -17,6 +16,7 @@ use crate::admission::{self, ensure_object, Allocators, Ctx, Taken};
 use crate::alloc::{IpAllocator, PortAllocator};
 use crate::decode::strict_decode;
 use crate::error::{ApiError, FieldError};
+use crate::json::At;
 use crate::resources::{Resource, RESOURCES};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::sim::{Clock, SimRng};

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::json::At;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::json::At;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Req {

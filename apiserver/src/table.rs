@@ -12,10 +12,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::json::At;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::json::At;
 use crate::resources::Resource;
 use crate::sim::parse_rfc3339;
 

@@ -21,7 +21,7 @@ pub fn key_of(obj: &Value) -> Key {
 }
 
 /// A JSON object from owned parts. (`json!` serializes every embedded `Value` into a new
-/// one — a deep copy per field — and this controller runs on every endpoint change.)
+/// one, a deep copy per field; controllers that write on every change build with this.)
 pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
@@ -67,7 +67,8 @@ pub struct Cache {
     /// Pods bound to each node, and per (first owner uid, node): the scheduler's spread
     /// counts, kept here so that scheduling one pod does not walk every pod.
     pods_on_node: BTreeMap<String, usize>,
-    owned_pods_on_node: BTreeMap<(String, String), usize>,
+    /// owner uid → node → pods.
+    owned_pods_on_node: BTreeMap<String, BTreeMap<String, usize>>,
     pub revision: i64,
 }
 
@@ -162,7 +163,9 @@ impl Cache {
                 if let Some(owner) = Self::first_owner(obj) {
                     *self
                         .owned_pods_on_node
-                        .entry((owner.to_owned(), node.to_owned()))
+                        .entry(owner.to_owned())
+                        .or_default()
+                        .entry(node.to_owned())
                         .or_default() += 1;
                 }
             }
@@ -204,10 +207,12 @@ impl Cache {
             if let Some(node) = str_at(obj, "/spec/nodeName") {
                 decrement(&mut self.pods_on_node, node.to_owned());
                 if let Some(owner) = Self::first_owner(obj) {
-                    decrement(
-                        &mut self.owned_pods_on_node,
-                        (owner.to_owned(), node.to_owned()),
-                    );
+                    if let Some(per_node) = self.owned_pods_on_node.get_mut(owner) {
+                        decrement(per_node, node.to_owned());
+                        if per_node.is_empty() {
+                            self.owned_pods_on_node.remove(owner);
+                        }
+                    }
                 }
             }
         }
@@ -222,7 +227,8 @@ impl Cache {
         let all = self.pods_on_node.get(node).copied().unwrap_or(0);
         let owned = self
             .owned_pods_on_node
-            .get(&(owner_uid.to_owned(), node.to_owned()))
+            .get(owner_uid)
+            .and_then(|per_node| per_node.get(node))
             .copied()
             .unwrap_or(0);
         (owned, all)

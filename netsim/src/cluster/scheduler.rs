@@ -106,7 +106,7 @@ impl Cluster {
         let mut feasible_for: BTreeMap<String, Vec<String>> = BTreeMap::new();
         // Bindings made in this pass, which the cache's counts do not show yet.
         let mut bound_here: BTreeMap<String, usize> = BTreeMap::new();
-        let mut bound_here_owned: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let mut bound_here_owned: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
         for key in keys {
             let Some(pod) = self.cache.get_shared("pods", &key).cloned() else {
                 continue;
@@ -156,7 +156,8 @@ impl Cluster {
                 (
                     owned
                         + bound_here_owned
-                            .get(&(owner.clone(), n.clone()))
+                            .get(&owner)
+                            .and_then(|per_node| per_node.get(n))
                             .copied()
                             .unwrap_or(0),
                     all + bound_here.get(n).copied().unwrap_or(0),
@@ -185,7 +186,9 @@ impl Cluster {
             }
             *bound_here.entry(chosen.clone()).or_default() += 1;
             *bound_here_owned
-                .entry((owner.clone(), chosen.clone()))
+                .entry(owner.clone())
+                .or_default()
+                .entry(chosen.clone())
                 .or_default() += 1;
             let msg = format!(
                 "Successfully assigned {}/{} to {chosen}",
