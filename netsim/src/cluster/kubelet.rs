@@ -2,7 +2,8 @@
 //! podCIDR (host-local: sequential from .2, freed IPs not reused at once), then its image is
 //! pulled (slow the first time on a node, "already present" after) and it runs; an image
 //! that does not exist goes ErrImagePull → ImagePullBackOff with kubelet's back-off.
-//! Containers are ready as soon as they run (readiness probes are not simulated).
+//! Containers are ready as soon as they run (readiness probes are not simulated); one whose
+//! process ends is restarted by the pod's restartPolicy (`containers.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -29,6 +30,28 @@ pub enum Timer {
     RetryPull { key: Key, uid: String, attempt: u32 },
     /// Containers stopped after SIGTERM: the kubelet removes the pod.
     Stopped { key: Key, uid: String },
+    /// Container `container`'s process ended by itself (in its run number `restarts`).
+    Exited {
+        key: Key,
+        uid: String,
+        container: usize,
+        restarts: i64,
+        code: i32,
+    },
+    /// The sync after an exit: restart now, or report CrashLoopBackOff and wait.
+    CrashBackOff {
+        key: Key,
+        uid: String,
+        container: usize,
+        restarts: i64,
+    },
+    /// The crash back-off elapsed: start the container again.
+    Restart {
+        key: Key,
+        uid: String,
+        container: usize,
+        restarts: i64,
+    },
 }
 
 #[derive(Default)]
@@ -42,9 +65,16 @@ pub struct KubeletState {
     last_ip: BTreeMap<String, u32>,
     used_ips: BTreeSet<Ipv4Addr>,
     ip_of: BTreeMap<String, Ipv4Addr>,
+    /// Crash back-off per (pod uid, container index).
+    pub(super) backoff: BTreeMap<(String, usize), super::containers::Backoff>,
 }
 
 impl KubeletState {
+    /// Drops what was kept for a pod that is gone.
+    pub fn forget(&mut self, uid: &str) {
+        self.backoff.retain(|(u, _), _| u != uid);
+    }
+
     pub fn preload_image(&mut self, node: &str, image: &str) {
         self.images
             .insert((node.to_owned(), images::qualified(image)));
@@ -339,6 +369,31 @@ impl Cluster {
                     .to_owned();
                 self.begin_pull(&key, &uid, &node, &pod, attempt).await
             }
+            Timer::Exited {
+                key,
+                uid,
+                container,
+                restarts,
+                code,
+            } => {
+                self.container_exited(&key, &uid, container, restarts, code)
+                    .await
+            }
+            Timer::CrashBackOff {
+                key,
+                uid,
+                container,
+                restarts,
+            } => self.crash_backoff(&key, &uid, container, restarts).await,
+            Timer::Restart {
+                key,
+                uid,
+                container,
+                restarts,
+            } => {
+                self.restart_container(&key, &uid, container, restarts)
+                    .await
+            }
             Timer::Stopped { key, uid } => {
                 let Some(pod) = self.cache.get("pods", &key).cloned() else {
                     return Ok(());
@@ -463,6 +518,7 @@ impl Cluster {
         }
         let (ns, name) = split_key(key);
         ignore_not_found(self.api.update_status(pods_res()?, ns, name, n).await)?;
+        self.schedule_exits(key, &pod, &[]);
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 
 mod boot;
 pub mod cache;
+mod containers;
 mod endpoints;
 mod kubelet;
 pub mod kubeproxy;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use apiserver::json::At;
 use apiserver::sim::{Clock, SimRng};
 use apiserver::store::{Store, StoreError};
-use apiserver::{ApiConfig, ApiError, ApiServer, EventType, ObjectEvent, WatchItem};
+use apiserver::{ApiConfig, ApiError, ApiServer, EventType, ObjectEvent, PatchType, WatchItem};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::Value;
@@ -47,6 +48,31 @@ pub enum ClusterError {
 /// Resources no controller reads: the informer skips them (Events are a third of all
 /// writes; `kubectl describe` reads them from the apiserver, not from here).
 const UNWATCHED: &[&str] = &["events"];
+
+/// client-go's event de-duplication (`EventCorrelator`'s logger): an event identical to a
+/// recent one — same object, type, reason, message and source — bumps that Event's `count`
+/// and `lastTimestamp` instead of creating another, which is why `kubectl describe` shows
+/// `(x4 over 2m)`. Remembers the last 4096, as client-go's LRU cache does.
+#[derive(Default)]
+struct EventLog {
+    recent: BTreeMap<String, (String, i64)>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl EventLog {
+    const CAPACITY: usize = 4096;
+
+    fn remember(&mut self, same: String, name: String) {
+        if self.recent.insert(same.clone(), (name, 1)).is_none() {
+            self.order.push_back(same);
+        }
+        while self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+}
 
 /// What controllers must look at again.
 #[derive(Default)]
@@ -99,6 +125,7 @@ pub struct Cluster {
     derived: std::sync::Mutex<kubeproxy::Derived>,
     /// pod-template-hash by (Deployment uid, generation, collisionCount).
     template_hashes: BTreeMap<(String, i64, Option<i64>), String>,
+    events: EventLog,
 }
 
 impl Cluster {
@@ -131,6 +158,7 @@ impl Cluster {
             proxy_modes: BTreeMap::new(),
             derived: std::sync::Mutex::new(kubeproxy::Derived::default()),
             template_hashes: BTreeMap::new(),
+            events: EventLog::default(),
         };
         cluster.cache.revision = start;
         // A kept store (etcd under `serve`) already holds objects: load them into the cache.
@@ -246,6 +274,9 @@ impl Cluster {
                 self.dirty.deleted_uids.insert(uid.to_owned());
                 if ev.resource.plural == "deployments" {
                     self.template_hashes.retain(|(owner, _, _), _| owner != uid);
+                }
+                if ev.resource.plural == "pods" {
+                    self.kubelet.forget(uid);
                 }
             }
             // A terminating namespace finishes once its last object is gone.
@@ -376,6 +407,35 @@ impl Cluster {
             .unwrap_or("default")
             .to_owned();
         let name = str_at(obj, "/metadata/name").unwrap_or_default();
+        let res = apiserver::resources::find("events")
+            .ok_or_else(|| ApiError::internal("no events resource"))?;
+        let same = [
+            ns.as_str(),
+            str_at(obj, "/metadata/uid").unwrap_or(name),
+            kind,
+            reason,
+            &message,
+            component,
+            host.unwrap_or_default(),
+        ]
+        .join("\u{0}");
+        if let Some((ev_name, count)) = self.events.recent.get(&same).cloned() {
+            let patch =
+                serde_json::json!({"count": count + 1, "lastTimestamp": self.clock.now_rfc3339()});
+            let bumped = self
+                .api
+                .patch_shared(res, Some(&ns), &ev_name, &patch, PatchType::Merge, false)
+                .await;
+            match bumped {
+                Ok(_) => {
+                    self.events.recent.insert(same, (ev_name, count + 1));
+                    return Ok(());
+                }
+                // Gone (deleted with its namespace, say): record it afresh.
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         self.event_seq += 1;
         let nanos = self.clock.now_ms() as u128 * 1_000_000 + u128::from(self.event_seq);
         let now = self.clock.now_rfc3339();
@@ -396,10 +456,8 @@ impl Cluster {
                 field(obj.at("/metadata/resourceVersion")),
             ),
         ]);
-        let metadata = cache::object([
-            ("name", Value::String(format!("{name}.{nanos:x}"))),
-            ("namespace", text(&ns)),
-        ]);
+        let ev_name = format!("{name}.{nanos:x}");
+        let metadata = cache::object([("name", text(&ev_name)), ("namespace", text(&ns))]);
         // Built field by field: `json!` would serialize each embedded value into a copy, and
         // events are a third of all writes.
         let ev = cache::object([
@@ -417,10 +475,11 @@ impl Cluster {
             ("reportingComponent", text(component)),
             ("reportingInstance", text(host.unwrap_or_default())),
         ]);
-        let res = apiserver::resources::find("events")
-            .ok_or_else(|| ApiError::internal("no events resource"))?;
-        match self.api.create(res, Some(&ns), ev).await {
-            Ok(_) => Ok(()),
+        match self.api.create_shared(res, Some(&ns), ev).await {
+            Ok(_) => {
+                self.events.remember(same, ev_name);
+                Ok(())
+            }
             // An event for an object in a vanishing namespace is not worth failing over.
             Err(e) if e.code == 403 || e.code == 404 => Ok(()),
             Err(e) => Err(e.into()),

@@ -1,0 +1,407 @@
+//! Containers that exit: the kubelet's side of a process ending. A container whose
+//! command finishes (`images::run_of`) is reported Terminated (Completed / Error); then,
+//! by the pod's restartPolicy, it is restarted — at once the first time, then after
+//! kubelet's crash back-off (10s doubling to 5m, shown as CrashLoopBackOff) — or left
+//! terminated, and a pod whose containers have all finished goes Succeeded or Failed.
+
+use std::sync::Arc;
+
+use apiserver::json::At;
+use serde_json::{json, Value};
+
+use super::cache::{str_at, without, Key};
+use super::kubelet::Timer;
+use super::{ignore_not_found, split_key, Cluster, ClusterError};
+use crate::images::{self, Run};
+
+/// kubelet's crash back-off (`flowcontrol.Backoff`): 10s, doubling, capped at 5 minutes;
+/// forgotten once the container ran for twice the cap since its last restart.
+const BACKOFF_INITIAL_MS: i64 = 10_000;
+const BACKOFF_MAX_MS: i64 = 300_000;
+
+/// One container's back-off entry: the current delay and when it last grew.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    delay_ms: i64,
+    last_update_ms: i64,
+}
+
+impl Backoff {
+    fn expired(&self, event_ms: i64) -> bool {
+        event_ms - self.last_update_ms > 2 * BACKOFF_MAX_MS
+    }
+
+    /// `Backoff.Next`: start at the initial delay (or again after expiry), else double.
+    fn next(entry: Option<Backoff>, now_ms: i64) -> Backoff {
+        let delay_ms = match entry {
+            Some(e) if !e.expired(now_ms) => (e.delay_ms * 2).min(BACKOFF_MAX_MS),
+            _ => BACKOFF_INITIAL_MS,
+        };
+        Backoff {
+            delay_ms,
+            last_update_ms: now_ms,
+        }
+    }
+}
+
+/// A Go `time.Duration` as `String()` prints whole seconds: `10s`, `1m20s`, `5m0s`.
+fn go_duration(ms: i64) -> String {
+    let secs = ms / 1000;
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{}s", secs / 60, secs % 60)
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What container `spec` does once started.
+pub(super) fn run_of(spec: &Value) -> Run {
+    images::run_of(
+        spec.get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        &strings(spec.get("command")),
+        &strings(spec.get("args")),
+    )
+}
+
+/// Ready / ContainersReady from the container statuses, keeping a condition's transition
+/// time when its status does not change.
+fn set_readiness(status: &mut Value, now: &str, completed: bool) {
+    let unready: Vec<String> = status
+        .at("/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("ready").and_then(Value::as_bool) != Some(true))
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for c in conds.iter_mut() {
+        let ty = c.get("type").and_then(Value::as_str).unwrap_or_default();
+        if ty != "Ready" && ty != "ContainersReady" {
+            continue;
+        }
+        let ready = unready.is_empty();
+        let was = c.get("status").and_then(Value::as_str) == Some("True");
+        let since = if was == ready {
+            c.get("lastTransitionTime").cloned().unwrap_or(json!(now))
+        } else {
+            json!(now)
+        };
+        let mut n = json!({"type": ty, "status": if ready { "True" } else { "False" },
+            "lastTransitionTime": since, "lastProbeTime": null});
+        if !ready {
+            n["reason"] = json!(if completed {
+                "PodCompleted"
+            } else {
+                "ContainersNotReady"
+            });
+            if !completed {
+                n["message"] = json!(format!(
+                    "containers with unready status: [{}]",
+                    unready.join(" ")
+                ));
+            }
+        }
+        *c = n;
+    }
+}
+
+impl Cluster {
+    /// Schedules the exit of every container of `pod` whose process ends by itself.
+    pub(super) fn schedule_exits(&mut self, key: &Key, pod: &Value, restarts: &[i64]) {
+        let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
+        let specs = pod
+            .at("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, spec) in specs.iter().enumerate() {
+            if let Run::Exits { after_ms, code } = run_of(spec) {
+                let at = self.clock.now_ms() + after_ms;
+                self.schedule(
+                    at,
+                    Timer::Exited {
+                        key: key.clone(),
+                        uid: uid.clone(),
+                        container: i,
+                        restarts: restarts.get(i).copied().unwrap_or(0),
+                        code,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The pod, if it is still this one, alive, and its container `i` is in the run
+    /// numbered `restarts` (a timer from an earlier run is stale).
+    fn pod_at_run(&self, key: &str, uid: &str, i: usize, restarts: i64) -> Option<Arc<Value>> {
+        let pod = self.cache.get_shared("pods", key)?;
+        let current = pod
+            .at(&format!("/status/containerStatuses/{i}/restartCount"))
+            .and_then(Value::as_i64);
+        (str_at(pod, "/metadata/uid") == Some(uid)
+            && pod.at("/metadata/deletionTimestamp").is_none()
+            && current == Some(restarts))
+        .then(|| Arc::clone(pod))
+    }
+
+    async fn write_pod_status(
+        &mut self,
+        key: &Key,
+        pod: &Value,
+        status: Value,
+    ) -> Result<(), ClusterError> {
+        let (ns, name) = split_key(key);
+        let mut n = without(pod, &["status"]);
+        n["status"] = status;
+        let pods = apiserver::resources::find("pods")
+            .ok_or_else(|| apiserver::ApiError::internal("no pods resource"))?;
+        ignore_not_found(self.api.update_status(pods, ns, name, n).await)?;
+        Ok(())
+    }
+
+    /// Container `i`'s process ended with `code`.
+    pub(super) async fn container_exited(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+        code: i32,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.pod_at_run(key, uid, i, restarts) else {
+            return Ok(());
+        };
+        if pod
+            .at(&format!("/status/containerStatuses/{i}/state/running"))
+            .is_none()
+        {
+            return Ok(());
+        }
+        let now = self.clock.now_rfc3339();
+        let mut status = pod.get("status").cloned().unwrap_or(json!({}));
+        let cs = &mut status["containerStatuses"][i];
+        let started = cs.at("/state/running/startedAt").cloned();
+        let terminated = json!({"terminated": {
+            "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
+            "startedAt": started, "finishedAt": now, "containerID": cs.get("containerID"),
+        }});
+        cs["state"] = terminated;
+        cs["ready"] = json!(false);
+        cs["started"] = json!(false);
+        let policy = str_at(&pod, "/spec/restartPolicy").unwrap_or("Always");
+        let restart = match policy {
+            "Never" => false,
+            "OnFailure" => code != 0,
+            _ => true,
+        };
+        // Without a restart to come, a pod whose containers have all ended is finished.
+        let finished = !restart
+            && status["containerStatuses"]
+                .as_array()
+                .is_some_and(|all| all.iter().all(|c| c.at("/state/terminated").is_some()));
+        if finished {
+            let all_ok = status["containerStatuses"].as_array().is_some_and(|all| {
+                all.iter()
+                    .all(|c| c.at("/state/terminated/exitCode") == Some(&json!(0)))
+            });
+            status["phase"] = json!(if all_ok { "Succeeded" } else { "Failed" });
+        }
+        set_readiness(&mut status, &now, finished);
+        self.write_pod_status(key, &pod, status).await?;
+        if restart {
+            // kubelet notices on its next sync, about a second later.
+            let at = self.clock.now_ms() + 1_000;
+            self.schedule(
+                at,
+                Timer::CrashBackOff {
+                    key: key.clone(),
+                    uid: uid.to_owned(),
+                    container: i,
+                    restarts,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The sync after an exit (kubelet's `doBackOff`): restart at once unless the container
+    /// is in its back-off window, else report CrashLoopBackOff and wait the window out.
+    pub(super) async fn crash_backoff(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.pod_at_run(key, uid, i, restarts) else {
+            return Ok(());
+        };
+        let Some(terminated) = pod
+            .at(&format!("/status/containerStatuses/{i}/state/terminated"))
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let now_ms = self.clock.now_ms();
+        let finished = terminated
+            .get("finishedAt")
+            .and_then(Value::as_str)
+            .and_then(apiserver::sim::parse_rfc3339)
+            .unwrap_or(now_ms);
+        let entry = self.kubelet.backoff.get(&(uid.to_owned(), i)).copied();
+        let in_backoff =
+            entry.is_some_and(|e| !e.expired(finished) && now_ms - finished < e.delay_ms);
+        let Some(entry) = entry.filter(|_| in_backoff) else {
+            return self.restart_container(key, uid, i, restarts).await;
+        };
+        let backoff = entry.delay_ms;
+        let cname = str_at(&pod, &format!("/spec/containers/{i}/name"))
+            .unwrap_or_default()
+            .to_owned();
+        let (ns, name) = split_key(key);
+        let who = format!("{name}_{}({uid})", ns.unwrap_or("default"));
+        let node = str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_owned();
+        let mut status = pod.get("status").cloned().unwrap_or(json!({}));
+        let cs = &mut status["containerStatuses"][i];
+        cs["lastState"] = json!({"terminated": terminated});
+        cs["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!(
+            "back-off {} restarting failed container={cname} pod={who}", go_duration(backoff))}});
+        self.write_pod_status(key, &pod, status).await?;
+        self.record_event(
+            &pod,
+            "Warning",
+            "BackOff",
+            format!("Back-off restarting failed container {cname} in pod {who}"),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        // The back-off runs from when the container finished.
+        let at = (finished + backoff).max(now_ms);
+        self.schedule(
+            at,
+            Timer::Restart {
+                key: key.clone(),
+                uid: uid.to_owned(),
+                container: i,
+                restarts,
+            },
+        );
+        Ok(())
+    }
+
+    /// Starts container `i` again: the old run becomes `lastState`, the count goes up.
+    pub(super) async fn restart_container(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.pod_at_run(key, uid, i, restarts) else {
+            return Ok(());
+        };
+        let slot = (uid.to_owned(), i);
+        let next = Backoff::next(
+            self.kubelet.backoff.get(&slot).copied(),
+            self.clock.now_ms(),
+        );
+        self.kubelet.backoff.insert(slot, next);
+        let now = self.clock.now_rfc3339();
+        let node = str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_owned();
+        let spec = pod
+            .at(&format!("/spec/containers/{i}"))
+            .cloned()
+            .unwrap_or(json!({}));
+        let image = spec
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let cname = spec
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let mut status = pod.get("status").cloned().unwrap_or(json!({}));
+        let cs = &mut status["containerStatuses"][i];
+        let last = match cs.at("/state/terminated") {
+            Some(t) => json!({"terminated": t}),
+            None => cs.get("lastState").cloned().unwrap_or(json!({})),
+        };
+        cs["lastState"] = last;
+        cs["state"] = json!({"running": {"startedAt": now}});
+        cs["restartCount"] = json!(restarts + 1);
+        cs["ready"] = json!(true);
+        cs["started"] = json!(true);
+        cs["containerID"] = json!(format!("containerd://{}", self.rng.hex(64)));
+        set_readiness(&mut status, &now, false);
+        for (reason, message) in [
+            (
+                "Pulled",
+                format!("Container image \"{image}\" already present on machine"),
+            ),
+            ("Created", format!("Created container: {cname}")),
+            ("Started", format!("Started container {cname}")),
+        ] {
+            self.record_event(&pod, "Normal", reason, message, "kubelet", Some(&node))
+                .await?;
+        }
+        self.write_pod_status(key, &pod, status).await?;
+        if let Run::Exits { after_ms, code } = run_of(&spec) {
+            let at = self.clock.now_ms() + after_ms;
+            self.schedule(
+                at,
+                Timer::Exited {
+                    key: key.clone(),
+                    uid: uid.to_owned(),
+                    container: i,
+                    restarts: restarts + 1,
+                    code,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_back_off_doubles_to_five_minutes_and_is_forgotten_after_ten() {
+        let mut entry = None;
+        let mut steps = Vec::new();
+        for t in 0..8 {
+            let e = Backoff::next(entry, t * 1_000);
+            steps.push(go_duration(e.delay_ms));
+            entry = Some(e);
+        }
+        assert_eq!(
+            steps,
+            ["10s", "20s", "40s", "1m20s", "2m40s", "5m0s", "5m0s", "5m0s"]
+        );
+        // A container that ran for more than 10 minutes since its last restart starts over.
+        let late = Backoff::next(entry, 7_000 + 600_001);
+        assert_eq!(late.delay_ms, 10_000);
+    }
+}
