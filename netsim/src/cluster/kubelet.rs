@@ -172,7 +172,12 @@ impl Cluster {
                         .and_then(Value::as_i64)
                         .unwrap_or(30)
                         * 1000;
-                    let running = str_at(&pod, "/status/phase") == Some("Running");
+                    // Only running processes get SIGTERM and a grace period to use.
+                    let running = str_at(&pod, "/status/phase") == Some("Running")
+                        && pod
+                            .at("/status/containerStatuses")
+                            .and_then(Value::as_array)
+                            .is_some_and(|cs| cs.iter().any(|c| c.at("/state/running").is_some()));
                     let quick = pod
                         .at("/spec/containers")
                         .and_then(Value::as_array)
