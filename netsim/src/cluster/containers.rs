@@ -145,6 +145,61 @@ impl Cluster {
         }
     }
 
+    /// After netsim restarts on a kept store: pick up where the adopted pod's containers
+    /// are — a running one still ends when its command would, an exited one is handled on
+    /// the next sync, one in back-off restarts when that would have run out (a restarted
+    /// kubelet has lost its back-off memory, as a real one does).
+    pub(super) fn resume_containers(&mut self, key: &Key, pod: &Value) {
+        if str_at(pod, "/status/phase") != Some("Running") {
+            return;
+        }
+        let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
+        let specs = pod
+            .at("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let now = self.clock.now_ms();
+        let time = |c: &Value, ptr: &str| str_at(c, ptr).and_then(apiserver::sim::parse_rfc3339);
+        for (i, spec) in specs.iter().enumerate() {
+            let Some(cs) = pod.at(&format!("/status/containerStatuses/{i}")) else {
+                continue;
+            };
+            let restarts = cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+            let (key, uid) = (key.clone(), uid.clone());
+            if let Some(started) = time(cs, "/state/running/startedAt") {
+                if let Run::Exits { after_ms, code } = run_of(spec) {
+                    let at = (started + after_ms).max(now);
+                    let t = Timer::Exited {
+                        key,
+                        uid,
+                        container: i,
+                        restarts,
+                        code,
+                    };
+                    self.schedule(at, t);
+                }
+            } else if cs.at("/state/terminated").is_some() {
+                let t = Timer::CrashBackOff {
+                    key,
+                    uid,
+                    container: i,
+                    restarts,
+                };
+                self.schedule(now + 1_000, t);
+            } else if str_at(cs, "/state/waiting/reason") == Some("CrashLoopBackOff") {
+                let finished = time(cs, "/lastState/terminated/finishedAt").unwrap_or(now);
+                let t = Timer::Restart {
+                    key,
+                    uid,
+                    container: i,
+                    restarts,
+                };
+                self.schedule((finished + BACKOFF_INITIAL_MS).max(now), t);
+            }
+        }
+    }
+
     /// The pod, if it is still this one, alive, and its container `i` is in the run
     /// numbered `restarts` (a timer from an earlier run is stale).
     fn pod_at_run(&self, key: &str, uid: &str, i: usize, restarts: i64) -> Option<Arc<Value>> {

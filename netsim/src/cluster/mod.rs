@@ -177,6 +177,7 @@ impl Cluster {
                 if oe.resource.plural == "pods" {
                     // Running pods keep their sandbox and IP across a restart of netsim.
                     self.kubelet.adopt(&oe.object);
+                    self.resume_containers(&cache::key_of(&oe.object), &oe.object);
                 }
                 self.observe(oe);
             }
