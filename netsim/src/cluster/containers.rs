@@ -31,10 +31,12 @@ impl Backoff {
         event_ms - self.last_update_ms > 2 * BACKOFF_MAX_MS
     }
 
-    /// `Backoff.Next`: start at the initial delay (or again after expiry), else double.
-    fn next(entry: Option<Backoff>, now_ms: i64) -> Backoff {
+    /// `Backoff.Next(id, finishedAt)` at a restart: start at the initial delay (or again
+    /// if the run that ended at `finished_ms` was long enough to expire the entry), else
+    /// double.
+    fn next(entry: Option<Backoff>, finished_ms: i64, now_ms: i64) -> Backoff {
         let delay_ms = match entry {
-            Some(e) if !e.expired(now_ms) => (e.delay_ms * 2).min(BACKOFF_MAX_MS),
+            Some(e) if !e.expired(finished_ms) => (e.delay_ms * 2).min(BACKOFF_MAX_MS),
             _ => BACKOFF_INITIAL_MS,
         };
         Backoff {
@@ -372,11 +374,19 @@ impl Cluster {
         let Some(pod) = self.pod_at_run(key, uid, i, restarts) else {
             return Ok(());
         };
+        let now_ms = self.clock.now_ms();
+        let finished = ["state", "lastState"]
+            .iter()
+            .find_map(|s| {
+                str_at(
+                    &pod,
+                    &format!("/status/containerStatuses/{i}/{s}/terminated/finishedAt"),
+                )
+            })
+            .and_then(apiserver::sim::parse_rfc3339)
+            .unwrap_or(now_ms);
         let slot = (uid.to_owned(), i);
-        let next = Backoff::next(
-            self.kubelet.backoff.get(&slot).copied(),
-            self.clock.now_ms(),
-        );
+        let next = Backoff::next(self.kubelet.backoff.get(&slot).copied(), finished, now_ms);
         self.kubelet.backoff.insert(slot, next);
         let now = self.clock.now_rfc3339();
         let node = str_at(&pod, "/spec/nodeName")
@@ -447,7 +457,7 @@ mod tests {
         let mut entry = None;
         let mut steps = Vec::new();
         for t in 0..8 {
-            let e = Backoff::next(entry, t * 1_000);
+            let e = Backoff::next(entry, t * 1_000, t * 1_000);
             steps.push(go_duration(e.delay_ms));
             entry = Some(e);
         }
@@ -456,7 +466,10 @@ mod tests {
             ["10s", "20s", "40s", "1m20s", "2m40s", "5m0s", "5m0s", "5m0s"]
         );
         // A container that ran for more than 10 minutes since its last restart starts over.
-        let late = Backoff::next(entry, 7_000 + 600_001);
+        let late = Backoff::next(entry, 7_000 + 600_001, 7_000 + 600_002);
         assert_eq!(late.delay_ms, 10_000);
+        // Waiting out a long back-off does not count as running.
+        let waited = Backoff::next(entry, 7_000 + 300_000, 7_000 + 600_001);
+        assert_eq!(waited.delay_ms, 300_000);
     }
 }
