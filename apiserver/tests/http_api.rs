@@ -15,16 +15,20 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-async fn server() -> axum::Router {
-    let api = ApiServer::new(
-        Arc::new(MemStore::new()),
+/// An apiserver over `store`, with the test clock and seed.
+async fn api_over(store: Arc<MemStore>) -> ApiServer {
+    ApiServer::new(
+        store,
         Clock::new(DEFAULT_EPOCH_MS),
         SimRng::new(0, "t"),
         ApiConfig::default(),
     )
     .await
-    .unwrap();
-    apiserver::http::router(Arc::new(api))
+    .unwrap()
+}
+
+async fn server() -> axum::Router {
+    apiserver::http::router(Arc::new(api_over(Arc::new(MemStore::new())).await))
 }
 
 async fn call(
@@ -271,14 +275,7 @@ async fn watch_streams_changes_from_a_resource_version() {
 
 #[tokio::test]
 async fn controller_status_writes_are_compare_and_swap() {
-    let api = ApiServer::new(
-        Arc::new(MemStore::new()),
-        Clock::new(DEFAULT_EPOCH_MS),
-        SimRng::new(0, "t"),
-        ApiConfig::default(),
-    )
-    .await
-    .unwrap();
+    let api = api_over(Arc::new(MemStore::new())).await;
     let ns = apiserver::resources::find("ns").unwrap();
     let pods = apiserver::resources::find("po").unwrap();
     api.create(ns, None, json!({"metadata": {"name": "default"}}))
@@ -314,14 +311,7 @@ async fn controller_status_writes_are_compare_and_swap() {
 async fn writes_made_behind_the_apiservers_back_are_seen() {
     use apiserver::store::Store;
     let store = Arc::new(MemStore::new());
-    let api = ApiServer::new(
-        store.clone(),
-        Clock::new(DEFAULT_EPOCH_MS),
-        SimRng::new(0, "t"),
-        ApiConfig::default(),
-    )
-    .await
-    .unwrap();
+    let api = api_over(store.clone()).await;
     let ns = apiserver::resources::find("ns").unwrap();
     let cms = apiserver::resources::find("configmaps").unwrap();
     api.create(ns, None, json!({"metadata": {"name": "default"}}))
@@ -388,14 +378,7 @@ async fn writes_made_behind_the_apiservers_back_are_seen() {
 async fn skipped_resources_arrive_as_bookmarks() {
     use apiserver::store::Store;
     let store = Arc::new(MemStore::new());
-    let api = ApiServer::new(
-        store.clone(),
-        Clock::new(DEFAULT_EPOCH_MS),
-        SimRng::new(0, "t"),
-        ApiConfig::default(),
-    )
-    .await
-    .unwrap();
+    let api = api_over(store.clone()).await;
     let ns = apiserver::resources::find("ns").unwrap();
     let events = apiserver::resources::find("events").unwrap();
     let start = store.current_revision().await.unwrap() + 1;
