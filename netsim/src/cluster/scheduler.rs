@@ -103,7 +103,7 @@ impl Cluster {
             .cloned()
             .collect();
         let total_nodes = self.cache.all("nodes").count();
-        let mut feasible_for: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut feasible_for: BTreeMap<String, Arc<[String]>> = BTreeMap::new();
         // Bindings made in this pass, which the cache's counts do not show yet.
         let mut bound_here: BTreeMap<String, usize> = BTreeMap::new();
         let mut bound_here_owned: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
@@ -137,7 +137,7 @@ impl Cluster {
                         .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
                         .collect()
                 })
-                .clone();
+                .clone(); // an Arc: the list is shared, not copied per pod
             let (ns, name) = split_key(&key);
             if candidates.is_empty() {
                 let total = total_nodes;
