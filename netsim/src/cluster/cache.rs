@@ -26,6 +26,11 @@ pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
+/// A field's value, or `null` where it is missing (as `json!` writes a `None`).
+pub fn or_null(v: Option<&Value>) -> Value {
+    v.cloned().unwrap_or(Value::Null)
+}
+
 /// `old`'s top-level fields except `skip`, copied: for building the next version of an
 /// object whose `skip` fields are about to be replaced (copying those would be wasted).
 pub fn without(old: &Value, skip: &[&str]) -> Value {

@@ -10,7 +10,7 @@ use apiserver::json::At;
 use serde_json::{json, Value};
 
 use super::cache::{str_at, without, Key};
-use super::kubelet::Timer;
+use super::kubelet::{pods_res, Timer};
 use super::{ignore_not_found, split_key, Cluster, ClusterError};
 use crate::images::{self, Run};
 
@@ -224,9 +224,7 @@ impl Cluster {
         let (ns, name) = split_key(key);
         let mut n = without(pod, &["status"]);
         n["status"] = status;
-        let pods = apiserver::resources::find("pods")
-            .ok_or_else(|| apiserver::ApiError::internal("no pods resource"))?;
-        ignore_not_found(self.api.update_status(pods, ns, name, n).await)?;
+        ignore_not_found(self.api.update_status(pods_res()?, ns, name, n).await)?;
         Ok(())
     }
 

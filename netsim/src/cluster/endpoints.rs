@@ -9,7 +9,7 @@ use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
 
-use super::cache::{object, str_at, without, Key};
+use super::cache::{object, or_null, str_at, without, Key};
 use super::workloads::is_ready;
 use super::{ignore_not_found, split_key, Cluster, ClusterError};
 
@@ -31,10 +31,6 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
             .and_then(|p| p.get("containerPort").and_then(Value::as_i64)),
         _ => None,
     }
-}
-
-fn or_null(v: Option<&Value>) -> Value {
-    v.cloned().unwrap_or(Value::Null)
 }
 
 impl Cluster {

@@ -111,7 +111,7 @@ impl KubeletState {
     }
 }
 
-fn pods_res() -> Result<&'static apiserver::resources::Resource, ApiError> {
+pub(super) fn pods_res() -> Result<&'static apiserver::resources::Resource, ApiError> {
     find("pods").ok_or_else(|| ApiError::internal("no pods resource"))
 }
 

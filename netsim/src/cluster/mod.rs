@@ -441,20 +441,19 @@ impl Cluster {
         let nanos = self.clock.now_ms() as u128 * 1_000_000 + u128::from(self.event_seq);
         let now = self.clock.now_rfc3339();
         let text = |s: &str| Value::String(s.to_owned());
-        let field = |v: Option<&Value>| v.cloned().unwrap_or(Value::Null);
         let mut source = cache::object([("component", text(component))]);
         if let Some(h) = host {
             source["host"] = text(h);
         }
         let involved = cache::object([
-            ("apiVersion", field(obj.get("apiVersion"))),
-            ("kind", field(obj.get("kind"))),
+            ("apiVersion", cache::or_null(obj.get("apiVersion"))),
+            ("kind", cache::or_null(obj.get("kind"))),
             ("name", text(name)),
             ("namespace", text(&ns)),
-            ("uid", field(obj.at("/metadata/uid"))),
+            ("uid", cache::or_null(obj.at("/metadata/uid"))),
             (
                 "resourceVersion",
-                field(obj.at("/metadata/resourceVersion")),
+                cache::or_null(obj.at("/metadata/resourceVersion")),
             ),
         ]);
         let ev_name = format!("{name}.{nanos:x}");

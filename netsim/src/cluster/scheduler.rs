@@ -102,7 +102,7 @@ impl Cluster {
             .filter(|n| node_ready(n))
             .cloned()
             .collect();
-        let total_nodes = self.cache.all("nodes").count();
+        let total = self.cache.all("nodes").count();
         let mut feasible_for: BTreeMap<String, Arc<[String]>> = BTreeMap::new();
         // Bindings made in this pass, which the cache's counts do not show yet.
         let mut bound_here: BTreeMap<String, usize> = BTreeMap::new();
@@ -140,7 +140,6 @@ impl Cluster {
                 .clone(); // an Arc: the list is shared, not copied per pod
             let (ns, name) = split_key(&key);
             if candidates.is_empty() {
-                let total = total_nodes;
                 let cond = json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": format!("0/{total} nodes are available: {total} node(s) didn't match Pod's node affinity/selector or had untolerated taints."),
                     "lastTransitionTime": self.clock.now_rfc3339()});
