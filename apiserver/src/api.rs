@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
 
 use crate::admission::{self, ensure_object, Allocators, Ctx, Taken};
@@ -173,43 +172,6 @@ pub struct ApiServer {
     write_counts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
-/// An object as it is stored: without `metadata.resourceVersion` (the store's revision is
-/// the truth), serialized straight from the caller's object rather than from a copy.
-struct AsStored<'a>(&'a Value);
-
-/// `metadata` minus `resourceVersion`.
-struct StoredMeta<'a>(&'a Value);
-
-impl Serialize for AsStored<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Value::Object(m) = self.0 else {
-            return self.0.serialize(s);
-        };
-        let mut map = s.serialize_map(None)?;
-        for (k, v) in m {
-            if k == "metadata" {
-                map.serialize_entry(k, &StoredMeta(v))?;
-            } else {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        map.end()
-    }
-}
-
-impl Serialize for StoredMeta<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Value::Object(m) = self.0 else {
-            return self.0.serialize(s);
-        };
-        let mut map = s.serialize_map(None)?;
-        for (k, v) in m.iter().filter(|(k, _)| *k != "resourceVersion") {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")
         .and_then(|m| m.get(field))
@@ -330,10 +292,13 @@ impl ApiServer {
         obj
     }
 
+    /// The object as it is stored: without `metadata.resourceVersion` (the store's
+    /// revision is the truth), written straight from the caller's object, not a copy.
     fn encode(obj: &Value) -> Result<Bytes, ApiError> {
-        serde_json::to_vec(&AsStored(obj))
-            .map(Bytes::from)
-            .map_err(|e| ApiError::internal(e.to_string()))
+        let mut out = Vec::with_capacity(1024);
+        crate::json::write_compact(obj, &mut out, true)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(Bytes::from(out))
     }
 
     fn check_ns<'a>(res: &Resource, ns: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {

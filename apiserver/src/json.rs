@@ -4,7 +4,9 @@ use serde_json::Value;
 
 /// RFC 6901 JSON Pointer lookup without allocating. `Value::pointer` unescapes every
 /// token through `str::replace` (two allocations per token); controllers and admission
-/// look up pointers on every object change, so this matters at scale.
+/// look up pointers on every object change, so this matters at scale. One pass over the
+/// pointer's bytes finds each token and whether it needs unescaping, and a token is found
+/// in an object by [`field`], which compares lengths before bytes.
 pub trait At {
     fn at(&self, ptr: &str) -> Option<&Value>;
 }
@@ -14,22 +16,62 @@ impl At for Value {
         if ptr.is_empty() {
             return Some(self);
         }
+        let rest = ptr.strip_prefix('/')?;
+        let bytes = rest.as_bytes();
         let mut cur = self;
-        for raw in ptr.strip_prefix('/')?.split('/') {
+        let mut start = 0;
+        loop {
+            let mut end = start;
+            let mut escaped = false;
+            while end < bytes.len() && bytes[end] != b'/' {
+                escaped |= bytes[end] == b'~';
+                end += 1;
+            }
+            let raw = &rest[start..end];
             let unescaped: String;
-            let tok = if raw.contains('~') {
+            let tok = if escaped {
                 unescaped = raw.replace("~1", "/").replace("~0", "~");
                 unescaped.as_str()
             } else {
                 raw
             };
             cur = match cur {
-                Value::Object(m) => m.get(tok)?,
+                Value::Object(m) => field(m, tok)?,
                 Value::Array(a) => a.get(array_index(tok)?)?,
                 _ => return None,
             };
+            if end == bytes.len() {
+                return Some(cur);
+            }
+            start = end + 1;
         }
-        Some(cur)
+    }
+}
+
+/// Maps with at most this many fields are searched linearly (see [`field`]).
+const LINEAR_FIELDS: usize = 12;
+
+/// `m.get(key)`, faster for the small maps Kubernetes objects are made of: a B-tree search
+/// orders keys with a `memcmp` call per step, while a scan compares lengths first and
+/// touches bytes only for keys of the same length. Large maps keep the B-tree search.
+pub fn field<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if m.len() > LINEAR_FIELDS {
+        return m.get(key);
+    }
+    m.iter()
+        .find(|(k, _)| {
+            k.len() == key.len()
+                && k.as_bytes().first() == key.as_bytes().first()
+                && k.as_bytes() == key.as_bytes()
+        })
+        .map(|(_, v)| v)
+}
+
+/// `v.get(key)` for an object `v` (None for anything else), through [`field`].
+pub fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(m) => field(m, key),
+        _ => None,
     }
 }
 
@@ -39,6 +81,117 @@ fn array_index(tok: &str) -> Option<usize> {
         return None;
     }
     tok.parse().ok()
+}
+
+/// Writes `v` as compact JSON, byte for byte what `serde_json::to_vec` writes, with
+/// `metadata.resourceVersion` left out when `without_rv` (the stored form of an object:
+/// the store's revision is the truth). Every write encodes its object, and serde_json's
+/// string escaping (a table look-up per byte) was a tenth of a write's cost: strings with
+/// nothing to escape — nearly all of them — are copied whole here.
+pub fn write_compact(
+    v: &Value,
+    out: &mut Vec<u8>,
+    without_rv: bool,
+) -> Result<(), serde_json::Error> {
+    match v {
+        Value::Object(m) => {
+            out.push(b'{');
+            let mut first = true;
+            for (k, x) in m {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                write_str(k, out)?;
+                out.push(b':');
+                if without_rv && k == "metadata" {
+                    write_metadata(x, out)?;
+                } else {
+                    write_compact(x, out, false)?;
+                }
+            }
+            out.push(b'}');
+            Ok(())
+        }
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_compact(x, out, false)?;
+            }
+            out.push(b']');
+            Ok(())
+        }
+        Value::String(s) => write_str(s, out),
+        Value::Null => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+        Value::Bool(b) => {
+            out.extend_from_slice(if *b { b"true" } else { b"false" });
+            Ok(())
+        }
+        Value::Number(n) => serde_json::to_writer(&mut *out, n),
+    }
+}
+
+/// `metadata` without `resourceVersion`.
+fn write_metadata(v: &Value, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let Value::Object(m) = v else {
+        return write_compact(v, out, false);
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (k, x) in m.iter().filter(|(k, _)| *k != "resourceVersion") {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(k, out)?;
+        out.push(b':');
+        write_compact(x, out, false)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// True if JSON must escape a byte of `s`: a control character, `"` or `\\`. Eight bytes
+/// at a time (the classic has-zero-byte bit trick), as most strings need no escaping.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        // A byte below 0x20 has no bit of 0xE0 set: x & 0xE0.. has a zero byte there.
+        if has_zero(x & 0xE0E0_E0E0_E0E0_E0E0)
+            || has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+fn write_str(s: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    if !needs_escape(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *out, s)
+    }
 }
 
 #[cfg(test)]
@@ -70,5 +223,68 @@ mod tests {
         ] {
             assert_eq!(v.at(ptr), v.pointer(ptr), "pointer {ptr:?}");
         }
+    }
+
+    #[test]
+    fn field_finds_keys_in_small_and_large_maps() {
+        let small = json!({"a": 1, "bb": 2, "ab": 3, "": 4});
+        let large: Value = (0..40)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        for (v, keys) in [
+            (&small, vec!["a", "bb", "ab", "", "b", "abc"]),
+            (&large, vec!["k0", "k39", "k40", "k", ""]),
+        ] {
+            for k in keys {
+                assert_eq!(get(v, k), v.get(k), "key {k:?}");
+            }
+        }
+        assert_eq!(get(&json!([1]), "0"), None);
+    }
+
+    #[test]
+    fn needs_escape_finds_every_byte_json_escapes() {
+        for b in 0u8..=255 {
+            let want = b < 0x20 || b == b'"' || b == b'\\';
+            for pos in [0, 3, 7, 8, 12, 16] {
+                let mut s = vec![b'a'; 17];
+                s[pos] = b;
+                assert_eq!(needs_escape(&s), want, "byte {b:#x} at {pos}");
+            }
+            assert_eq!(needs_escape(&[b]), want, "byte {b:#x} alone");
+        }
+        assert!(!needs_escape(b""));
+        assert!(!needs_escape(
+            "ünïcødé ✓ long enough to fill chunks".as_bytes()
+        ));
+    }
+
+    #[test]
+    fn write_compact_writes_what_serde_json_writes() {
+        let v = json!({
+            "metadata": {"name": "web", "resourceVersion": "42", "labels": {"a/b": "c\"d"}},
+            "spec": {"n": [0, -1, 18446744073709551615u64, 9223372036854775807i64, 1.5, -0.25, 1e300, 3.0]},
+            "s": ["", "plain", "tab\there", "nl\n", "quote\"", "back\\slash", "\u{1}\u{1f}\u{7f}", "ünï©ødé ✓", "</script>"],
+            "t": true, "f": false, "z": null, "e": {}, "ea": [],
+            "k\"ey": {"\u{0}": 1}
+        });
+        let mut out = Vec::new();
+        write_compact(&v, &mut out, false).unwrap();
+        assert_eq!(out, serde_json::to_vec(&v).unwrap());
+
+        let mut stored = Vec::new();
+        write_compact(&v, &mut stored, true).unwrap();
+        let mut without = v.clone();
+        without["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        assert_eq!(stored, serde_json::to_vec(&without).unwrap());
+        // Only the top-level metadata loses its resourceVersion.
+        let nested = json!({"spec": {"metadata": {"resourceVersion": "1"}}});
+        let mut out = Vec::new();
+        write_compact(&nested, &mut out, true).unwrap();
+        assert_eq!(out, serde_json::to_vec(&nested).unwrap());
     }
 }
