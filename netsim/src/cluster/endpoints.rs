@@ -61,20 +61,21 @@ impl Cluster {
                 .and_then(Value::as_bool)
                 == Some(true);
             let headless = str_at(&svc, "/spec/clusterIP") == Some("None");
-            let mut pods: Vec<&Value> = self
+            // (pod IP, pod), sorted by IP: each IP is looked up once, not once per comparison.
+            let mut pods: Vec<(&str, &Value)> = self
                 .cache
                 .pods_matching(&ns, selector)
                 .into_iter()
-                .filter(|p| str_at(p, "/status/podIP").is_some())
-                .filter(|p| {
+                .filter_map(|p| Some((str_at(p, "/status/podIP")?, p)))
+                .filter(|(_, p)| {
                     !matches!(
                         str_at(p, "/status/phase"),
                         Some("Succeeded") | Some("Failed")
                     )
                 })
-                .filter(|p| publish_not_ready || p.at("/metadata/deletionTimestamp").is_none())
+                .filter(|(_, p)| publish_not_ready || p.at("/metadata/deletionTimestamp").is_none())
                 .collect();
-            pods.sort_by(|a, b| str_at(a, "/status/podIP").cmp(&str_at(b, "/status/podIP")));
+            pods.sort_by(|a, b| a.0.cmp(b.0));
             let svc_ports: &[Value] = svc
                 .at("/spec/ports")
                 .and_then(Value::as_array)
@@ -84,7 +85,7 @@ impl Cluster {
             let mut subsets: Vec<(Vec<Value>, Vec<Value>, Vec<Value>)> = Vec::new();
             let mut slice_eps = Vec::new();
             let mut slice_ports: Option<Vec<Value>> = None;
-            for p in &pods {
+            for &(ip, p) in &pods {
                 let ports: Vec<Value> = svc_ports
                     .iter()
                     .filter_map(|sp| {
@@ -113,8 +114,8 @@ impl Cluster {
                 if ports.is_empty() && !svc_ports.is_empty() {
                     continue;
                 }
-                let ready = is_ready(p) || publish_not_ready;
-                let ip = str_at(p, "/status/podIP").unwrap_or_default();
+                let serving = is_ready(p);
+                let ready = serving || publish_not_ready;
                 let target_ref = object([
                     ("kind", "Pod".into()),
                     ("namespace", ns.as_str().into()),
@@ -147,7 +148,7 @@ impl Cluster {
                 let terminating = p.at("/metadata/deletionTimestamp").is_some();
                 let conditions = object([
                     ("ready", (ready && !terminating).into()),
-                    ("serving", is_ready(p).into()),
+                    ("serving", serving.into()),
                     ("terminating", terminating.into()),
                 ]);
                 let mut ep = object([

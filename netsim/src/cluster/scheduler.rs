@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use apiserver::json::At;
+use apiserver::json::{self, At};
 use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
@@ -73,8 +73,8 @@ fn node_ready(node: &Value) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Ready")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
+                json::get(c, "type").and_then(Value::as_str) == Some("Ready")
+                    && json::get(c, "status").and_then(Value::as_str) == Some("True")
             })
         })
 }

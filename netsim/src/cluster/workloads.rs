@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use apiserver::json::At;
+use apiserver::json::{self, At};
 use apiserver::resources::{find, Resource};
 use apiserver::{ApiError, PatchType};
 use serde_json::{json, Value};
@@ -66,8 +66,8 @@ pub fn is_ready(pod: &Value) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Ready")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
+                json::get(c, "type").and_then(Value::as_str) == Some("Ready")
+                    && json::get(c, "status").and_then(Value::as_str) == Some("True")
             })
         })
 }
@@ -615,12 +615,8 @@ impl Cluster {
                     .await?;
                 }
             }
-            let pods: Vec<&Value> = self
-                .cache
-                .owned_by(&uid, "pods")
-                .into_iter()
-                .filter(|p| is_active(p))
-                .collect();
+            // The status counts what the cache shows: this pass's creates and deletes reach
+            // it in the next round, which runs this ReplicaSet again (its pods changed).
             let ready = pods.iter().filter(|p| is_ready(p)).count() as i64;
             let mut status = json!({
                 "replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
