@@ -11,6 +11,7 @@ mod boot;
 pub mod cache;
 mod containers;
 mod endpoints;
+mod ingress;
 mod kubelet;
 pub mod kubeproxy;
 mod loadbalancer;
@@ -86,6 +87,8 @@ struct Dirty {
     services: BTreeSet<Key>,
     deleted_uids: BTreeSet<String>,
     namespaces: BTreeSet<Key>,
+    /// An Ingress or IngressClass changed: ingress-nginx's status sync looks again.
+    ingresses: bool,
 }
 
 impl Dirty {
@@ -99,6 +102,7 @@ impl Dirty {
             && self.services.is_empty()
             && self.deleted_uids.is_empty()
             && self.namespaces.is_empty()
+            && !self.ingresses
     }
 }
 
@@ -338,6 +342,7 @@ impl Cluster {
                     self.dirty.services.extend(svcs);
                 }
             }
+            "ingresses" | "ingressclasses" => self.dirty.ingresses = true,
             _ => {}
         }
         self.cache.apply(ev);
@@ -361,6 +366,7 @@ impl Cluster {
             self.run_scheduler(d.unscheduled).await?;
             self.run_kubelets(d.kubelet).await?;
             self.run_loadbalancers(&d.services).await?;
+            self.run_ingress_status().await?;
             self.run_endpoints(d.services).await?;
         }
         Err(ClusterError::NoFixpoint(MAX_ROUNDS))

@@ -15,6 +15,7 @@
 
 pub mod device;
 pub mod http;
+pub mod ingress;
 pub mod packet;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,6 +94,8 @@ pub struct HostSpec {
     pub dns: Option<std::sync::Arc<dns::Snapshot>>,
     /// userspace kube-proxy's proxy ports on this node.
     pub relay_ports: Vec<u16>,
+    /// An ingress-nginx controller's configuration: its nginx proxies on port 80.
+    pub ingress: Option<std::sync::Arc<crate::ingress::Controller>>,
 }
 
 /// A node's place on the networks.
@@ -135,6 +138,8 @@ impl Conntrack {
 pub struct NetState {
     conntrack: BTreeMap<String, Conntrack>,
     next_port: u16,
+    /// ingress-nginx balancer cursors and request-ID stream.
+    ingress: ingress::IngressState,
 }
 
 impl NetState {
@@ -171,6 +176,8 @@ struct Relay {
 
 struct Host {
     relays: Vec<Relay>,
+    /// ingress-nginx's accepting connections (empty unless the pod is a controller).
+    ingress: Vec<ingress::Conn>,
     dns_socket: Option<SocketHandle>,
     /// DNS over TCP (2-byte length prefix), for truncated answers and `dig +tcp`.
     dns_tcp: Vec<(SocketHandle, Vec<u8>)>,
@@ -264,6 +271,7 @@ pub struct Fabric<'s> {
     echo_ttl: BTreeMap<(Ipv4Addr, u16), u8>,
     /// LoadBalancer IP → the node that answers for it.
     lb_owner: BTreeMap<Ipv4Addr, usize>,
+    seed: u64,
 }
 
 impl<'s> Fabric<'s> {
@@ -328,6 +336,13 @@ impl<'s> Fabric<'s> {
                     });
                 }
             }
+            let ingress_conns = match &spec.ingress {
+                // A few at once, as nginx's workers accept several connections.
+                Some(c) => (0..4)
+                    .map(|_| ingress::Conn::listen(&mut sockets, c.http_port))
+                    .collect(),
+                None => Vec::new(),
+            };
             let dns_tcp: Vec<(SocketHandle, Vec<u8>)> = if spec.dns.is_some() {
                 (0..2)
                     .map(|_| {
@@ -346,6 +361,7 @@ impl<'s> Fabric<'s> {
             });
             built.push(Host {
                 relays,
+                ingress: ingress_conns,
                 dns_socket,
                 dns_tcp,
                 spec,
@@ -382,6 +398,7 @@ impl<'s> Fabric<'s> {
             tracing: false,
             echo_ttl: BTreeMap::new(),
             lb_owner: BTreeMap::new(),
+            seed,
         }
     }
 
@@ -679,6 +696,19 @@ impl<'s> Fabric<'s> {
                         self.now_ms,
                         &mut self.state.next_port,
                     );
+                }
+            }
+            if let Some(controller) = h.spec.ingress.clone() {
+                let mut cx = ingress::Ctx {
+                    controller: &controller,
+                    host: &h.spec.name,
+                    now_ms: self.now_ms,
+                    next_port: &mut self.state.next_port,
+                    state: &mut self.state.ingress,
+                    seed: self.seed,
+                };
+                for c in &mut h.ingress {
+                    ingress::pump(c, &mut h.iface, &mut h.sockets, &mut cx);
                 }
             }
             if let Some(snap) = h.spec.dns.clone() {
@@ -1125,6 +1155,7 @@ mod tests {
                 servers: vec![],
                 dns: None,
                 relay_ports: Vec::new(),
+                ingress: None,
             },
             HostSpec {
                 name: "n2".into(),
@@ -1134,6 +1165,7 @@ mod tests {
                 servers: vec![],
                 dns: None,
                 relay_ports: Vec::new(),
+                ingress: None,
             },
             HostSpec {
                 name: "web-1".into(),
@@ -1143,6 +1175,7 @@ mod tests {
                 servers: vec![(port, app)],
                 dns: None,
                 relay_ports: Vec::new(),
+                ingress: None,
             },
             HostSpec {
                 name: "client".into(),
@@ -1152,6 +1185,7 @@ mod tests {
                 servers: vec![],
                 dns: None,
                 relay_ports: Vec::new(),
+                ingress: None,
             },
         ];
         (nodes, hosts)
