@@ -5,8 +5,13 @@
 //! with the same flags computes the same value, so which pod is leader does not matter).
 //! Addresses are left in place when the controllers go away (`--update-status-on-shutdown`
 //! is not modelled).
+//!
+//! Each add or update of an Ingress a running controller serves gets the Event its store
+//! records, `Normal Sync "Scheduled for sync"` from `nginx-ingress-controller` (the status
+//! write is an update too, hence the usual `(x2 over ...)`). Ingresses that existed before
+//! the controller started get none here (upstream: one each as its informer lists them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use apiserver::resources::find;
 use apiserver::ApiError;
@@ -17,7 +22,10 @@ use super::{ignore_not_found, split_key, Cluster, ClusterError};
 use crate::ingress::{controller_flags, status_addresses, Flags};
 
 impl Cluster {
-    pub(super) async fn run_ingress_status(&mut self) -> Result<(), ClusterError> {
+    pub(super) async fn run_ingress_status(
+        &mut self,
+        changed: BTreeSet<String>,
+    ) -> Result<(), ClusterError> {
         // Cheap when unused: most clusters have no Ingress at all.
         if self.cache.all("ingresses").next().is_none() {
             return Ok(());
@@ -45,6 +53,18 @@ impl Cluster {
         let services: Vec<&Value> = self.cache.all("services").collect();
         let classes: Vec<&Value> = self.cache.all("ingressclasses").collect();
         let mut want: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut synced: Vec<Value> = Vec::new();
+        for key in &changed {
+            let Some(ing) = self.cache.get("ingresses", key) else {
+                continue;
+            };
+            if controllers
+                .iter()
+                .any(|(f, _)| f.serves(ing, classes.iter().copied()))
+            {
+                synced.push(ing.clone());
+            }
+        }
         for (flags, node_names) in &controllers {
             let nodes: Vec<&Value> = node_names
                 .iter()
@@ -75,6 +95,17 @@ impl Cluster {
             let mut n = (**ing).clone();
             n["status"] = serde_json::json!({"loadBalancer": {"ingress": addrs}});
             writes.push((key, n));
+        }
+        for ing in synced {
+            self.record_event(
+                &ing,
+                "Normal",
+                "Sync",
+                "Scheduled for sync".to_owned(),
+                "nginx-ingress-controller",
+                None,
+            )
+            .await?;
         }
         if writes.is_empty() {
             return Ok(());
