@@ -143,8 +143,11 @@ impl Routes {
         for ing in &ingresses {
             // The oldest Ingress with a defaultBackend serves the catch-all server's root.
             if let (Some(t), false) = (&ing.default_backend, default_set) {
-                if let Some(s) = servers.get_mut(DEFAULT_SERVER) {
-                    s.locations[0] = root(t.clone(), &ing.key);
+                if let Some(first) = servers
+                    .get_mut(DEFAULT_SERVER)
+                    .and_then(|s| s.locations.first_mut())
+                {
+                    *first = root(t.clone(), &ing.key);
                 }
                 default_set = true;
             }
@@ -208,7 +211,9 @@ impl Routes {
                 };
                 if p.path == "/" && p.path_type != PathType::Exact {
                     // A rule's own `/` replaces the built-in root.
-                    server.locations[0] = loc("/", Match::Prefix);
+                    if let Some(first) = server.locations.first_mut() {
+                        *first = loc("/", Match::Prefix);
+                    }
                     continue;
                 }
                 match p.path_type {
@@ -266,7 +271,11 @@ impl Routes {
                 .filter(|l| l.kind == Match::Prefix && path.starts_with(l.path.as_str()))
                 .max_by_key(|l| l.path.len())
         };
-        let location = exact.or_else(prefix).unwrap_or(&server.locations[0]);
+        // `build` puts the root first in every server; a hand-made one may lack it.
+        let location = exact
+            .or_else(prefix)
+            .or_else(|| server.locations.first())
+            .unwrap_or(&FALLBACK.locations[0]);
         Routed { server, location }
     }
 }

@@ -251,7 +251,12 @@ pub(super) fn pump(
                                 .state
                                 .rng
                                 .get_or_insert_with(|| SimRng::new(seed, "ingress-nginx"));
-                            let request = upstream_request(&req, remote, &rng.hex(32), c.port);
+                            let mut request = upstream_request(&req, remote, &rng.hex(32), c.port);
+                            // Body bytes that came with the head go along (curl sends
+                            // none; a later body is not modelled).
+                            if let Some(end) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                request.extend_from_slice(&c.buf[end + 4..]);
+                            }
                             let mut up = super::tcp_socket();
                             let local = take_port(cx.next_port);
                             if up
