@@ -77,6 +77,16 @@ pub(super) struct Ctx<'a> {
     pub next_port: &'a mut u16,
     pub state: &'a mut IngressState,
     pub seed: u64,
+    /// `--trace-path`: where the routing decision is noted.
+    pub trace: Option<&'a mut Vec<String>>,
+}
+
+impl Ctx<'_> {
+    fn note(&mut self, line: String) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.push(format!("{}: nginx: {line}", self.host));
+        }
+    }
 }
 
 fn error_page(code: u16, reason: &str) -> String {
@@ -228,8 +238,22 @@ pub(super) fn pump(
                 Target::Upstream(name) => Some(name.clone()),
             };
             let reply = |code, reason| own_response(code, reason, &date, head);
+            let decided = format!(
+                "{} {} Host {} -> server {} location {}{}",
+                req.method,
+                req.target,
+                if host.is_empty() { "(none)" } else { &host },
+                routed.server.name,
+                if routed.location.kind == crate::ingress::route::Match::Exact {
+                    "= "
+                } else {
+                    ""
+                },
+                routed.location.path
+            );
             match upstream {
                 None => {
+                    cx.note(format!("{decided} -> default backend: 404"));
                     let _ = sock.send_slice(&reply(404, "Not Found"));
                     c.phase = Phase::Replied;
                 }
@@ -242,10 +266,19 @@ pub(super) fn pump(
                     let cursors = cx.state.cursors.entry(cx.host.to_owned()).or_default();
                     match round_robin(cursors, &name, eps) {
                         None => {
+                            cx.note(format!(
+                                "{decided} -> upstream {name} has no endpoints: 503"
+                            ));
                             let _ = sock.send_slice(&reply(503, "Service Temporarily Unavailable"));
                             c.phase = Phase::Replied;
                         }
                         Some(ep) => {
+                            cx.note(format!(
+                                "{decided} -> upstream {name} -> {ep} (round robin); new connection from {}",
+                                iface
+                                    .ipv4_addr()
+                                    .map_or_else(String::new, |a| a.to_string())
+                            ));
                             let seed = cx.seed;
                             let rng = cx
                                 .state

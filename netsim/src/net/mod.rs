@@ -706,6 +706,7 @@ impl<'s> Fabric<'s> {
                     next_port: &mut self.state.next_port,
                     state: &mut self.state.ingress,
                     seed: self.seed,
+                    trace: self.tracing.then_some(&mut self.trace),
                 };
                 for c in &mut h.ingress {
                     ingress::pump(c, &mut h.iface, &mut h.sockets, &mut cx);
