@@ -196,11 +196,15 @@ async fn route(
         (Method::POST, None) => {
             let obj = decode_body(headers, body)?;
             crate::decode::strict_decode(t.res, &obj)?;
+            warnings.extend(ingress_warning(t.res, &obj));
             json_response(StatusCode::CREATED, &api.create(t.res, ns, obj).await?)
         }
         (Method::PUT, Some(name)) => {
             let obj = decode_body(headers, body)?;
             crate::decode::strict_decode(t.res, &obj)?;
+            if !status_only {
+                warnings.extend(ingress_warning(t.res, &obj));
+            }
             json_response(
                 StatusCode::OK,
                 &api.update(t.res, ns, name, obj, status_only).await?,
@@ -224,11 +228,13 @@ async fn route(
             };
             let patch: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            json_response(
-                StatusCode::OK,
-                &api.patch(t.res, ns, name, &patch, ptype, status_only)
-                    .await?,
-            )
+            let patched = api
+                .patch(t.res, ns, name, &patch, ptype, status_only)
+                .await?;
+            if !status_only {
+                warnings.extend(ingress_warning(t.res, &patched));
+            }
+            json_response(StatusCode::OK, &patched)
         }
         (Method::DELETE, Some(name)) => {
             let opts: Value = if body.is_empty() {
@@ -255,6 +261,18 @@ async fn route(
         }
     }
     Ok(resp)
+}
+
+/// kube-apiserver's warning on writing an Ingress that still uses the legacy class
+/// annotation (pkg/api/networking `GetWarningsForIngress`), as a `Warning` header value.
+fn ingress_warning(res: &Resource, obj: &Value) -> Option<&'static str> {
+    (res.plural == "ingresses"
+        && obj
+            .pointer("/metadata/annotations/kubernetes.io~1ingress.class")
+            .is_some())
+    .then_some(
+        "299 - \"annotation \\\"kubernetes.io/ingress.class\\\" is deprecated, please use 'spec.ingressClassName' instead\"",
+    )
 }
 
 /// A minimal OpenAPI v3: an index of group-versions, and per group-version the write

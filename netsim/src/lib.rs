@@ -5,6 +5,7 @@ pub mod bench_net;
 pub mod cluster;
 pub mod dnsprobes;
 pub mod images;
+pub mod ingress;
 pub mod kubectl;
 pub mod net;
 pub mod output;

@@ -161,6 +161,7 @@ fn topology(
             servers: health,
             dns: None,
             relay_ports,
+            ingress: None,
         });
     }
     for p in cache.all("pods") {
@@ -202,6 +203,16 @@ fn topology(
                     crate::images::normalise(i).0 == "registry.k8s.io/coredns/coredns"
                 })
             });
+        // An ingress-nginx controller builds its nginx configuration from its informers.
+        let ingress = crate::ingress::controller_flags(p).map(|flags| {
+            let objects = crate::ingress::Objects {
+                ingresses: cache.all("ingresses").collect(),
+                classes: cache.all("ingressclasses").collect(),
+                services: cache.all("services").collect(),
+                slices: cache.all("endpointslices").collect(),
+            };
+            std::sync::Arc::new(crate::ingress::Controller::build(&flags, &objects))
+        });
         hosts.push(HostSpec {
             name: format!("{ns}/{name}"),
             node,
@@ -210,6 +221,7 @@ fn topology(
             servers,
             dns: is_coredns.then(|| snapshot.clone()),
             relay_ports: Vec::new(),
+            ingress,
         });
     }
     let ext = cluster.config.external_ip;
@@ -221,6 +233,7 @@ fn topology(
         servers: Vec::new(),
         dns: None,
         relay_ports: Vec::new(),
+        ingress: None,
     });
     (nodes, hosts)
 }

@@ -52,6 +52,8 @@ pub enum Timer {
         container: usize,
         restarts: i64,
     },
+    /// ingress-nginx's leader polls the status of its Ingresses (`cluster::ingress`).
+    IngressStatus,
 }
 
 #[derive(Default)]
@@ -360,6 +362,7 @@ impl Cluster {
 
     pub(super) async fn fire(&mut self, t: Timer) -> Result<(), ClusterError> {
         match t {
+            Timer::IngressStatus => self.ingress_status_tick().await,
             Timer::Started { key, uid } => self.containers_started(&key, &uid).await,
             Timer::PullFailed { key, uid, attempt } => self.pull_failed(&key, &uid, attempt).await,
             Timer::RetryPull { key, uid, attempt } if attempt == u32::MAX => {

@@ -11,6 +11,7 @@ mod boot;
 pub mod cache;
 mod containers;
 mod endpoints;
+mod ingress;
 mod kubelet;
 pub mod kubeproxy;
 mod loadbalancer;
@@ -86,6 +87,8 @@ struct Dirty {
     services: BTreeSet<Key>,
     deleted_uids: BTreeSet<String>,
     namespaces: BTreeSet<Key>,
+    /// Ingresses that changed (all of them when an IngressClass did), for ingress-nginx.
+    ingresses: BTreeSet<Key>,
 }
 
 impl Dirty {
@@ -99,6 +102,7 @@ impl Dirty {
             && self.services.is_empty()
             && self.deleted_uids.is_empty()
             && self.namespaces.is_empty()
+            && self.ingresses.is_empty()
     }
 }
 
@@ -338,6 +342,13 @@ impl Cluster {
                     self.dirty.services.extend(svcs);
                 }
             }
+            "ingresses" => {
+                self.dirty.ingresses.insert(key.clone());
+            }
+            "ingressclasses" => self
+                .dirty
+                .ingresses
+                .extend(self.cache.all("ingresses").map(key_of)),
             _ => {}
         }
         self.cache.apply(ev);
@@ -361,6 +372,7 @@ impl Cluster {
             self.run_scheduler(d.unscheduled).await?;
             self.run_kubelets(d.kubelet).await?;
             self.run_loadbalancers(&d.services).await?;
+            self.run_ingress_status(d.ingresses).await?;
             self.run_endpoints(d.services).await?;
         }
         Err(ClusterError::NoFixpoint(MAX_ROUNDS))

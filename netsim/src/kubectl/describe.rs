@@ -1,4 +1,4 @@
-//! kubectl describe: the text of kubectl `pkg/describe/describe.go` for pods, services,
+//! kubectl describe: the text of kubectl `pkg/describe/describe.go` for pods, services, ingresses,
 //! deployments and replicasets, rendered from plain JSON objects. Lines are written with the
 //! same prefix-writer levels and tabs as upstream, then aligned by a Go tabwriter with
 //! describe's parameters (minwidth 0, tabwidth 8, padding 2, `' '`).
@@ -1492,6 +1492,135 @@ pub fn describe_replicaset(rs: &Value, ctx: &DescribeContext) -> String {
             );
         }
     }
+    describe_events(&mut w, ctx);
+    w.finish()
+}
+
+/// describe.go `serviceBackendStringer` plus, as `describeBackendV1` adds, the Service's
+/// endpoints on the named port in parentheses (or the error from looking the Service up).
+fn ingress_backend(ns: &str, backend: &Value, services: &[Value], slices: &[Value]) -> String {
+    let Some(svc_ref) = get(backend, &["service"]) else {
+        if let Some(r) = get(backend, &["resource"]) {
+            let group = get(r, &["apiGroup"])
+                .and_then(Value::as_str)
+                .unwrap_or("<none>");
+            return format!(
+                "APIGroup: {group}, Kind: {}, Name: {}",
+                s(r, &["kind"]),
+                s(r, &["name"])
+            );
+        }
+        return String::new();
+    };
+    let name = s(svc_ref, &["name"]);
+    let number = i(svc_ref, &["port", "number"]);
+    let port_name = s(svc_ref, &["port", "name"]);
+    let port = if number != 0 {
+        number.to_string()
+    } else {
+        port_name.to_owned()
+    };
+    let sb = format!("{name}:{port}");
+    let Some(svc) = services
+        .iter()
+        .find(|x| s(x, &["metadata", "namespace"]) == ns && s(x, &["metadata", "name"]) == name)
+    else {
+        return format!("{sb} (<error: services \"{name}\" not found>)");
+    };
+    let mut sp_name = "";
+    for p in arr(svc, &["spec", "ports"]) {
+        if (number != 0 && number == i(p, &["port"]))
+            || (!port_name.is_empty() && port_name == s(p, &["name"]))
+        {
+            sp_name = s(p, &["name"]);
+        }
+    }
+    let own: Vec<Value> = slices
+        .iter()
+        .filter(|x| {
+            s(x, &["metadata", "namespace"]) == ns
+                && s(x, &["metadata", "labels", "kubernetes.io/service-name"]) == name
+        })
+        .cloned()
+        .collect();
+    format!("{sb} ({})", format_endpoint_slices(&own, sp_name))
+}
+
+/// `kubectl describe ingress` (describe.go `describeIngressV1`). `services` and `slices`
+/// are those of the Ingress's namespace, for the backends' endpoints.
+pub fn describe_ingress(
+    ing: &Value,
+    services: &[Value],
+    slices: &[Value],
+    ctx: &DescribeContext,
+) -> String {
+    let mut w = Prefix::new();
+    let ns = s(ing, &["metadata", "namespace"]);
+    w.w(0, &format!("Name:\t{}\n", s(ing, &["metadata", "name"])));
+    labels_multiline(&mut w, "Labels", get(ing, &["metadata", "labels"]));
+    w.w(0, &format!("Namespace:\t{ns}\n"));
+    let mut addrs: Vec<&str> = arr(ing, &["status", "loadBalancer", "ingress"])
+        .iter()
+        .filter_map(|a| {
+            get(a, &["ip"])
+                .and_then(Value::as_str)
+                .filter(|x| !x.is_empty())
+                .or_else(|| get(a, &["hostname"]).and_then(Value::as_str))
+        })
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    w.w(0, &format!("Address:\t{}\n", addrs.join(",")));
+    let class = get(ing, &["spec", "ingressClassName"])
+        .and_then(Value::as_str)
+        .unwrap_or("<none>");
+    w.w(0, &format!("Ingress Class:\t{class}\n"));
+    let default = match get(ing, &["spec", "defaultBackend"]) {
+        Some(d) => ingress_backend(ns, d, services, slices),
+        None => "<default>".to_owned(),
+    };
+    w.w(0, &format!("Default backend:\t{default}\n"));
+    let tls = arr(ing, &["spec", "tls"]);
+    if !tls.is_empty() {
+        w.w(0, "TLS:\n");
+        for t in tls {
+            let hosts: Vec<String> = arr(t, &["hosts"]).iter().map(|h| v(Some(h))).collect();
+            match get(t, &["secretName"])
+                .and_then(Value::as_str)
+                .filter(|x| !x.is_empty())
+            {
+                Some(secret) => w.w(1, &format!("{secret} terminates {}\n", hosts.join(","))),
+                None => w.w(1, &format!("SNI routes {}\n", hosts.join(","))),
+            }
+        }
+    }
+    w.w(0, "Rules:\n  Host\tPath\tBackends\n");
+    w.w(1, "----\t----\t--------\n");
+    let mut count = 0;
+    for rule in arr(ing, &["spec", "rules"]) {
+        let Some(http) = get(rule, &["http"]).filter(|h| !h.is_null()) else {
+            continue;
+        };
+        count += 1;
+        let host = s(rule, &["host"]);
+        w.w(
+            1,
+            &format!("{}\t\n", if host.is_empty() { "*" } else { host }),
+        );
+        for p in arr(http, &["paths"]) {
+            let backend = get(p, &["backend"])
+                .map_or(String::new(), |b| ingress_backend(ns, b, services, slices));
+            w.w(2, &format!("\t{} \t{backend}\n", s(p, &["path"])));
+        }
+    }
+    if count == 0 {
+        w.w(1, &format!("*\t*\t{default}\n"));
+    }
+    annotations_multiline(
+        &mut w,
+        "Annotations",
+        get(ing, &["metadata", "annotations"]),
+    );
     describe_events(&mut w, ctx);
     w.finish()
 }

@@ -399,11 +399,13 @@ impl Kubectl<'_> {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .map(|w| {
+                // `299 - "text"`: the text is a quoted-string (client-go ParseWarningHeader).
                 w.splitn(3, ' ')
                     .nth(2)
                     .unwrap_or(w)
                     .trim_matches('"')
-                    .to_owned()
+                    .replace("\\\"", "\"")
+                    .replace("\\\\", "\\")
             })
             .collect();
         let body = resp
@@ -843,6 +845,9 @@ impl Kubectl<'_> {
                         let r = self
                             .request(Method::PATCH, &format!("{coll}/{name}?fieldManager=kubectl-client-side-apply&fieldValidation=Strict"), Some(&patch), "application/json", "application/strategic-merge-patch+json")
                             .await?;
+                        for w in &r.warnings {
+                            self.out.err(&format!("Warning: {w}\n"));
+                        }
                         if r.status >= 400 {
                             self.out.err(&format!(
                                 "{}\n",
@@ -871,6 +876,9 @@ impl Kubectl<'_> {
                     "application/json",
                 )
                 .await?;
+            for w in &r.warnings {
+                self.out.err(&format!("Warning: {w}\n"));
+            }
             if r.status >= 400 {
                 self.out.err(&format!(
                     "{}\n",
@@ -1124,6 +1132,39 @@ impl Kubectl<'_> {
                                 now_ms: now,
                                 events: &events,
                                 related: &pods,
+                            },
+                        )
+                    }
+                    "ingresses" => {
+                        let ing_ns = str_at(&obj, "/metadata/namespace")
+                            .unwrap_or(&ns)
+                            .to_owned();
+                        let items = |v: Value| -> Vec<Value> {
+                            v.get("items")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default()
+                        };
+                        let services = items(
+                            self.get_json(&format!("/api/v1/namespaces/{ing_ns}/services"))
+                                .await?
+                                .body,
+                        );
+                        let slices = items(
+                            self.get_json(&format!(
+                                "/apis/discovery.k8s.io/v1/namespaces/{ing_ns}/endpointslices"
+                            ))
+                            .await?
+                            .body,
+                        );
+                        describe::describe_ingress(
+                            &obj,
+                            &services,
+                            &slices,
+                            &describe::DescribeContext {
+                                now_ms: now,
+                                events: &events,
+                                related: &[],
                             },
                         )
                     }

@@ -15,6 +15,7 @@
 
 pub mod device;
 pub mod http;
+pub mod ingress;
 pub mod packet;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,6 +94,8 @@ pub struct HostSpec {
     pub dns: Option<std::sync::Arc<dns::Snapshot>>,
     /// userspace kube-proxy's proxy ports on this node.
     pub relay_ports: Vec<u16>,
+    /// An ingress-nginx controller's configuration: its nginx proxies on port 80.
+    pub ingress: Option<std::sync::Arc<crate::ingress::Controller>>,
 }
 
 /// A node's place on the networks.
@@ -135,6 +138,8 @@ impl Conntrack {
 pub struct NetState {
     conntrack: BTreeMap<String, Conntrack>,
     next_port: u16,
+    /// ingress-nginx balancer cursors and request-ID stream.
+    ingress: ingress::IngressState,
 }
 
 impl NetState {
@@ -171,6 +176,8 @@ struct Relay {
 
 struct Host {
     relays: Vec<Relay>,
+    /// ingress-nginx's accepting connections (empty unless the pod is a controller).
+    ingress: Vec<ingress::Conn>,
     dns_socket: Option<SocketHandle>,
     /// DNS over TCP (2-byte length prefix), for truncated answers and `dig +tcp`.
     dns_tcp: Vec<(SocketHandle, Vec<u8>)>,
@@ -264,6 +271,7 @@ pub struct Fabric<'s> {
     echo_ttl: BTreeMap<(Ipv4Addr, u16), u8>,
     /// LoadBalancer IP → the node that answers for it.
     lb_owner: BTreeMap<Ipv4Addr, usize>,
+    seed: u64,
 }
 
 impl<'s> Fabric<'s> {
@@ -328,6 +336,13 @@ impl<'s> Fabric<'s> {
                     });
                 }
             }
+            let ingress_conns = match &spec.ingress {
+                // A few at once, as nginx's workers accept several connections.
+                Some(c) => (0..4)
+                    .map(|_| ingress::Conn::listen(&mut sockets, c.http_port))
+                    .collect(),
+                None => Vec::new(),
+            };
             let dns_tcp: Vec<(SocketHandle, Vec<u8>)> = if spec.dns.is_some() {
                 (0..2)
                     .map(|_| {
@@ -346,6 +361,7 @@ impl<'s> Fabric<'s> {
             });
             built.push(Host {
                 relays,
+                ingress: ingress_conns,
                 dns_socket,
                 dns_tcp,
                 spec,
@@ -382,6 +398,7 @@ impl<'s> Fabric<'s> {
             tracing: false,
             echo_ttl: BTreeMap::new(),
             lb_owner: BTreeMap::new(),
+            seed,
         }
     }
 
@@ -679,6 +696,20 @@ impl<'s> Fabric<'s> {
                         self.now_ms,
                         &mut self.state.next_port,
                     );
+                }
+            }
+            if let Some(controller) = h.spec.ingress.clone() {
+                let mut cx = ingress::Ctx {
+                    controller: &controller,
+                    host: &h.spec.name,
+                    now_ms: self.now_ms,
+                    next_port: &mut self.state.next_port,
+                    state: &mut self.state.ingress,
+                    seed: self.seed,
+                    trace: self.tracing.then_some(&mut self.trace),
+                };
+                for c in &mut h.ingress {
+                    ingress::pump(c, &mut h.iface, &mut h.sockets, &mut cx);
                 }
             }
             if let Some(snap) = h.spec.dns.clone() {
@@ -1125,6 +1156,7 @@ mod tests {
                 servers: vec![],
                 dns: None,
                 relay_ports: Vec::new(),
+                ingress: None,
             },
             HostSpec {
                 name: "n2".into(),
@@ -1134,6 +1166,7 @@ mod tests {
                 servers: vec![],
                 dns: None,
                 relay_ports: Vec::new(),
+                ingress: None,
             },
             HostSpec {
                 name: "web-1".into(),
@@ -1143,6 +1176,7 @@ mod tests {
                 servers: vec![(port, app)],
                 dns: None,
                 relay_ports: Vec::new(),
+                ingress: None,
             },
             HostSpec {
                 name: "client".into(),
@@ -1152,6 +1186,7 @@ mod tests {
                 servers: vec![],
                 dns: None,
                 relay_ports: Vec::new(),
+                ingress: None,
             },
         ];
         (nodes, hosts)
@@ -1307,5 +1342,151 @@ mod tests {
                     && r.dst == Ipv4Addr::new(172, 18, 0, 3)),
             "{ct:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod ingress_tests {
+    use super::*;
+    use crate::ingress::route::{IngressRules, PathRule, PathType, Routes, Rule, Target};
+    use crate::ingress::Controller;
+
+    /// lab()'s nodes and pods, plus an ingress controller pod on n1 routing `/` to web-1,
+    /// `/refused` to a port nobody listens on and `/lost` to an address with no route.
+    fn with_controller() -> (Vec<NodeSpec>, Vec<HostSpec>) {
+        let (nodes, mut hosts) = tests_lab();
+        let rule = |path: &str, up: &str| PathRule {
+            path: path.into(),
+            path_type: PathType::Prefix,
+            target: Target::Upstream(up.into()),
+        };
+        let routes = Routes::build(vec![IngressRules {
+            key: "default/i".into(),
+            created: "2020-10-27T10:00:00Z".into(),
+            default_backend: None,
+            rules: vec![Rule {
+                host: Some("web.example".into()),
+                paths: vec![
+                    rule("/", "web"),
+                    rule("/refused", "refused"),
+                    rule("/lost", "lost"),
+                    rule("/empty", "empty"),
+                ],
+            }],
+        }]);
+        let ep = |s: &str| vec![s.parse::<SocketAddrV4>().unwrap()];
+        let controller = Controller {
+            routes,
+            upstreams: [
+                ("web".to_owned(), ep("10.244.2.2:80")),
+                ("refused".to_owned(), ep("10.244.2.2:81")),
+                ("lost".to_owned(), ep("10.244.9.9:80")),
+                ("empty".to_owned(), vec![]),
+            ]
+            .into(),
+            http_port: 80,
+        };
+        hosts.push(HostSpec {
+            name: "ingress".into(),
+            node: "n1".into(),
+            ip: Ipv4Addr::new(10, 244, 1, 9),
+            is_node: false,
+            servers: vec![],
+            dns: None,
+            relay_ports: Vec::new(),
+            ingress: Some(std::sync::Arc::new(controller)),
+        });
+        (nodes, hosts)
+    }
+
+    fn tests_lab() -> (Vec<NodeSpec>, Vec<HostSpec>) {
+        let nodes = vec![
+            NodeSpec {
+                name: "n1".into(),
+                ip: Ipv4Addr::new(172, 18, 0, 3),
+                pod_cidr: (Ipv4Addr::new(10, 244, 1, 0), 24),
+            },
+            NodeSpec {
+                name: "n2".into(),
+                ip: Ipv4Addr::new(172, 18, 0, 4),
+                pod_cidr: (Ipv4Addr::new(10, 244, 2, 0), 24),
+            },
+        ];
+        let (app, port) = HttpApp::for_container("wangyanglinux/myapp:v2", &[], "web-1").unwrap();
+        let host = |name: &str, node: &str, ip: Ipv4Addr, is_node: bool, servers| HostSpec {
+            name: name.into(),
+            node: node.into(),
+            ip,
+            is_node,
+            servers,
+            dns: None,
+            relay_ports: Vec::new(),
+            ingress: None,
+        };
+        let hosts = vec![
+            host("n1", "n1", nodes[0].ip, true, vec![]),
+            host("n2", "n2", nodes[1].ip, true, vec![]),
+            host(
+                "web-1",
+                "n2",
+                Ipv4Addr::new(10, 244, 2, 2),
+                false,
+                vec![(port, app)],
+            ),
+            host("client", "n1", Ipv4Addr::new(10, 244, 1, 2), false, vec![]),
+        ];
+        (nodes, hosts)
+    }
+
+    fn get(f: &mut Fabric<'_>, path: &str) -> String {
+        let client = f.host_index("client").unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: web.example\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n");
+        let start = f.now_ms();
+        let r = f.tcp_exchange(
+            &mut NoRules,
+            &TcpExchange {
+                from: client,
+                dst: Ipv4Addr::new(10, 244, 1, 9),
+                port: 80,
+                request: req.as_bytes(),
+                connect_deadline_ms: start + 5_000,
+                deadline_ms: start + 120_000,
+            },
+            |b| http::Response::parse(b, false).is_some(),
+        );
+        match r {
+            Exchange::Done(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_controller_proxies_over_a_new_connection_and_answers_errors_itself() {
+        let (nodes, hosts) = with_controller();
+        let mut st = NetState::default();
+        let mut f = Fabric::new(nodes, hosts, &mut st, 0, 1);
+        let ok = get(&mut f, "/hostname.html");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\nweb-1\n"), "{ok}");
+        assert!(!ok.contains("Server:"), "{ok}");
+        let refused = get(&mut f, "/refused");
+        assert!(
+            refused.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+            "{refused}"
+        );
+        let empty = get(&mut f, "/empty");
+        assert!(
+            empty.starts_with("HTTP/1.1 503 Service Temporarily Unavailable\r\n"),
+            "{empty}"
+        );
+        let before = f.now_ms();
+        let lost = get(&mut f, "/lost");
+        assert!(
+            lost.starts_with("HTTP/1.1 504 Gateway Time-out\r\n"),
+            "{lost}"
+        );
+        assert!(f.now_ms() - before >= 60_000, "{}", f.now_ms() - before);
+        // The connection slots are reusable afterwards.
+        assert!(get(&mut f, "/").contains("Version: v2"));
     }
 }
