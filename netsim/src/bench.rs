@@ -48,6 +48,8 @@ impl Default for BenchArgs {
 const SCALE_NODES: usize = 100;
 /// Replicas per Deployment (and so ready addresses per Service's Endpoints).
 const REPLICAS: usize = 10;
+/// Pods (and 5x as many Events) written in the write-path figure.
+const WRITE_PATH_PODS: usize = 2_000;
 /// Objects created per store in the etcd part.
 const ETCD_N: usize = 2_000;
 const APP_IMAGE: &str = "wangyanglinux/myapp:v2";
@@ -112,6 +114,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<String> {
             )?;
         }
     }
+    if let Some(last) = results.last() {
+        write_path(last, &mut out).await?;
+    }
     if let Some(endpoints) = &args.etcd {
         writeln!(out)?;
         etcd_bench(endpoints, &mut out).await?;
@@ -145,6 +150,8 @@ pub(crate) struct ScaleResult {
     pub rss_before_kib: Option<u64>,
     /// Writes by (key's resource, create/update/delete).
     pub writes_by_kind: BTreeMap<(String, &'static str), u64>,
+    /// Some converged pods, as the write-path figure's realistic objects.
+    pub sample_pods: Vec<Arc<Value>>,
 }
 
 impl ScaleResult {
@@ -347,6 +354,13 @@ pub(crate) async fn scale_run(nodes: usize, pods: usize) -> anyhow::Result<Scale
     let peak_rss_kib = read_status_kib("VmHWM");
     let end_rev = cluster.api.store().current_revision().await?;
     let writes_by_kind = count_since(&cluster.api.write_counts(), &counts_before);
+    let sample_pods = cluster
+        .cache()
+        .all_shared("pods")
+        .filter(|p| str_at(p, "/metadata/namespace") == Some("default"))
+        .take(WRITE_PATH_PODS)
+        .cloned()
+        .collect();
 
     Ok(ScaleResult {
         pods,
@@ -366,6 +380,7 @@ pub(crate) async fn scale_run(nodes: usize, pods: usize) -> anyhow::Result<Scale
         peak_rss_kib,
         rss_before_kib,
         writes_by_kind,
+        sample_pods,
     })
 }
 
@@ -437,6 +452,84 @@ async fn raw_creates(store: &dyn Store, value: &Bytes, n: usize) -> anyhow::Resu
             .with_context(|| format!("raw put {i}"))?;
     }
     Ok(t.elapsed())
+}
+
+/// The apiserver's own cost per write — admission, encode, MemStore, the kept decoded copy —
+/// with no controller, watch or cache behind it: the floor under a scale run's time per
+/// write. Uses the last scale run's converged pods (real shapes), re-created on a fresh
+/// store, their status written back, and Events shaped as the cluster records them; then
+/// prices that run's write mix at these rates.
+#[allow(clippy::disallowed_methods)] // reads the wall clock (via wall_now) to time the writes
+async fn write_path(run: &ScaleResult, out: &mut String) -> anyhow::Result<()> {
+    if run.sample_pods.is_empty() {
+        return Ok(());
+    }
+    let api = api_over(Arc::new(MemStore::new())).await?;
+    let pods_res = resource("pods")?;
+    let events_res = resource("events")?;
+    let n = run.sample_pods.len();
+
+    let t = wall_now();
+    let mut created = Vec::with_capacity(n);
+    for p in &run.sample_pods {
+        let meta = p.get("metadata").cloned().unwrap_or(Value::Null);
+        let body = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": meta.get("name"), "labels": meta.get("labels"),
+                "ownerReferences": meta.get("ownerReferences")},
+            "spec": p.get("spec"),
+        });
+        created.push(api.create_shared(pods_res, Some("default"), body).await?);
+    }
+    let create = t.elapsed();
+
+    let t = wall_now();
+    for (c, p) in created.iter().zip(&run.sample_pods) {
+        let mut n = (**c).clone();
+        n["status"] = p.get("status").cloned().unwrap_or(Value::Null);
+        let name = str_at(c, "/metadata/name").unwrap_or_default().to_owned();
+        api.update_status(pods_res, Some("default"), &name, n)
+            .await?;
+    }
+    let update = t.elapsed();
+
+    let t = wall_now();
+    for (i, c) in created.iter().cycle().take(5 * n).enumerate() {
+        let name = str_at(c, "/metadata/name").unwrap_or_default();
+        let ev = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{i:x}"), "namespace": "default"},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": "default",
+                "uid": c.pointer("/metadata/uid"), "resourceVersion": c.pointer("/metadata/resourceVersion")},
+            "reason": "Pulled", "message": format!("Successfully pulled image \"{APP_IMAGE}\" in 2.1s"),
+            "source": {"component": "kubelet", "host": "node-002"}, "type": "Normal",
+            "firstTimestamp": "2020-10-27T10:00:05Z", "lastTimestamp": "2020-10-27T10:00:05Z", "count": 1,
+            "reportingComponent": "kubelet", "reportingInstance": "node-002",
+        });
+        api.create_shared(events_res, Some("default"), ev).await?;
+    }
+    let events = t.elapsed();
+
+    let us = |d: Duration, k: usize| d.as_secs_f64() * 1e6 / k.max(1) as f64;
+    let (c_us, u_us, e_us) = (us(create, n), us(update, n), us(events, 5 * n));
+    // The run's writes priced at these rates: Event creates, other creates, and updates.
+    let count = |f: &dyn Fn(&str, &str) -> bool| -> f64 {
+        run.writes_by_kind
+            .iter()
+            .filter(|((res, op), _)| f(res, op))
+            .map(|(_, n)| *n as f64)
+            .sum()
+    };
+    let floor = (count(&|r, o| r == "events" && o == "create") * e_us
+        + count(&|r, o| r != "events" && o == "create") * c_us
+        + count(&|_, o| o != "create") * u_us)
+        / 1e6;
+    writeln!(
+        out,
+        "apiserver write path alone (no controllers, watch or cache; MemStore; {n} converged pods): pod create {c_us:.1} us, pod status write {u_us:.1} us, Event create {e_us:.1} us; the {}-pod run's {} writes at these rates: {floor:.2} s",
+        run.pods, run.writes
+    )?;
+    Ok(())
 }
 
 fn per_sec(n: usize, d: Duration) -> f64 {
@@ -518,6 +611,23 @@ mod tests {
         assert!(r
             .writes_by_kind
             .contains_key(&("pods".to_owned(), "create")));
+    }
+
+    #[tokio::test]
+    async fn write_path_prices_a_runs_writes() {
+        let r = scale_run(5, 20).await.unwrap();
+        assert!(r
+            .sample_pods
+            .iter()
+            .all(|p| str_at(p, "/status/phase") == Some("Running")));
+        assert_eq!(r.sample_pods.len(), 20);
+        let mut out = String::new();
+        write_path(&r, &mut out).await.unwrap();
+        assert!(out.starts_with("apiserver write path alone"), "{out}");
+        assert!(
+            out.contains(&format!("the 20-pod run's {} writes", r.writes)),
+            "{out}"
+        );
     }
 
     /// The full benchmark, run by hand:
