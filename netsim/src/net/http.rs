@@ -131,7 +131,9 @@ impl HttpApp {
                     "\n\nHostname: {pod}\n\nPod Information:\n\t-no pod information available-\n\nServer values:\n\tserver_version=nginx: 1.13.3 - lua: 10008\n\nRequest Information:\n\tclient_address={}\n\tmethod={}\n\treal path={}\n\tquery={}\n\trequest_version=1.1\n\trequest_scheme=http\n\trequest_uri=http://{host}:{port}{}\n\nRequest Headers:\n{}\n\nRequest Body:\n\t-no body in request-\n\n",
                     client.ip(),
                     req.method,
-                    req.path,
+                    // The template prints `real path={{ngx.var.request_uri}}`: the
+                    // request target as sent, query string included.
+                    req.target,
                     req.query,
                     req.target,
                     headers.join("\n")
@@ -326,5 +328,10 @@ mod tests {
         let body = String::from_utf8_lossy(&r.body);
         assert!(body.contains("client_address=172.18.0.3\n"), "{body}");
         assert!(body.contains("query=a=1\n"), "{body}");
+        assert!(body.contains("real path=/x?a=1\n"), "{body}");
+        assert!(
+            body.contains("request_uri=http://10.96.1.1:8080/x?a=1\n"),
+            "{body}"
+        );
     }
 }
