@@ -501,3 +501,45 @@ async fn rbac_objects_are_stored_and_tabled() {
         .unwrap()
         .ends_with("strict decoding error: unknown field \"subject\""));
 }
+
+/// kube-apiserver's ValidateIngressCreate: the class annotation and ingressClassName may
+/// not disagree on create; an update of a stored Ingress is not checked for it.
+#[tokio::test]
+async fn ingress_class_annotation_must_match_class_name_on_create() {
+    let r = server().await;
+    call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    let ing = |ann: &str, class: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web", "annotations": {"kubernetes.io/ingress.class": ann}},
+            "spec": {"ingressClassName": class, "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
+    };
+    let path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses";
+    let (c, body) = call(&r, "POST", path, Some(ing("traefik", "nginx")), &[]).await;
+    assert_eq!(c, 422, "{body}");
+    assert_eq!(
+        body["message"],
+        "Ingress.networking.k8s.io \"web\" is invalid: annotations.kubernetes.io/ingress.class: Invalid value: \"traefik\": must match `ingressClassName` when both are specified"
+    );
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "annotations.kubernetes.io/ingress.class"
+    );
+    let (c, _) = call(&r, "POST", path, Some(ing("nginx", "nginx")), &[]).await;
+    assert_eq!(c, 201);
+    let (c, body) = call(
+        &r,
+        "PUT",
+        &format!("{path}/web"),
+        Some(ing("traefik", "nginx")),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 200, "{body}");
+}
