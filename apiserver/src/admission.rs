@@ -115,6 +115,7 @@ pub fn admit_create(
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
+        "ingresses" => validate_ingress_class_on_create(obj, &mut errs),
         _ => {}
     }
     if errs.is_empty() {
@@ -122,6 +123,25 @@ pub fn admit_create(
     } else {
         taken.release(ctx.alloc);
         Err(errs)
+    }
+}
+
+/// networking's ValidateIngressCreate: the legacy class annotation and
+/// `spec.ingressClassName` may both be set only if they agree (checked on create only, so
+/// that Ingresses written before the field existed stay updatable).
+fn validate_ingress_class_on_create(obj: &Value, errs: &mut Vec<FieldError>) {
+    let annotation = obj
+        .at("/metadata/annotations")
+        .and_then(|a| a.get("kubernetes.io/ingress.class"))
+        .and_then(Value::as_str);
+    if let (Some(a), Some(class)) = (annotation, str_at(obj, "/spec/ingressClassName")) {
+        if a != class {
+            errs.push(FieldError::invalid(
+                "annotations.kubernetes.io/ingress.class",
+                quoted(a),
+                "must match `ingressClassName` when both are specified",
+            ));
+        }
     }
 }
 

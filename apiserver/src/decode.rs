@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use k8s_openapi::api::{
     apps::v1 as apps, core::v1 as core, discovery::v1 as discovery, networking::v1 as networking,
+    rbac::v1 as rbac,
 };
 
 use crate::error::ApiError;
@@ -32,6 +33,10 @@ pub fn strict_decode(res: &Resource, obj: &Value) -> Result<(), ApiError> {
         "endpointslices" => check::<discovery::EndpointSlice>(obj),
         "ingresses" => check::<networking::Ingress>(obj),
         "ingressclasses" => check::<networking::IngressClass>(obj),
+        "clusterroles" => check::<rbac::ClusterRole>(obj),
+        "clusterrolebindings" => check::<rbac::ClusterRoleBinding>(obj),
+        "roles" => check::<rbac::Role>(obj),
+        "rolebindings" => check::<rbac::RoleBinding>(obj),
         _ => Ok(()),
     };
     r.map_err(|why| {

@@ -168,6 +168,47 @@ pub static RESOURCES: &[Resource] = &[
         short_names: &[],
         categories: &[],
     },
+    // Stored and listed only: no authorizer reads them (every client is allowed).
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRole",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "Role",
+        plural: "roles",
+        singular: "role",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+    },
 ];
 
 /// The order `kubectl get all` prints in (as real kubectl: pods, services, daemonsets,
@@ -319,6 +360,14 @@ mod tests {
             ("sts", "statefulsets"),
             ("endpointslices.discovery.k8s.io", "endpointslices"),
             ("ing", "ingresses"),
+            ("clusterrole", "clusterroles"),
+            (
+                "clusterrolebindings.rbac.authorization.k8s.io",
+                "clusterrolebindings",
+            ),
+            ("Role", "roles"),
+            ("rolebinding", "rolebindings"),
+            ("sa", "serviceaccounts"),
         ] {
             assert_eq!(find(n).map(|r| r.plural), Some(plural), "{n}");
         }

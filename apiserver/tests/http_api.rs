@@ -404,3 +404,142 @@ async fn skipped_resources_arrive_as_bookmarks() {
         other => panic!("expected a bookmark, got {other:?}"),
     }
 }
+
+/// RBAC objects are served (discovery, CRUD, tables) but only stored: nothing reads them.
+#[tokio::test]
+async fn rbac_objects_are_stored_and_tabled() {
+    let r = server().await;
+    let table = [("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")];
+    let (c, _) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "ingress-nginx"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 201);
+
+    let (c, disc) = call(&r, "GET", "/apis/rbac.authorization.k8s.io/v1", None, &[]).await;
+    assert_eq!(c, 200);
+    let names: Vec<&str> = disc["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "clusterroles",
+            "clusterrolebindings",
+            "roles",
+            "rolebindings"
+        ]
+    );
+
+    let rbac = "/apis/rbac.authorization.k8s.io/v1";
+    let (c, _) = call(&r, "POST", &format!("{rbac}/clusterroles"), Some(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "ingress-nginx"},
+        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}]})), &[]).await;
+    assert_eq!(c, 201);
+    let (c, t) = call(&r, "GET", &format!("{rbac}/clusterroles"), None, &table).await;
+    assert_eq!(c, 200);
+    assert_eq!(t["columnDefinitions"][1]["name"], "Created At");
+    assert_eq!(t["columnDefinitions"][1]["type"], "date");
+    assert_eq!(
+        t["rows"][0]["cells"],
+        json!(["ingress-nginx", "2020-10-27T10:00:00Z"])
+    );
+
+    let (c, _) = call(&r, "POST", &format!("{rbac}/namespaces/ingress-nginx/rolebindings"), Some(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "ingress-nginx"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ingress-nginx"},
+        "subjects": [{"kind": "ServiceAccount", "name": "ingress-nginx", "namespace": "ingress-nginx"},
+                     {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "jane"},
+                     {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "devs"},
+                     {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "joe"}]})), &[]).await;
+    assert_eq!(c, 201);
+    let (_, t) = call(
+        &r,
+        "GET",
+        &format!("{rbac}/namespaces/ingress-nginx/rolebindings"),
+        None,
+        &table,
+    )
+    .await;
+    let cols: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cols,
+        ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]
+    );
+    assert_eq!(
+        t["rows"][0]["cells"],
+        json!([
+            "ingress-nginx",
+            "Role/ingress-nginx",
+            "0s",
+            "jane, joe",
+            "devs",
+            "ingress-nginx/ingress-nginx"
+        ])
+    );
+
+    // Strict decoding knows the RBAC types.
+    let (c, body) = call(&r, "POST", &format!("{rbac}/clusterrolebindings"), Some(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "x"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "x"},
+        "subject": "jane"})), &[]).await;
+    assert_eq!(c, 400, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .ends_with("strict decoding error: unknown field \"subject\""));
+}
+
+/// kube-apiserver's ValidateIngressCreate: the class annotation and ingressClassName may
+/// not disagree on create; an update of a stored Ingress is not checked for it.
+#[tokio::test]
+async fn ingress_class_annotation_must_match_class_name_on_create() {
+    let r = server().await;
+    call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    let ing = |ann: &str, class: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web", "annotations": {"kubernetes.io/ingress.class": ann}},
+            "spec": {"ingressClassName": class, "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
+    };
+    let path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses";
+    let (c, body) = call(&r, "POST", path, Some(ing("traefik", "nginx")), &[]).await;
+    assert_eq!(c, 422, "{body}");
+    assert_eq!(
+        body["message"],
+        "Ingress.networking.k8s.io \"web\" is invalid: annotations.kubernetes.io/ingress.class: Invalid value: \"traefik\": must match `ingressClassName` when both are specified"
+    );
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "annotations.kubernetes.io/ingress.class"
+    );
+    let (c, _) = call(&r, "POST", path, Some(ing("nginx", "nginx")), &[]).await;
+    assert_eq!(c, 201);
+    let (c, body) = call(
+        &r,
+        "PUT",
+        &format!("{path}/web"),
+        Some(ing("traefik", "nginx")),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 200, "{body}");
+}

@@ -105,3 +105,25 @@ fn a_store_that_is_not_there_fails_cleanly() {
     assert!(err.contains("etcd unavailable at 127.0.0.1:1"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `kubectl wait` visits objects one at a time in list order under one deadline: the
+/// `condition met` lines follow name order, the first object not met times out, every one
+/// after it fails with it, and the errors print as kubectl aggregates them.
+#[test]
+fn wait_visits_in_list_order_under_one_deadline() {
+    let p = scenario("wait.yaml", WAIT_SCENARIO);
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 0, "{err}");
+    for block in [
+        "--timeout=2m\npod/z-ok condition met\npod/a-ok condition met\n",
+        "-l app=w --timeout=30s\npod/a-ok condition met\npod/b-ok condition met\ntimed out waiting for the condition on pods/m-missing\ntimed out waiting for the condition on pods/z-ok\n[exit 1]\n",
+        "pod z-ok m-missing --timeout=30s\npod/z-ok condition met\nerror: timed out waiting for the condition on pods/m-missing\n[exit 1]\n",
+        "--timeout=0\nerror: condition not met for pods/m-missing\n[exit 1]\n",
+        "pod nope\nError from server (NotFound): pods \"nope\" not found\n[exit 1]\n",
+        "pod/b-ok pod/a-ok --timeout=40s\npod/b-ok condition met\nerror: timed out waiting for the condition on pods/a-ok\n[exit 1]\n",
+    ] {
+        assert!(out.contains(block), "missing:\n{block}\nin:\n{out}");
+    }
+}
+
+const WAIT_SCENARIO: &str = "name: wait-order\nfiles:\n  pods.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: a-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: b-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: m-missing, labels: {app: w}}\n    spec: {containers: [{name: c, image: nosuch/image}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: z-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\nsteps:\n  - run: kubectl apply -f pods.yaml\n  - run: kubectl wait --for=condition=Ready pod/z-ok pod/a-ok --timeout=2m\n  - run: kubectl wait --for=condition=Ready pod -l app=w --timeout=30s\n  - run: kubectl wait --for=condition=Ready pod z-ok m-missing --timeout=30s\n  - run: kubectl wait --for=condition=Ready pod m-missing --timeout=0\n  - run: kubectl wait --for=condition=Ready pod nope\n  - run: kubectl delete pod b-ok --wait=false\n  - run: kubectl wait --for=delete pod/b-ok pod/a-ok --timeout=40s\n";

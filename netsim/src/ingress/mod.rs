@@ -126,22 +126,23 @@ impl Flags {
                 && str_at(class, "/metadata/name") == Some(self.ingress_class.as_str()))
     }
 
-    /// Whether this controller serves `ing`, as ingress-nginx's store decides: the
-    /// `kubernetes.io/ingress.class` annotation if present (it must equal
-    /// `--ingress-class`), else `spec.ingressClassName` (an IngressClass of ours), else only
-    /// with `--watch-ingress-without-class`.
+    /// Whether this controller serves `ing`, as ingress-nginx's store decides
+    /// (`GetIngressClass`): `spec.ingressClassName` first (it must name an IngressClass of
+    /// ours; a name set but not ours is not served whatever the annotation says), then the
+    /// `kubernetes.io/ingress.class` annotation (it must equal `--ingress-class`), else
+    /// only with `--watch-ingress-without-class`.
     pub fn serves<'a>(&self, ing: &Value, classes: impl IntoIterator<Item = &'a Value>) -> bool {
+        if let Some(name) = str_at(ing, "/spec/ingressClassName") {
+            return classes
+                .into_iter()
+                .any(|c| str_at(c, "/metadata/name") == Some(name) && self.owns_class(c));
+        }
         if let Some(a) = ing
             .at("/metadata/annotations")
             .and_then(|m| m.get(CLASS_ANNOTATION))
             .and_then(Value::as_str)
         {
             return !a.is_empty() && a == self.ingress_class;
-        }
-        if let Some(name) = str_at(ing, "/spec/ingressClassName") {
-            return classes
-                .into_iter()
-                .any(|c| str_at(c, "/metadata/name") == Some(name) && self.owns_class(c));
         }
         self.watch_without_class
     }
@@ -534,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn class_by_annotation_then_class_name_then_without_class() {
+    fn class_by_class_name_then_annotation_then_without_class() {
         let f = Flags::default();
         let ours =
             json!({"metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}});
@@ -544,8 +545,21 @@ mod tests {
         assert!(f.serves(&by_name("nginx"), classes));
         assert!(!f.serves(&by_name("traefik"), classes));
         assert!(!f.serves(&by_name("missing"), classes));
-        let ann = |v: &str| json!({"metadata": {"annotations": {"kubernetes.io/ingress.class": v}}, "spec": {"ingressClassName": "traefik"}});
-        assert!(f.serves(&ann("nginx"), classes), "the annotation wins");
+        // Both set (possible for Ingresses stored before the apiserver checked that they
+        // agree): ingressClassName decides and the annotation is not looked at.
+        let both = |class: &str, v: &str| json!({"metadata": {"annotations": {"kubernetes.io/ingress.class": v}}, "spec": {"ingressClassName": class}});
+        assert!(
+            !f.serves(&both("traefik", "nginx"), classes),
+            "ingressClassName wins"
+        );
+        assert!(
+            f.serves(&both("nginx", "traefik"), classes),
+            "ingressClassName wins"
+        );
+        assert!(!f.serves(&both("missing", "nginx"), classes));
+        let ann = |v: &str| json!({"metadata": {"annotations": {"kubernetes.io/ingress.class": v}}, "spec": {}});
+        assert!(f.serves(&ann("nginx"), classes));
+        assert!(!f.serves(&ann("traefik"), classes));
         assert!(!f.serves(&ann(""), classes));
         let none = json!({"metadata": {"name": "a"}, "spec": {}});
         assert!(!f.serves(&none, classes));

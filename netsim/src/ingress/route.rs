@@ -308,7 +308,8 @@ pub fn strip_port(host: &str) -> &str {
 }
 
 /// Round robin over an upstream's endpoints, one cursor per upstream (ingress-nginx's Lua
-/// `round_robin` balancer keeps one per backend).
+/// `round_robin` balancer keeps one per backend). Deterministic: every cursor starts at the
+/// first endpoint, where real nginx starts each worker's at a random one.
 pub fn round_robin(
     cursors: &mut BTreeMap<String, usize>,
     upstream: &str,

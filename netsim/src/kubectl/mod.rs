@@ -269,6 +269,19 @@ impl From<String> for Fail {
 type R<T> = Result<T, Fail>;
 
 /// `Error from server (Reason): message` as kubectl's `StandardErrorMessage` renders a Status.
+/// Whether `obj` has a status condition `ty` with status `want` (both compared as kubectl
+/// does, case-insensitively).
+fn condition_is(obj: &Value, ty: &str, want: &str) -> bool {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|x| {
+                str_at(x, "/type").is_some_and(|t| t.eq_ignore_ascii_case(ty))
+                    && str_at(x, "/status").is_some_and(|s| s.eq_ignore_ascii_case(want))
+            })
+        })
+}
+
 fn server_error(status: &Value, source: Option<(&str, &str)>) -> String {
     let reason = str_at(status, "/reason").unwrap_or("InternalError");
     let message = str_at(status, "/message").unwrap_or("unknown");
@@ -1401,120 +1414,133 @@ impl Kubectl<'_> {
         }
     }
 
+    /// `kubectl wait` as `RunWait` does it: the objects are resolved once, then visited one
+    /// at a time in list order (by name), each waited on until its condition holds, so
+    /// `condition met` lines come out in that order, not in the order the objects got
+    /// there. The timeout is one deadline for the whole command: once it has passed, every
+    /// object still to be visited fails too (its informer cannot sync on an expired
+    /// context), and the errors print at the end, as the visitor aggregates them.
     async fn wait(&mut self, a: &Args) -> R<i32> {
         let ns = self.namespace(a);
         let cond = a
             .get("for")
             .ok_or_else(|| "error: --for must be set".to_owned())?
             .to_owned();
+        let delete = cond == "delete";
+        let wanted = match cond.strip_prefix("condition=") {
+            Some(c) => Some(c.split_once('=').unwrap_or((c, "True"))),
+            None if delete => None,
+            None => {
+                return Err(Fail::Msg(format!(
+                    "error: unrecognized condition: \"{cond}\""
+                )))
+            }
+        };
         let timeout = a
             .get("timeout")
             .and_then(parse_duration_ms)
             .unwrap_or(30_000);
         let deadline = self.cluster.now_ms() + timeout;
         let targets = self.targets(&a.positional)?;
-        let mut code = 0;
-        let mut done: Vec<String> = Vec::new();
-        loop {
-            self.cluster.settle().await?;
-            let mut objs = Vec::new();
-            for (res, name) in &targets {
-                let nsq = (res.namespaced && !(name.is_none() && a.on("all-namespaces")))
-                    .then_some(ns.as_str());
-                match name {
-                    Some(n) => {
-                        let r = self
-                            .get_json(&format!("{}/{n}", res.collection_path(nsq)))
-                            .await?;
-                        if r.status == 404 && cond == "delete" {
-                            continue;
-                        }
-                        if r.status >= 400 {
-                            self.out.err(&format!("{}\n", server_error(&r.body, None)));
-                            return Ok(1);
-                        }
-                        objs.push((*res, r.body));
+        self.cluster.settle().await?;
+        let mut errors: Vec<String> = Vec::new();
+        // (resource, namespace, name) in the order kubectl's visitor yields them.
+        let mut objects: Vec<(&'static Resource, Option<String>, String)> = Vec::new();
+        for (res, name) in &targets {
+            let nsq = (res.namespaced && !(name.is_none() && a.on("all-namespaces")))
+                .then_some(ns.as_str());
+            match name {
+                Some(n) => {
+                    let r = self
+                        .get_json(&format!("{}/{n}", res.collection_path(nsq)))
+                        .await?;
+                    if r.status == 404 && delete {
+                        continue;
                     }
-                    None => {
-                        let r = self.get_json(&Self::list_path(res, nsq, a)).await?;
-                        for o in r
-                            .body
-                            .get("items")
-                            .and_then(Value::as_array)
-                            .cloned()
-                            .unwrap_or_default()
-                        {
-                            objs.push((*res, o));
-                        }
+                    if r.status >= 400 {
+                        errors.push(server_error(&r.body, None));
+                        continue;
                     }
+                    objects.push((*res, nsq.map(str::to_owned), n.clone()));
                 }
-            }
-            if objs.is_empty() && cond != "delete" && done.is_empty() {
-                return Err(Fail::Msg("error: no matching resources found".into()));
-            }
-            let mut pending = false;
-            for (res, o) in &objs {
-                let label = format!(
-                    "{}/{}",
-                    res.kind_qualified(),
-                    str_at(o, "/metadata/name").unwrap_or_default()
-                );
-                if done.contains(&label) {
-                    continue;
-                }
-                let met = match cond.strip_prefix("condition=") {
-                    Some(c) => {
-                        let (ty, want) = c.split_once('=').unwrap_or((c, "True"));
-                        o.pointer("/status/conditions")
-                            .and_then(Value::as_array)
-                            .is_some_and(|cs| {
-                                cs.iter().any(|x| {
-                                    str_at(x, "/type").is_some_and(|t| t.eq_ignore_ascii_case(ty))
-                                        && str_at(x, "/status")
-                                            .is_some_and(|s| s.eq_ignore_ascii_case(want))
-                                })
-                            })
+                None => {
+                    let r = self.get_json(&Self::list_path(res, nsq, a)).await?;
+                    for o in r
+                        .body
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        objects.push((
+                            *res,
+                            str_at(o, "/metadata/namespace").map(str::to_owned),
+                            str_at(o, "/metadata/name").unwrap_or_default().to_owned(),
+                        ));
                     }
-                    None if cond == "delete" => false,
-                    None => {
-                        return Err(Fail::Msg(format!(
-                            "error: unrecognized condition: \"{cond}\""
-                        )))
-                    }
-                };
-                if met {
-                    self.out.out(&format!("{label} condition met\n"));
-                    done.push(label);
-                } else {
-                    pending = true;
-                }
-            }
-            if !pending {
-                return Ok(code);
-            }
-            match self.cluster.next_timer_ms() {
-                Some(t) if t <= deadline => self.cluster.advance_to(t).await?,
-                _ => {
-                    self.cluster.advance_to(deadline).await?;
-                    for (res, o) in &objs {
-                        let label = format!(
-                            "{}/{}",
-                            res.kind_qualified(),
-                            str_at(o, "/metadata/name").unwrap_or_default()
-                        );
-                        if !done.contains(&label) {
-                            self.out.err(&format!(
-                                "error: timed out waiting for the condition on {}/{}\n",
-                                res.plural,
-                                str_at(o, "/metadata/name").unwrap_or_default()
-                            ));
-                            code = 1;
-                        }
-                    }
-                    return Ok(code);
                 }
             }
         }
+        if objects.is_empty() && errors.is_empty() && !delete {
+            return Err(Fail::Msg("error: no matching resources found".into()));
+        }
+        let mut expired = false;
+        for (res, ons, name) in objects {
+            let timed_out = if timeout == 0 {
+                format!("condition not met for {}/{name}", res.qualified())
+            } else {
+                format!(
+                    "timed out waiting for the condition on {}/{name}",
+                    res.plural
+                )
+            };
+            if expired {
+                errors.push(timed_out);
+                continue;
+            }
+            let path = format!("{}/{name}", res.collection_path(ons.as_deref()));
+            loop {
+                self.cluster.settle().await?;
+                let r = self.get_json(&path).await?;
+                let met = if r.status == 404 && delete {
+                    true
+                } else if r.status >= 400 {
+                    errors.push(server_error(&r.body, None));
+                    break;
+                } else {
+                    wanted.is_some_and(|(ty, want)| condition_is(&r.body, ty, want))
+                };
+                if met {
+                    self.out
+                        .out(&format!("{}/{name} condition met\n", res.kind_qualified()));
+                    break;
+                }
+                match self.cluster.next_timer_ms() {
+                    Some(t) if t <= deadline => self.cluster.advance_to(t).await?,
+                    _ => {
+                        self.cluster.advance_to(deadline).await?;
+                        errors.push(timed_out);
+                        // `--timeout=0` checks each object once; otherwise the deadline
+                        // is shared and has now passed for everything after this one.
+                        expired = timeout > 0;
+                        break;
+                    }
+                }
+            }
+        }
+        // cmdutil.CheckErr: a lone error gets `error: ` (unless it is a server Status,
+        // printed as `Error from server ...`); an aggregate prints one bare line each.
+        match errors.as_slice() {
+            [one] if !one.starts_with("Error from server") => {
+                self.out.err(&format!("error: {one}\n"));
+            }
+            _ => {
+                for e in &errors {
+                    self.out.err(&format!("{e}\n"));
+                }
+            }
+        }
+        Ok(i32::from(!errors.is_empty()))
     }
 
     async fn label(&mut self, a: &Args) -> R<i32> {

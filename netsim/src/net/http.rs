@@ -81,13 +81,16 @@ impl HttpApp {
             HttpApp::MyApp { version, pod } => {
                 let server = "nginx/1.12.2".to_owned();
                 match req.path.as_str() {
-                    "/" | "/index.html" => (
-                        "200 OK",
-                        server,
-                        "text/html",
-                        format!("Hello MyApp | Version: {version} | <a href=\"hostname.html\">Pod Name</a>\n"),
-                        "Last-Modified: Sun, 04 Mar 2018 15:03:51 GMT\r\nConnection: keep-alive\r\nETag: \"5a9c0a67-41\"\r\nAccept-Ranges: bytes\r\n".to_owned(),
-                    ),
+                    "/" | "/index.html" => {
+                        let body = format!("Hello MyApp | Version: {version} | <a href=\"hostname.html\">Pod Name</a>\n");
+                        let mtime = myapp_index_mtime(version);
+                        let extra = format!(
+                            "Last-Modified: {}\r\nConnection: keep-alive\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
+                            self::http_date(mtime * 1000),
+                            nginx_etag(mtime, body.len()),
+                        );
+                        ("200 OK", server, "text/html", body, extra)
+                    }
                     "/hostname.html" => (
                         "200 OK",
                         server,
@@ -131,7 +134,9 @@ impl HttpApp {
                     "\n\nHostname: {pod}\n\nPod Information:\n\t-no pod information available-\n\nServer values:\n\tserver_version=nginx: 1.13.3 - lua: 10008\n\nRequest Information:\n\tclient_address={}\n\tmethod={}\n\treal path={}\n\tquery={}\n\trequest_version=1.1\n\trequest_scheme=http\n\trequest_uri=http://{host}:{port}{}\n\nRequest Headers:\n{}\n\nRequest Body:\n\t-no body in request-\n\n",
                     client.ip(),
                     req.method,
-                    req.path,
+                    // The template prints `real path={{ngx.var.request_uri}}`: the
+                    // request target as sent, query string included.
+                    req.target,
                     req.query,
                     req.target,
                     headers.join("\n")
@@ -175,6 +180,24 @@ impl HttpApp {
         }
         out
     }
+}
+
+/// The mtime (Unix seconds) of myapp's `index.html` in each image: nginx derives both
+/// `Last-Modified` and `ETag` from it, so one number keeps them in agreement. v1 is what a
+/// real `wangyanglinux/myapp:v1` serves (Fri, 02 Mar 2018 03:39:12 GMT); the other tags'
+/// times are plausible, not measured.
+fn myapp_index_mtime(version: &str) -> i64 {
+    match version {
+        "v1" => 0x5a98_c760,
+        "v2" => 1_520_175_831, // Sun, 04 Mar 2018 15:03:51 GMT
+        "v3" => 1_520_176_322, // Sun, 04 Mar 2018 15:12:02 GMT
+        _ => 1_520_176_837,    // Sun, 04 Mar 2018 15:20:37 GMT
+    }
+}
+
+/// nginx's strong ETag for a static file: `"<mtime hex>-<size hex>"` (ngx_http_set_etag).
+fn nginx_etag(mtime: i64, size: usize) -> String {
+    format!("\"{mtime:x}-{size:x}\"")
 }
 
 fn nginx_error(code: u16, reason: &str, server: &str) -> String {
@@ -310,6 +333,44 @@ mod tests {
     }
 
     #[test]
+    fn myapp_etag_agrees_with_last_modified() {
+        let req = Request::parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let header = |tag: &str, name: &str| {
+            let (app, _) =
+                HttpApp::for_container(&format!("wangyanglinux/myapp:{tag}"), &[], "p").unwrap();
+            let r = Response::parse(
+                &app.respond(&req, "10.244.1.1:1".parse().unwrap(), "d"),
+                false,
+            )
+            .unwrap();
+            r.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        // What a real myapp:v1 serves.
+        assert_eq!(
+            header("v1", "Last-Modified"),
+            "Fri, 02 Mar 2018 03:39:12 GMT"
+        );
+        assert_eq!(header("v1", "ETag"), "\"5a98c760-41\"");
+        assert_eq!(
+            header("v2", "Last-Modified"),
+            "Sun, 04 Mar 2018 15:03:51 GMT"
+        );
+        assert_eq!(header("v2", "ETag"), "\"5a9c0ad7-41\"");
+        for tag in ["v3", "v4"] {
+            let secs = chrono::DateTime::parse_from_rfc2822(
+                &header(tag, "Last-Modified").replace("GMT", "+0000"),
+            )
+            .unwrap()
+            .timestamp();
+            assert_eq!(header(tag, "ETag"), format!("\"{secs:x}-41\""));
+        }
+    }
+
+    #[test]
     fn echoserver_shows_the_client_address() {
         let (app, port) =
             HttpApp::for_container("registry.k8s.io/echoserver:1.10", &[], "echo-1").unwrap();
@@ -326,5 +387,10 @@ mod tests {
         let body = String::from_utf8_lossy(&r.body);
         assert!(body.contains("client_address=172.18.0.3\n"), "{body}");
         assert!(body.contains("query=a=1\n"), "{body}");
+        assert!(body.contains("real path=/x?a=1\n"), "{body}");
+        assert!(
+            body.contains("request_uri=http://10.96.1.1:8080/x?a=1\n"),
+            "{body}"
+        );
     }
 }

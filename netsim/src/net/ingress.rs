@@ -1,8 +1,11 @@
 //! The ingress-nginx controller's nginx on a pod's interface: a process on the host that
 //! accepts a client connection on port 80, reads the request, routes it (`ingress::route`),
 //! opens a new TCP connection from the pod to the chosen endpoint pod, sends the request
-//! with the headers ingress-nginx sets, reads the whole response (nginx buffers proxied
-//! responses by default) and writes it back to the client with nginx's own headers.
+//! with the headers ingress-nginx sets, reads the whole response and writes it back to the
+//! client with nginx's own headers. Real ingress-nginx does not buffer (its default
+//! `proxy-buffering: off` streams the body as it arrives); reading first is a
+//! simplification that gives the client the same bytes for the short, complete responses
+//! the simulated apps send, though a slow upstream's partial body is never relayed early.
 //! Like userspace kube-proxy's relay, every byte travels as packets through the fabric.
 //!
 //! Answers nginx gives itself: 404 (no route: the default backend), 503 (the upstream has
