@@ -195,18 +195,21 @@ impl Store for MemStore {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
-        let mut inner = self.lock();
-        if inner.data.contains_key(key) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        // One search of the map for the check and the insert.
+        let std::collections::btree_map::Entry::Vacant(slot) = inner.data.entry(key.to_owned())
+        else {
             return Err(StoreError::AlreadyExists(key.to_owned()));
-        }
+        };
         inner.revision += 1;
         let kv = KeyValue {
-            key: key.to_owned(),
+            key: slot.key().clone(),
             value,
             create_revision: inner.revision,
             mod_revision: inner.revision,
         };
-        inner.data.insert(key.to_owned(), kv.clone());
+        slot.insert(kv.clone());
         inner.record(WatchEvent::Put {
             kv: kv.clone(),
             prev: None,
@@ -220,26 +223,27 @@ impl Store for MemStore {
         value: Bytes,
         expected: Revision,
     ) -> Result<KeyValue, StoreError> {
-        let mut inner = self.lock();
-        let prev = match inner.data.get(key) {
-            None => return Err(StoreError::NotFound(key.to_owned())),
-            Some(p) if p.mod_revision != expected => {
-                return Err(StoreError::Conflict {
-                    key: key.to_owned(),
-                    expected,
-                    current: p.mod_revision,
-                })
-            }
-            Some(p) => p.clone(),
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(slot) = inner.data.get_mut(key) else {
+            return Err(StoreError::NotFound(key.to_owned()));
         };
+        if slot.mod_revision != expected {
+            return Err(StoreError::Conflict {
+                key: key.to_owned(),
+                expected,
+                current: slot.mod_revision,
+            });
+        }
         inner.revision += 1;
         let kv = KeyValue {
-            key: key.to_owned(),
+            key: slot.key.clone(),
             value,
-            create_revision: prev.create_revision,
+            create_revision: slot.create_revision,
             mod_revision: inner.revision,
         };
-        inner.data.insert(key.to_owned(), kv.clone());
+        // Replaced in place: the previous value moves into the change log, uncopied.
+        let prev = std::mem::replace(slot, kv.clone());
         inner.record(WatchEvent::Put {
             kv: kv.clone(),
             prev: Some(prev),
