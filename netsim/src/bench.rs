@@ -82,6 +82,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<String> {
     }
     let mut results: Vec<ScaleResult> = Vec::new();
     for &pods in &sizes {
+        // Only the last size's sample is used: earlier ones must not count in this peak.
+        for r in &mut results {
+            r.sample_pods = Vec::new();
+        }
         let r = scale_run(SCALE_NODES, pods).await?;
         r.report(&mut out)?;
         results.push(r);
