@@ -1133,7 +1133,8 @@ fn is_error_or_reply(s: &Summary) -> bool {
 mod tests {
     use super::*;
 
-    fn lab() -> (Vec<NodeSpec>, Vec<HostSpec>) {
+    /// Two nodes, a myapp pod `web-1` on n2 and a `client` pod on n1.
+    pub(super) fn lab() -> (Vec<NodeSpec>, Vec<HostSpec>) {
         let nodes = vec![
             NodeSpec {
                 name: "n1".into(),
@@ -1347,6 +1348,7 @@ mod tests {
 
 #[cfg(test)]
 mod ingress_tests {
+    use super::tests::lab;
     use super::*;
     use crate::ingress::route::{IngressRules, PathRule, PathType, Routes, Rule, Target};
     use crate::ingress::Controller;
@@ -1354,7 +1356,7 @@ mod ingress_tests {
     /// lab()'s nodes and pods, plus an ingress controller pod on n1 routing `/` to web-1,
     /// `/refused` to a port nobody listens on and `/lost` to an address with no route.
     fn with_controller() -> (Vec<NodeSpec>, Vec<HostSpec>) {
-        let (nodes, mut hosts) = tests_lab();
+        let (nodes, mut hosts) = lab();
         let rule = |path: &str, up: &str| PathRule {
             path: path.into(),
             path_type: PathType::Prefix,
@@ -1396,45 +1398,6 @@ mod ingress_tests {
             relay_ports: Vec::new(),
             ingress: Some(std::sync::Arc::new(controller)),
         });
-        (nodes, hosts)
-    }
-
-    fn tests_lab() -> (Vec<NodeSpec>, Vec<HostSpec>) {
-        let nodes = vec![
-            NodeSpec {
-                name: "n1".into(),
-                ip: Ipv4Addr::new(172, 18, 0, 3),
-                pod_cidr: (Ipv4Addr::new(10, 244, 1, 0), 24),
-            },
-            NodeSpec {
-                name: "n2".into(),
-                ip: Ipv4Addr::new(172, 18, 0, 4),
-                pod_cidr: (Ipv4Addr::new(10, 244, 2, 0), 24),
-            },
-        ];
-        let (app, port) = HttpApp::for_container("wangyanglinux/myapp:v2", &[], "web-1").unwrap();
-        let host = |name: &str, node: &str, ip: Ipv4Addr, is_node: bool, servers| HostSpec {
-            name: name.into(),
-            node: node.into(),
-            ip,
-            is_node,
-            servers,
-            dns: None,
-            relay_ports: Vec::new(),
-            ingress: None,
-        };
-        let hosts = vec![
-            host("n1", "n1", nodes[0].ip, true, vec![]),
-            host("n2", "n2", nodes[1].ip, true, vec![]),
-            host(
-                "web-1",
-                "n2",
-                Ipv4Addr::new(10, 244, 2, 2),
-                false,
-                vec![(port, app)],
-            ),
-            host("client", "n1", Ipv4Addr::new(10, 244, 1, 2), false, vec![]),
-        ];
         (nodes, hosts)
     }
 
