@@ -115,7 +115,10 @@ pub fn admit_create(
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
-        "ingresses" => validate_ingress_class_on_create(obj, &mut errs),
+        "ingresses" => {
+            crate::ingress_validation::validate_ingress_spec(obj, &mut errs);
+            validate_ingress_class_on_create(obj, &mut errs);
+        }
         _ => {}
     }
     if errs.is_empty() {
@@ -188,6 +191,7 @@ pub fn admit_update(
                 released = released_by_update(old, new);
             }
         }
+        "ingresses" => crate::ingress_validation::validate_ingress_spec(new, &mut errs),
         _ => {}
     }
     if errs.is_empty() {

@@ -11,6 +11,7 @@ pub mod api;
 pub mod decode;
 pub mod error;
 pub mod http;
+mod ingress_validation;
 pub mod json;
 pub mod resources;
 pub mod selector;
