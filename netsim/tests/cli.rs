@@ -97,6 +97,24 @@ fn failed_expectation_exits_1_and_bad_manifest_shows_the_server_error() {
     assert!(err.contains("expectation failed"), "{err}");
 }
 
+/// An invalid object prints as kubectl's checkErr prints a 422: the kind without its group,
+/// one cause on the line, several as `*` lines; Ingress specs get kube-apiserver's checks.
+#[test]
+fn invalid_objects_print_their_causes_as_kubectl_does() {
+    let p = scenario("invalid.yaml", INVALID_SCENARIO);
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 0, "{err}");
+    for block in [
+        "kubectl apply -f deploy.yaml\nThe Deployment \"web\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`\n[exit 1]\n",
+        "kubectl apply -f ing.yaml\nThe Ingress \"bad\" is invalid: \n* spec.rules[0].host: Invalid value: \"10.0.0.1\": must be a DNS name, not an IP address\n* spec.rules[0].http.paths[0].path: Invalid value: \"foo\": must be an absolute path\n* spec.rules[0].http.paths[1].pathType: Unsupported value: \"prefix\": supported values: \"Exact\", \"ImplementationSpecific\", \"Prefix\"\n[exit 1]\n",
+        "kubectl get ing\nNo resources found in default namespace.\n",
+    ] {
+        assert!(out.contains(block), "missing:\n{block}\nin:\n{out}");
+    }
+}
+
+const INVALID_SCENARIO: &str = "name: invalid\nfiles:\n  deploy.yaml: |\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: web}\n    spec:\n      selector: {matchLabels: {app: web}}\n      template:\n        metadata: {labels: {app: other}}\n        spec: {containers: [{name: web, image: nginx}]}\n  ing.yaml: |\n    apiVersion: networking.k8s.io/v1\n    kind: Ingress\n    metadata: {name: bad}\n    spec:\n      rules:\n      - host: 10.0.0.1\n        http:\n          paths:\n          - {path: foo, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}\n          - {path: /x, pathType: prefix, backend: {service: {name: web, port: {number: 80}}}}\nsteps:\n  - run: kubectl apply -f deploy.yaml\n  - run: kubectl apply -f ing.yaml\n  - run: kubectl get ing\n";
+
 #[test]
 fn a_store_that_is_not_there_fails_cleanly() {
     let p = scenario("ok.yaml", "name: x\nsteps:\n  - run: kubectl get ns\n");

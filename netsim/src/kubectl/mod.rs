@@ -286,13 +286,51 @@ fn server_error(status: &Value, source: Option<(&str, &str)>) -> String {
     let reason = str_at(status, "/reason").unwrap_or("InternalError");
     let message = str_at(status, "/message").unwrap_or("unknown");
     if reason == "Invalid" {
-        return format!("The {message}");
+        return invalid_error(status);
     }
     match source {
         Some((verb, file)) => {
             format!("Error from server ({reason}): error when {verb} \"{file}\": {message}")
         }
         None => format!("Error from server ({reason}): {message}"),
+    }
+}
+
+/// An Invalid Status as kubectl's `checkErr` prints it: from `details`, not the message —
+/// the kind without its group (`The Deployment "web" is invalid`, where the message says
+/// `Deployment.apps`), then the causes (duplicates dropped): one on the same line, several
+/// as `* field: message` lines under it (`MultilineError`).
+fn invalid_error(status: &Value) -> String {
+    let Some(details) = status.get("details").filter(|d| d.is_object()) else {
+        return "The request is invalid".to_owned();
+    };
+    let kind = str_at(details, "/kind").unwrap_or_default();
+    let name = str_at(details, "/name").unwrap_or_default();
+    let head = if kind.is_empty() && name.is_empty() {
+        "The request is invalid".to_owned()
+    } else {
+        format!("The {kind} {} is invalid", apiserver::error::quoted(name))
+    };
+    let mut causes: Vec<String> = Vec::new();
+    for c in details
+        .get("causes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let line = format!(
+            "{}: {}",
+            str_at(c, "/field").unwrap_or_default(),
+            str_at(c, "/message").unwrap_or_default()
+        );
+        if !causes.contains(&line) {
+            causes.push(line);
+        }
+    }
+    match causes.as_slice() {
+        [] => head,
+        [one] => format!("{head}: {one}"),
+        many => format!("{head}: \n* {}", many.join("\n* ")),
     }
 }
 
