@@ -169,17 +169,13 @@ fn upstream_request(req: &Request, remote: Ipv4Addr, request_id: &str, port: u16
 /// Content-Length, `Connection: keep-alive`, then the upstream's other headers (not its
 /// Server, Date or hop-by-hop headers).
 fn client_response(up: &Response, date: &str, head: bool) -> Vec<u8> {
-    let get = |name: &str| {
-        up.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
     let mut out = format!("{}\r\nDate: {date}\r\n", up.status_line);
-    if let Some(ct) = get("content-type") {
+    if let Some(ct) = up.header("content-type") {
         out.push_str(&format!("Content-Type: {ct}\r\n"));
     }
-    let len = get("content-length").map_or(up.body.len().to_string(), str::to_owned);
+    let len = up
+        .header("content-length")
+        .map_or(up.body.len().to_string(), str::to_owned);
     out.push_str(&format!(
         "Content-Length: {len}\r\nConnection: keep-alive\r\n"
     ));
