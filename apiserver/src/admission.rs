@@ -88,6 +88,7 @@ pub fn admit_create(
     match res.plural {
         "pods" => {
             default_pod_spec(obj_mut(obj, "spec"));
+            mirror_service_account(obj_mut(obj, "spec"));
             validate_pod_spec("spec", obj.get("spec").unwrap_or(&Value::Null), &mut errs);
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
         }
@@ -119,6 +120,7 @@ pub fn admit_create(
             crate::ingress_validation::validate_ingress_spec(obj, &mut errs);
             validate_ingress_class_on_create(obj, &mut errs);
         }
+        "secrets" => default_secret(obj),
         _ => {}
     }
     if errs.is_empty() {
@@ -161,6 +163,7 @@ pub fn admit_update(
     match res.plural {
         "pods" => {
             default_pod_spec(obj_mut(new, "spec"));
+            mirror_service_account(obj_mut(new, "spec"));
             // Only the image of a container may change on a running pod.
             if pod_spec_changed(old.get("spec"), new.get("spec")) {
                 errs.push(FieldError::forbidden(
@@ -192,6 +195,16 @@ pub fn admit_update(
             }
         }
         "ingresses" => crate::ingress_validation::validate_ingress_spec(new, &mut errs),
+        "secrets" => {
+            default_secret(new);
+            if old.get("type") != new.get("type") {
+                errs.push(FieldError::invalid(
+                    "type",
+                    quoted(str_at(new, "/type").unwrap_or_default()),
+                    "field is immutable",
+                ));
+            }
+        }
         _ => {}
     }
     if errs.is_empty() {
@@ -315,7 +328,6 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
     default_key(spec, "enableServiceLinks", json!(true));
     default_key(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     default_key(spec, "priority", json!(0));
-    default_key(spec, "serviceAccountName", json!("default"));
     if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
             let image = c
@@ -353,6 +365,139 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
             ]),
         );
     }
+}
+
+/// v1's `serviceAccount` is the deprecated alias of `serviceAccountName`: decoding fills
+/// an empty name from it, and encoding always writes it from the name, so a v1 client sees
+/// both (`kubectl get pod -o yaml`).
+fn mirror_service_account(spec: &mut Map<String, Value>) {
+    let name = |k: &str| {
+        spec.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    match name("serviceAccountName").or_else(|| name("serviceAccount")) {
+        Some(n) => {
+            spec.insert("serviceAccountName".into(), Value::String(n.clone()));
+            spec.insert("serviceAccount".into(), Value::String(n));
+        }
+        None => {
+            spec.remove("serviceAccount");
+        }
+    }
+}
+
+/// Where ServiceAccount admission mounts the API credentials in every container.
+pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The kubelet's static pods, mirrored into the API: ServiceAccount admission leaves them
+/// alone (they may not use service accounts).
+pub fn is_mirror_pod(pod: &Value) -> bool {
+    pod.at("/metadata/annotations")
+        .and_then(|a| a.get("kubernetes.io/config.mirror"))
+        .is_some()
+}
+
+/// The ServiceAccount a pod runs as, set on its spec: `serviceAccountName`, else the
+/// deprecated `serviceAccount`, else `default` (ServiceAccount admission).
+pub fn pod_service_account(pod: &mut Value) -> String {
+    let spec = obj_mut(pod, "spec");
+    let given = ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .find_map(|k| {
+            spec.get(*k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or("default")
+        .to_owned();
+    spec.insert("serviceAccountName".into(), Value::String(given.clone()));
+    given
+}
+
+/// Whether the token is mounted: the pod's `automountServiceAccountToken` wins, then the
+/// ServiceAccount's; both default to true.
+pub fn should_automount(pod: &Value, service_account: &Value) -> bool {
+    pod.at("/spec/automountServiceAccountToken")
+        .or_else(|| service_account.get("automountServiceAccountToken"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+}
+
+/// ServiceAccount admission's projected API-access volume (`kube-api-access-<5 chars>`: a
+/// bound token, the cluster CA from `kube-root-ca.crt`, the namespace), mounted read-only
+/// at [`SERVICE_ACCOUNT_MOUNT_PATH`] in every init and app container that does not already
+/// mount something there. An existing `kube-api-access-*` volume is reused.
+pub fn mount_service_account_token(pod: &mut Value, rng: &SimRng) {
+    let spec = obj_mut(pod, "spec");
+    let existing = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .find(|n| n.starts_with("kube-api-access-"))
+        .map(str::to_owned);
+    let volume = existing
+        .clone()
+        .unwrap_or_else(|| format!("kube-api-access-{}", rng.k8s_suffix(5)));
+    let mount = json!({"mountPath": SERVICE_ACCOUNT_MOUNT_PATH, "name": volume, "readOnly": true});
+    let mut mounted = false;
+    for list in ["initContainers", "containers"] {
+        let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            let mounts = c
+                .entry("volumeMounts")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            let Some(mounts) = mounts.as_array_mut() else {
+                continue;
+            };
+            let taken = mounts.iter().any(|m| {
+                m.get("mountPath").and_then(Value::as_str) == Some(SERVICE_ACCOUNT_MOUNT_PATH)
+            });
+            if !taken {
+                mounts.push(mount.clone());
+                mounted = true;
+            }
+        }
+    }
+    if mounted && existing.is_none() {
+        let vols = spec
+            .entry("volumes")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(vols) = vols.as_array_mut() {
+            vols.push(json!({"name": volume, "projected": {"defaultMode": 420, "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
+                {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}, "path": "namespace"}]}}
+            ]}}));
+        }
+    }
+}
+
+/// Secrets: `stringData` is write-only, merged into `data` base64-encoded (it wins on a
+/// shared key), and `type` defaults to `Opaque`.
+fn default_secret(obj: &mut Value) {
+    use base64::Engine as _;
+    let m = ensure_object(obj);
+    if let Some(Value::Object(plain)) = m.remove("stringData") {
+        let data = ensure_object(m.entry("data").or_insert(Value::Null));
+        for (k, v) in plain {
+            let text = v.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(k, Value::String(encoded));
+        }
+    }
+    if m.get("data")
+        .and_then(Value::as_object)
+        .is_some_and(Map::is_empty)
+    {
+        m.remove("data");
+    }
+    default_key(m, "type", json!("Opaque"));
 }
 
 fn validate_pod_spec(path: &str, spec: &Value, errs: &mut Vec<FieldError>) {
@@ -394,6 +539,20 @@ fn validate_pod_spec(path: &str, spec: &Value, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// apps/v1 strategy defaulting, field by field as SetDefaults_* do it: an empty `type` is
+/// RollingUpdate, and a RollingUpdate strategy gets each missing `rollingUpdate` field
+/// (`strategy: {}` from `kubectl create deployment` ends up fully defaulted).
+fn default_rolling(spec: &mut Map<String, Value>, key: &str, fields: &[(&str, Value)]) {
+    let strategy = ensure_object(spec.entry(key).or_insert(Value::Null));
+    default_key(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+        let rolling = ensure_object(strategy.entry("rollingUpdate").or_insert(Value::Null));
+        for (k, v) in fields {
+            default_key(rolling, k, v.clone());
+        }
+    }
+}
+
 fn default_workload(res: &Resource, obj: &mut Value) {
     let spec = obj_mut(obj, "spec");
     match res.plural {
@@ -401,30 +560,26 @@ fn default_workload(res: &Resource, obj: &mut Value) {
             default_key(spec, "replicas", json!(1));
             default_key(spec, "revisionHistoryLimit", json!(10));
             default_key(spec, "progressDeadlineSeconds", json!(600));
-            default_key(
+            default_rolling(
                 spec,
                 "strategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                &[("maxSurge", json!("25%")), ("maxUnavailable", json!("25%"))],
             );
         }
         "replicasets" => default_key(spec, "replicas", json!(1)),
         "daemonsets" => {
             default_key(spec, "revisionHistoryLimit", json!(10));
-            default_key(
+            default_rolling(
                 spec,
                 "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+                &[("maxSurge", json!(0)), ("maxUnavailable", json!(1))],
             );
         }
         "statefulsets" => {
             default_key(spec, "replicas", json!(1));
             default_key(spec, "revisionHistoryLimit", json!(10));
             default_key(spec, "podManagementPolicy", json!("OrderedReady"));
-            default_key(
-                spec,
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-            );
+            default_rolling(spec, "updateStrategy", &[("partition", json!(0))]);
             default_key(
                 spec,
                 "persistentVolumeClaimRetentionPolicy",
@@ -458,6 +613,7 @@ fn default_workload(res: &Resource, obj: &mut Value) {
                 ps.remove(k);
             }
         }
+        mirror_service_account(ps);
     }
 }
 

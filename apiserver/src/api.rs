@@ -165,6 +165,9 @@ pub struct ApiServer {
     store: Arc<dyn Store>,
     clock: Clock,
     rng: SimRng,
+    /// uids have their own stream (`rng.derive("uid")`): objects that only the cluster
+    /// creates (a namespace's ServiceAccount, say) then shift no Pod name or ClusterIP.
+    uids: SimRng,
     alloc: Mutex<Allocators>,
     last_write: AtomicI64,
     config: ApiConfig,
@@ -210,6 +213,7 @@ impl ApiServer {
         Ok(ApiServer {
             store,
             clock,
+            uids: rng.derive("uid"),
             rng,
             alloc: Mutex::new(alloc),
             last_write: AtomicI64::new(page.revision),
@@ -392,10 +396,16 @@ impl ApiServer {
             }
             meta.remove("resourceVersion");
             meta.remove("deletionTimestamp");
-            meta.insert("uid".into(), json!(self.rng.uuid()));
+            meta.insert("uid".into(), json!(self.uids.uuid()));
             meta.insert("creationTimestamp".into(), json!(self.clock.now_rfc3339()));
             if matches!(res.group, "apps") {
                 meta.insert("generation".into(), json!(1));
+            }
+        }
+        if res.plural == "pods" {
+            if let Some(ns) = ns {
+                let shown = if name.is_empty() { &generate } else { &name };
+                self.admit_service_account(res, ns, shown, &mut obj).await?;
             }
         }
         // kube-apiserver retries a generated name that collides (RetryGenerateName). A retry
@@ -441,6 +451,54 @@ impl ApiServer {
             }
         }
         Err(last_err.unwrap_or_else(|| ApiError::internal("create failed")))
+    }
+
+    /// ServiceAccount admission (mutating, so before a generated name exists: errors name
+    /// the pod by its `generateName`, as kube-apiserver's do): the pod's ServiceAccount must
+    /// exist, and unless automount is off its API-access volume is mounted.
+    async fn admit_service_account(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        shown: &str,
+        pod: &mut Value,
+    ) -> Result<(), ApiError> {
+        if admission::is_mirror_pod(pod) {
+            let named = ["serviceAccountName", "serviceAccount"].iter().any(|k| {
+                pod.at("/spec")
+                    .and_then(|s| s.get(*k))
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            });
+            return match named {
+                true => Err(ApiError::forbidden(
+                    res,
+                    shown,
+                    "a mirror pod may not reference service accounts",
+                )),
+                false => Ok(()),
+            };
+        }
+        let sa_name = admission::pod_service_account(pod);
+        let sa_res = crate::resources::find("serviceaccounts")
+            .ok_or_else(|| ApiError::internal("no serviceaccounts"))?;
+        let kv = self
+            .store
+            .get(&sa_res.key(Some(ns), &sa_name))
+            .await
+            .map_err(|e| ApiError::from_store(e, sa_res, &sa_name))?;
+        let Some(kv) = kv else {
+            return Err(ApiError::forbidden(
+                res,
+                shown,
+                &format!("error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"),
+            ));
+        };
+        let sa = self.decoded.load(sa_res, &kv)?;
+        if admission::should_automount(pod, &sa) {
+            admission::mount_service_account_token(pod, &self.rng);
+        }
+        Ok(())
     }
 
     async fn get_kv(

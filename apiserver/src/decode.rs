@@ -26,6 +26,7 @@ pub fn strict_decode(res: &Resource, obj: &Value) -> Result<(), ApiError> {
         "events" => check::<core::Event>(obj),
         "configmaps" => check::<core::ConfigMap>(obj),
         "serviceaccounts" => check::<core::ServiceAccount>(obj),
+        "secrets" => check::<core::Secret>(obj),
         "deployments" => check::<apps::Deployment>(obj),
         "replicasets" => check::<apps::ReplicaSet>(obj),
         "daemonsets" => check::<apps::DaemonSet>(obj),

@@ -137,6 +137,16 @@ impl ApiError {
         .with_details(Some(res), name)
     }
 
+    /// apimachinery's NewForbidden: `pods "web-" is forbidden: <why>`.
+    pub fn forbidden(res: &Resource, name: &str, why: &str) -> Self {
+        let message = if name.is_empty() {
+            format!("{} is forbidden: {why}", res.qualified())
+        } else {
+            format!("{} \"{name}\" is forbidden: {why}", res.qualified())
+        };
+        Self::new(403, "Forbidden", message).with_details(Some(res), name)
+    }
+
     pub fn already_exists(res: &Resource, name: &str) -> Self {
         Self::new(
             409,

@@ -99,6 +99,16 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
     },
     Resource {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        singular: "secret",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+    },
+    Resource {
         group: "apps",
         version: "v1",
         kind: "Deployment",

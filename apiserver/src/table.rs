@@ -76,6 +76,8 @@ const D_EV_FIRST: &str =
     "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)";
 const D_EV_COUNT: &str = "The number of times this event has occurred.";
 const D_CM_DATA: &str = "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.";
+const D_SECRET_TYPE: &str = "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types";
+const D_SECRET_DATA: &str = "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4";
 const D_SA_SECRETS: &str = "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a \"kubernetes.io/enforce-mountable-secrets\" annotation set to \"true\". The \"kubernetes.io/enforce-mountable-secrets\" annotation is deprecated since v1.32. Prefer separate namespaces to isolate access to mounted secrets. This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret";
 const D_DEPLOY_UPDATED: &str = "Total number of non-terminating pods targeted by this deployment that have the desired template spec.";
 const D_DEPLOY_AVAILABLE: &str = "Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment.";
@@ -203,6 +205,12 @@ pub fn columns(res: &Resource) -> Vec<ColumnDefinition> {
         ],
         "configmaps" => vec![NAME, col("Data", "string", D_CM_DATA), AGE],
         "serviceaccounts" => vec![NAME, col("Secrets", "string", D_SA_SECRETS), AGE],
+        "secrets" => vec![
+            NAME,
+            col("Type", "string", D_SECRET_TYPE),
+            col("Data", "string", D_SECRET_DATA),
+            AGE,
+        ],
         "deployments" => vec![
             NAME,
             col("Ready", "string", D_READY_PODS),
@@ -327,6 +335,12 @@ pub fn cells(res: &Resource, obj: &Value, now_ms: i64) -> Vec<Value> {
             vec![name, n.into(), age]
         }
         "serviceaccounts" => vec![name, (list(obj, "/secrets").len() as i64).into(), age],
+        "secrets" => vec![
+            name,
+            text(obj, "/type").into(),
+            map_len(obj, "/data").into(),
+            age,
+        ],
         "deployments" => {
             let (names, images) = container_cells(obj);
             vec![

@@ -27,6 +27,18 @@ async fn api_over(store: Arc<MemStore>) -> ApiServer {
     .unwrap()
 }
 
+/// What the serviceaccount controller would have made for the `default` namespace.
+async fn default_service_account(api: &ApiServer) {
+    let sa = apiserver::resources::find("sa").unwrap();
+    api.create(
+        sa,
+        Some("default"),
+        json!({"metadata": {"name": "default"}}),
+    )
+    .await
+    .unwrap();
+}
+
 async fn server() -> axum::Router {
     apiserver::http::router(Arc::new(api_over(Arc::new(MemStore::new())).await))
 }
@@ -75,6 +87,30 @@ async fn crud_with_real_status_objects() {
     );
 
     let pod = json!({"metadata": {"generateName": "web-", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    // No controller manager here, so the namespace has no `default` ServiceAccount yet:
+    // ServiceAccount admission refuses the pod, naming it by its generateName.
+    let (c, body) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(pod.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!((c, body["reason"].as_str()), (403, Some("Forbidden")));
+    assert_eq!(
+        body["message"],
+        "pods \"web-\" is forbidden: error looking up service account default/default: serviceaccount \"default\" not found"
+    );
+    let (c, _) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 201);
     let (c, created) = call(
         &r,
         "POST",
@@ -86,6 +122,18 @@ async fn crud_with_real_status_objects() {
     assert_eq!(c, 201);
     let name = created["metadata"]["name"].as_str().unwrap().to_owned();
     assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+    // Admission ran the pod as `default` and mounted its API-access volume.
+    assert_eq!(created["spec"]["serviceAccountName"], "default");
+    assert_eq!(created["spec"]["serviceAccount"], "default");
+    let volume = created["spec"]["volumes"][0]["name"].as_str().unwrap();
+    assert!(
+        volume.starts_with("kube-api-access-") && volume.len() == 21,
+        "{volume}"
+    );
+    assert_eq!(
+        created["spec"]["containers"][0]["volumeMounts"],
+        json!([{"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "name": volume, "readOnly": true}])
+    );
     assert_eq!(
         created["metadata"]["creationTimestamp"],
         "2020-10-27T10:00:00Z"
@@ -281,6 +329,7 @@ async fn controller_status_writes_are_compare_and_swap() {
     api.create(ns, None, json!({"metadata": {"name": "default"}}))
         .await
         .unwrap();
+    default_service_account(&api).await;
     let pod = api
         .create(pods, Some("default"), json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}))
         .await
@@ -542,4 +591,182 @@ async fn ingress_class_annotation_must_match_class_name_on_create() {
     )
     .await;
     assert_eq!(c, 200, "{body}");
+}
+
+#[tokio::test]
+async fn service_account_admission_mounts_tokens_as_kube_apiserver_does() {
+    let api = api_over(Arc::new(MemStore::new())).await;
+    let res = |n: &str| apiserver::resources::find(n).unwrap();
+    api.create(res("ns"), None, json!({"metadata": {"name": "default"}}))
+        .await
+        .unwrap();
+    default_service_account(&api).await;
+    api.create(
+        res("sa"),
+        Some("default"),
+        json!({"metadata": {"name": "quiet"}, "automountServiceAccountToken": false}),
+    )
+    .await
+    .unwrap();
+    let pod = |name: &str, spec: Value| json!({"metadata": {"name": name}, "spec": spec});
+    let c = |extra: Value| {
+        let mut c = json!({"name": "c", "image": "nginx"});
+        if let Value::Object(m) = extra {
+            c.as_object_mut().unwrap().extend(m);
+        }
+        c
+    };
+
+    // The ServiceAccount turns automount off; the pod may turn it back on.
+    let off = api
+        .create(
+            res("po"),
+            Some("default"),
+            pod(
+                "off",
+                json!({"serviceAccountName": "quiet", "containers": [c(json!({}))]}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(off["spec"].get("volumes").is_none(), "{off}");
+    assert_eq!(off["spec"]["serviceAccount"], "quiet");
+    let on = api
+        .create(res("po"), Some("default"), pod("on", json!({"serviceAccountName": "quiet", "automountServiceAccountToken": true, "containers": [c(json!({}))]})))
+        .await
+        .unwrap();
+    assert_eq!(on["spec"]["volumes"].as_array().unwrap().len(), 1);
+
+    // Init containers are mounted too; one that already mounts the path keeps its own.
+    let own = json!({"volumeMounts": [{"name": "mine", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]});
+    let mixed = api
+        .create(
+            res("po"),
+            Some("default"),
+            pod(
+                "mixed",
+                json!({
+            "initContainers": [c(json!({}))],
+            "containers": [c(own), {"name": "d", "image": "nginx"}],
+            "volumes": [{"name": "mine", "emptyDir": {}}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    let vol = mixed["spec"]["volumes"][1].clone();
+    let vname = vol["name"].as_str().unwrap();
+    assert_eq!(
+        vol["projected"],
+        json!({"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
+            {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}, "path": "namespace"}]}}]})
+    );
+    let mount_names = |list: &str, i: usize| -> Vec<String> {
+        mixed["spec"][list][i]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(mount_names("initContainers", 0), [vname]);
+    assert_eq!(mount_names("containers", 0), ["mine"]);
+    assert_eq!(mount_names("containers", 1), [vname]);
+
+    // The kubelet's mirror pods get nothing, and may not name a ServiceAccount.
+    let mirror = |spec: Value| json!({"metadata": {"name": "etcd-cp", "annotations": {"kubernetes.io/config.mirror": "abc"}}, "spec": spec});
+    let err = api
+        .create(
+            res("po"),
+            Some("default"),
+            mirror(json!({"serviceAccountName": "default", "containers": [c(json!({}))]})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "pods \"etcd-cp\" is forbidden: a mirror pod may not reference service accounts"
+    );
+    let static_pod = api
+        .create(
+            res("po"),
+            Some("default"),
+            mirror(json!({"containers": [c(json!({}))]})),
+        )
+        .await
+        .unwrap();
+    assert!(static_pod["spec"].get("serviceAccountName").is_none());
+    assert!(static_pod["spec"].get("volumes").is_none());
+}
+
+#[tokio::test]
+async fn secrets_fold_string_data_into_base64_data() {
+    let r = server().await;
+    call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    let (c, s) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        Some(json!({"metadata": {"name": "db"}, "data": {"user": "cm9vdA=="}, "stringData": {"password": "s3cr3t", "user": "admin"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 201, "{s}");
+    assert_eq!(
+        s["data"],
+        json!({"password": "czNjcjN0", "user": "YWRtaW4="})
+    );
+    assert_eq!(s["type"], "Opaque");
+    assert!(s.get("stringData").is_none());
+
+    let (c, s) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        Some(json!({"metadata": {"name": "bad"}, "data": {"k": "not base64!"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 400, "{s}");
+
+    let (c, s) = call(
+        &r,
+        "PATCH",
+        "/api/v1/namespaces/default/secrets/db",
+        Some(json!({"type": "kubernetes.io/tls"})),
+        &[("content-type", "application/merge-patch+json")],
+    )
+    .await;
+    assert_eq!(c, 422, "{s}");
+    assert_eq!(
+        s["message"],
+        "Secret \"db\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+    );
+
+    let (c, table) = call(
+        &r,
+        "GET",
+        "/api/v1/namespaces/default/secrets",
+        None,
+        &[("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")],
+    )
+    .await;
+    assert_eq!(c, 200);
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Type", "Data", "Age"]);
+    assert_eq!(table["rows"][0]["cells"], json!(["db", "Opaque", 2, "0s"]));
 }

@@ -429,6 +429,13 @@ async fn api_over(store: Arc<dyn Store>) -> anyhow::Result<ApiServer> {
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
     )
     .await?;
+    // The serviceaccount controller's part: pods are admitted only with one.
+    api.create(
+        resource("serviceaccounts")?,
+        Some("default"),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+    )
+    .await?;
     Ok(api)
 }
 

@@ -145,3 +145,28 @@ fn wait_visits_in_list_order_under_one_deadline() {
 }
 
 const WAIT_SCENARIO: &str = "name: wait-order\nfiles:\n  pods.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: a-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: b-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: m-missing, labels: {app: w}}\n    spec: {containers: [{name: c, image: nosuch/image}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: z-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\nsteps:\n  - run: kubectl apply -f pods.yaml\n  - run: kubectl wait --for=condition=Ready pod/z-ok pod/a-ok --timeout=2m\n  - run: kubectl wait --for=condition=Ready pod -l app=w --timeout=30s\n  - run: kubectl wait --for=condition=Ready pod z-ok m-missing --timeout=30s\n  - run: kubectl wait --for=condition=Ready pod m-missing --timeout=0\n  - run: kubectl wait --for=condition=Ready pod nope\n  - run: kubectl delete pod b-ok --wait=false\n  - run: kubectl wait --for=delete pod/b-ok pod/a-ok --timeout=40s\n";
+
+#[test]
+fn create_generators_and_their_errors() {
+    let p = scenario("create.yaml", CREATE_SCENARIO);
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 0, "{err}");
+    for block in [
+        "kubectl create ns lab\nnamespace/lab created\n",
+        "kubectl create ns lab\nError from server (AlreadyExists): namespaces \"lab\" already exists\n[exit 1]\n",
+        "kubectl create configmap cfg -n lab --from-literal=a=1 --from-literal=b=2\nconfigmap/cfg created\n",
+        "kubectl get cm -n lab\nNAME               DATA   AGE\ncfg                2      0s\nkube-root-ca.crt   1      60s\n",
+        "kubectl create secret generic s --from-literal=novalue\nerror: invalid literal source novalue, expected key=value\n[exit 1]\n",
+        "kubectl create deployment web --image=nginx --replicas=2\ndeployment.apps/web created\n",
+        "kubectl create deployment bad\nerror: required flag(s) \"image\" not set\n[exit 1]\n",
+        "kubectl get deploy web -o jsonpath={.metadata.labels.app}/{.spec.template.spec.containers[0].name}/{.status.readyReplicas}/{.spec.strategy.rollingUpdate.maxSurge}\nweb/nginx/2/25%",
+        "kubectl create widget w\nerror: Unexpected args: [widget w]\nSee 'kubectl create -h' for help and examples\n[exit 1]\n",
+        // Deleting `default` waits for that object only: the controller's new one is not it.
+        "kubectl delete sa default -n lab\nserviceaccount \"default\" deleted from lab namespace\n",
+        "kubectl get sa -n lab\nNAME      SECRETS   AGE\ndefault   0         0s\n",
+    ] {
+        assert!(out.contains(block), "missing:\n{block}\nin:\n{out}");
+    }
+}
+
+const CREATE_SCENARIO: &str = "name: create\nsteps:\n  - run: kubectl create ns lab\n  - run: kubectl create ns lab\n  - sleep: 1m\n  - run: kubectl create configmap cfg -n lab --from-literal=a=1 --from-literal=b=2\n  - run: kubectl get cm -n lab\n  - run: kubectl create secret generic s --from-literal=novalue\n  - run: kubectl create deployment web --image=nginx --replicas=2\n  - run: kubectl create deployment bad\n  - run: kubectl wait --for=condition=Available deploy/web --timeout=2m\n  - run: kubectl get deploy web -o jsonpath={.metadata.labels.app}/{.spec.template.spec.containers[0].name}/{.status.readyReplicas}/{.spec.strategy.rollingUpdate.maxSurge}\n  - run: kubectl create widget w\n  - run: kubectl delete sa default -n lab\n  - run: kubectl get sa -n lab\n";

@@ -12,6 +12,7 @@ use apiserver::json::At;
 use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use super::{Cluster, ClusterError};
 
@@ -86,6 +87,51 @@ const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.12.1";
 const KUBE_PROXY_IMAGE: &str = "registry.k8s.io/kube-proxy:v1.34.0";
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
+/// kube-system's ServiceAccounts on a kubeadm v1.34 cluster, but `default`: one per
+/// kube-controller-manager controller (`--controllers=*,bootstrapsigner,tokencleaner`,
+/// with the DynamicResourceAllocation and VolumeAttributesClass gates on by default), plus
+/// kubeadm's coredns and kube-proxy.
+const KUBE_SYSTEM_SERVICE_ACCOUNTS: [&str; 38] = [
+    "attachdetach-controller",
+    "bootstrap-signer",
+    "certificate-controller",
+    "clusterrole-aggregation-controller",
+    "coredns",
+    "cronjob-controller",
+    "daemon-set-controller",
+    "deployment-controller",
+    "disruption-controller",
+    "endpoint-controller",
+    "endpointslice-controller",
+    "endpointslicemirroring-controller",
+    "ephemeral-volume-controller",
+    "expand-controller",
+    "generic-garbage-collector",
+    "horizontal-pod-autoscaler",
+    "job-controller",
+    "kube-proxy",
+    "legacy-service-account-token-cleaner",
+    "namespace-controller",
+    "node-controller",
+    "persistent-volume-binder",
+    "pod-garbage-collector",
+    "pv-protection-controller",
+    "pvc-protection-controller",
+    "replicaset-controller",
+    "replication-controller",
+    "resource-claim-controller",
+    "resourcequota-controller",
+    "root-ca-cert-publisher",
+    "service-account-controller",
+    "service-cidrs-controller",
+    "statefulset-controller",
+    "token-cleaner",
+    "ttl-after-finished-controller",
+    "ttl-controller",
+    "validatingadmissionpolicy-status-controller",
+    "volumeattributesclass-protection-controller",
+];
+
 impl Cluster {
     async fn create(
         &self,
@@ -109,6 +155,18 @@ impl Cluster {
                 "namespaces",
                 None,
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )
+            .await?;
+        }
+        // kube-controller-manager runs each controller under its own ServiceAccount
+        // (kubeadm sets --use-service-account-credentials) and creates them as it starts;
+        // kubeadm's addon phase adds coredns and kube-proxy. `default` comes from the
+        // serviceaccount controller, like every namespace's.
+        for sa in KUBE_SYSTEM_SERVICE_ACCOUNTS {
+            self.create(
+                "serviceaccounts",
+                Some("kube-system"),
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa}}),
             )
             .await?;
         }
@@ -204,10 +262,18 @@ impl Cluster {
                     .get("nodes", &cp.name)
                     .and_then(|n| n.at("/metadata/uid"))
                     .cloned();
+                // A mirror pod: the kubelet's copy of a static pod's manifest, marked with
+                // the manifest's hash (md5 there; a sha256 prefix here).
+                let hash: String = Sha256::digest(format!("{component}/{}/{image}", cp.name))
+                    .iter()
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 self.create("pods", Some("kube-system"), json!({
                     "apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": format!("{component}-{}", cp.name), "labels": {"component": component, "tier": "control-plane"},
-                        "annotations": {"kubernetes.io/config.source": "file"},
+                        "annotations": {"kubernetes.io/config.source": "file", "kubernetes.io/config.hash": hash,
+                            "kubernetes.io/config.mirror": hash},
                         "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": cp.name, "uid": node_uid, "controller": true}]},
                     "spec": {"nodeName": cp.name, "hostNetwork": true, "priorityClassName": "system-node-critical", "priority": 2000001000,
                         "containers": [{"name": component, "image": image, "imagePullPolicy": "IfNotPresent"}],

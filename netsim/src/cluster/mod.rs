@@ -16,6 +16,7 @@ mod kubelet;
 pub mod kubeproxy;
 mod loadbalancer;
 mod scheduler;
+mod serviceaccounts;
 mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,6 +88,8 @@ struct Dirty {
     services: BTreeSet<Key>,
     deleted_uids: BTreeSet<String>,
     namespaces: BTreeSet<Key>,
+    /// Namespaces whose `default` ServiceAccount and `kube-root-ca.crt` need a look.
+    ns_defaults: BTreeSet<Key>,
     /// Ingresses that changed (all of them when an IngressClass did), for ingress-nginx.
     ingresses: BTreeSet<Key>,
 }
@@ -102,6 +105,7 @@ impl Dirty {
             && self.services.is_empty()
             && self.deleted_uids.is_empty()
             && self.namespaces.is_empty()
+            && self.ns_defaults.is_empty()
             && self.ingresses.is_empty()
     }
 }
@@ -323,6 +327,20 @@ impl Cluster {
             "namespaces" if obj.at("/metadata/deletionTimestamp").is_some() => {
                 self.dirty.namespaces.insert(key.clone());
             }
+            "namespaces" if ev.kind != EventType::Deleted => {
+                self.dirty.ns_defaults.insert(key.clone());
+            }
+            "serviceaccounts"
+                if ev.kind == EventType::Deleted
+                    && str_at(obj, "/metadata/name") == Some("default") =>
+            {
+                self.dirty.ns_defaults.insert(ns.clone());
+            }
+            "configmaps"
+                if str_at(obj, "/metadata/name") == Some(serviceaccounts::ROOT_CA_CONFIGMAP) =>
+            {
+                self.dirty.ns_defaults.insert(ns.clone());
+            }
             "pods" => {
                 if ev.kind != EventType::Deleted {
                     if str_at(obj, "/spec/nodeName").is_none() {
@@ -365,6 +383,7 @@ impl Cluster {
             let d = std::mem::take(&mut self.dirty);
             self.run_gc(d.deleted_uids).await?;
             self.run_namespaces(d.namespaces).await?;
+            self.run_namespace_defaults(d.ns_defaults).await?;
             self.run_deployments(d.deployments).await?;
             self.run_replicasets(d.replicasets).await?;
             self.run_daemonsets(d.daemonsets).await?;

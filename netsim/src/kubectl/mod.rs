@@ -51,6 +51,10 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("c", "container"),
     ("", "dry-run"),
     ("", "field-manager"),
+    ("", "from-literal"),
+    ("", "type"),
+    ("", "image"),
+    ("", "port"),
 ];
 const BOOL_FLAGS: &[(&str, &str)] = &[
     ("A", "all-namespaces"),
@@ -282,6 +286,52 @@ fn condition_is(obj: &Value, ty: &str, want: &str) -> bool {
         })
 }
 
+/// `kubectl create deployment NAME --image=I...`, as create_deployment.go builds it:
+/// label `app: NAME` on the Deployment, its selector and template; one container per image,
+/// named after the image (path, tag and digest dropped, `_` → `-`, repeats numbered).
+fn create_deployment(name: &str, a: &Args) -> R<Value> {
+    let images = a.all("image");
+    if images.is_empty() {
+        return Err(Fail::Msg(
+            "error: required flag(s) \"image\" not set".into(),
+        ));
+    }
+    let replicas: i64 = match a.get("replicas") {
+        None => 1,
+        Some(r) => r.parse().map_err(|_| {
+            format!("error: invalid argument \"{r}\" for \"-r, --replicas\" flag: strconv.ParseInt: parsing \"{r}\": invalid syntax")
+        })?,
+    };
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let containers: Vec<Value> = images
+        .iter()
+        .map(|image| {
+            let last = image.rsplit('/').next().unwrap_or(image);
+            let base = last
+                .split([':', '@'])
+                .next()
+                .unwrap_or(last)
+                .replace('_', "-");
+            let n = seen.entry(base.clone()).or_insert(0);
+            *n += 1;
+            let cname = if *n == 1 { base } else { format!("{base}-{n}") };
+            json!({"name": cname, "image": image, "resources": {}})
+        })
+        .collect();
+    let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "strategy": {},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": containers}}}});
+    if let Some(port) = a.get("port") {
+        let p: i64 = port.parse().map_err(|_| {
+            format!("error: invalid argument \"{port}\" for \"--port\" flag: strconv.ParseInt: parsing \"{port}\": invalid syntax")
+        })?;
+        d["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": p}]);
+    }
+    Ok(d)
+}
+
 fn server_error(status: &Value, source: Option<(&str, &str)>) -> String {
     let reason = str_at(status, "/reason").unwrap_or("InternalError");
     let message = str_at(status, "/message").unwrap_or("unknown");
@@ -496,6 +546,9 @@ impl Kubectl<'_> {
         match sub.as_str() {
             "get" => self.get(&a).await,
             "apply" => self.apply(&a, true).await,
+            "create" if a.all("filename").is_empty() && !a.positional.is_empty() => {
+                self.create_generated(&a).await
+            }
             "create" => self.apply(&a, false).await,
             "delete" => self.delete(&a).await,
             "describe" => self.describe(&a).await,
@@ -942,8 +995,116 @@ impl Kubectl<'_> {
                     .to_owned();
                 self.out
                     .out(&format!("{}/{got} created\n", res.kind_qualified()));
+                // A new namespace gets its `default` ServiceAccount from a controller while
+                // kube-apiserver's ServiceAccount admission waits for it (up to ten tries),
+                // so the next document's pods in that namespace are admitted: let the
+                // controllers run before the next document, as they would meanwhile.
+                if res.plural == "namespaces" {
+                    self.cluster.settle().await?;
+                }
             }
         }
+        self.cluster.settle().await?;
+        Ok(code)
+    }
+
+    /// `kubectl create namespace|deployment|serviceaccount|configmap|secret generic NAME`: kubectl's
+    /// generators build the object and POST it, as `create -f` would.
+    async fn create_generated(&mut self, a: &Args) -> R<i32> {
+        let ns = self.namespace(a);
+        let mut args = a.positional.iter().map(String::as_str);
+        let what = args.next().unwrap_or_default();
+        let secret_type = if matches!(what, "secret") {
+            match args.next() {
+                Some("generic") => Some("generic"),
+                _ => {
+                    return Err(Fail::Msg(
+                        "error: only `kubectl create secret generic` is simulated".into(),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        let name = args.next().unwrap_or_default().to_owned();
+        let literals = || -> R<Value> {
+            let mut data = serde_json::Map::new();
+            for lit in a.all("from-literal") {
+                let Some((k, v)) = lit.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                    return Err(Fail::Msg(format!(
+                        "error: invalid literal source {lit}, expected key=value"
+                    )));
+                };
+                data.insert(k.to_owned(), json!(v));
+            }
+            Ok(Value::Object(data))
+        };
+        let (plural, doc) = match what {
+            "namespace" | "ns" => (
+                "namespaces",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+            ),
+            "deployment" | "deploy" => ("deployments", create_deployment(&name, a)?),
+            "serviceaccount" | "sa" => (
+                "serviceaccounts",
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}}),
+            ),
+            "configmap" | "cm" => (
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": literals()?}),
+            ),
+            "secret" if secret_type.is_some() => {
+                use base64::Engine as _;
+                let plain = literals()?;
+                let data: serde_json::Map<String, Value> = plain
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        let text = v.as_str().unwrap_or_default();
+                        (
+                            k.clone(),
+                            json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                        )
+                    })
+                    .collect();
+                let ty = a.get("type").unwrap_or("Opaque");
+                (
+                    "secrets",
+                    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "type": ty, "data": data}),
+                )
+            }
+            _ => {
+                return Err(Fail::Msg(format!(
+                    "error: Unexpected args: [{}]\nSee 'kubectl create -h' for help and examples",
+                    a.positional.join(" ")
+                )))
+            }
+        };
+        if name.is_empty() {
+            return Err(Fail::Msg(
+                "error: exactly one NAME is required, got 0".into(),
+            ));
+        }
+        let res = resources::find(plural).ok_or_else(|| format!("error: no {plural}"))?;
+        let coll = res.collection_path(res.namespaced.then_some(ns.as_str()));
+        let r = self
+            .request(
+                Method::POST,
+                &format!("{coll}?fieldManager=kubectl-create&fieldValidation=Strict"),
+                Some(&doc),
+                "application/json",
+                "application/json",
+            )
+            .await?;
+        let code = if r.status >= 400 {
+            self.out.err(&format!("{}\n", server_error(&r.body, None)));
+            1
+        } else {
+            self.out
+                .out(&format!("{}/{name} created\n", res.kind_qualified()));
+            0
+        };
         self.cluster.settle().await?;
         Ok(code)
     }
@@ -1032,19 +1193,25 @@ impl Kubectl<'_> {
                     .out
                     .out(&format!("{} \"{name}\" {forced}\n", res.kind_qualified())),
             }
-            waiting.push((res, ns, name));
+            // The deleted object, or a Success Status naming its uid in `details`.
+            let uid = str_at(&r.body, "/metadata/uid")
+                .or_else(|| str_at(&r.body, "/details/uid"))
+                .map(str::to_owned);
+            waiting.push((res, ns, name, uid));
         }
-        // --wait (default true): until every object is gone.
+        // --wait (default true): until every object is gone — the object with that uid, as
+        // kubectl's wait does: one a controller recreates under the same name is another.
         if a.get("wait") != Some("false") {
             let deadline = self.cluster.now_ms() + 10 * 60 * 1000;
             loop {
                 self.cluster.settle().await?;
                 let mut remaining = false;
-                for (res, ns, name) in &waiting {
+                for (res, ns, name, uid) in &waiting {
                     let r = self
                         .get_json(&format!("{}/{}", res.collection_path(ns.as_deref()), name))
                         .await?;
-                    remaining |= r.status == 200;
+                    let same = uid.is_none() || str_at(&r.body, "/metadata/uid") == uid.as_deref();
+                    remaining |= r.status == 200 && same;
                 }
                 if !remaining {
                     break;
