@@ -199,6 +199,56 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// serde_json's `Map` is vendored as a sorted vector (vendor/serde_json/src/vecmap.rs):
+    /// it must behave as the BTreeMap it replaces, since every byte we write and every
+    /// comparison of objects depends on it.
+    #[test]
+    fn json_maps_behave_as_sorted_maps() {
+        use serde_json::Map;
+        let mut m = Map::new();
+        for k in ["spec", "apiVersion", "status", "kind", "metadata"] {
+            assert!(m.insert(k.to_owned(), json!(k.len())).is_none());
+        }
+        assert_eq!(m.insert("kind".into(), json!("Pod")), Some(json!(4)));
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["apiVersion", "kind", "metadata", "spec", "status"]);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"apiVersion":10,"kind":"Pod","metadata":8,"spec":4,"status":6}"#
+        );
+        assert_eq!(m.remove("metadata"), Some(json!(8)));
+        assert_eq!(m.remove("metadata"), None);
+        assert_eq!(m.get("spec"), Some(&json!(4)));
+        assert!(!m.contains_key("metadata"));
+        // Equality does not depend on the order keys arrived in.
+        let other: Map<String, Value> = [("status", 6), ("spec", 4), ("apiVersion", 10)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .chain([("kind".to_owned(), json!("Pod"))])
+            .collect();
+        assert_eq!(m, other);
+        // As BTreeMap::from_iter: of equal keys the last one stays.
+        let dup: Map<String, Value> = [("b", 1), ("a", 2), ("b", 3)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect();
+        assert_eq!(serde_json::to_string(&dup).unwrap(), r#"{"a":2,"b":3}"#);
+        // The entry API, on both sides.
+        *m.entry("kind").or_insert(json!(0)) = json!("Service");
+        m.entry("zz").or_insert(json!([]));
+        m.entry("a").or_insert(json!(null));
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["a", "apiVersion", "kind", "spec", "status", "zz"]);
+        assert_eq!(m["kind"], "Service");
+        m.retain(|k, _| k.len() > 1);
+        assert_eq!(m.len(), 5);
+        let back: Vec<(String, Value)> = m.clone().into_iter().rev().take(1).collect();
+        assert_eq!(back, [("zz".to_owned(), json!([]))]);
+        // Parsing keeps the sorted order whatever the document's order.
+        let parsed: Value = serde_json::from_str(r#"{"z":1,"a":{"y":2,"b":3},"m":[]}"#).unwrap();
+        assert_eq!(parsed.to_string(), r#"{"a":{"b":3,"y":2},"m":[],"z":1}"#);
+    }
+
     #[test]
     fn agrees_with_serde_json_pointer() {
         let v = json!({
