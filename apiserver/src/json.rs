@@ -51,9 +51,9 @@ impl At for Value {
 /// Maps with at most this many fields are searched linearly (see [`field`]).
 const LINEAR_FIELDS: usize = 12;
 
-/// `m.get(key)`, faster for the small maps Kubernetes objects are made of: a B-tree search
+/// `m.get(key)`, faster for the small maps Kubernetes objects are made of: a binary search
 /// orders keys with a `memcmp` call per step, while a scan compares lengths first and
-/// touches bytes only for keys of the same length. Large maps keep the B-tree search.
+/// touches bytes only for keys of the same length. Large maps keep the binary search.
 pub fn field<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
     if m.len() > LINEAR_FIELDS {
         return m.get(key);
