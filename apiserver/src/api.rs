@@ -53,9 +53,10 @@ pub struct ListQuery {
 /// Patch flavours (`Content-Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchType {
-    /// RFC 7386. Strategic merge patches are applied with these semantics too (lists are
-    /// replaced, not merged by key): a documented simplification.
+    /// RFC 7386.
     Merge,
+    /// Kubernetes' strategic merge patch: lists with a merge key merge by it (`strategic.rs`).
+    Strategic,
     /// RFC 6902.
     Json,
 }
@@ -801,6 +802,9 @@ impl ApiServer {
             let mut new = (*old).clone();
             match ptype {
                 PatchType::Merge => json_patch::merge(&mut new, patch),
+                PatchType::Strategic => {
+                    crate::strategic::apply(&mut new, patch).map_err(ApiError::bad_request)?
+                }
                 PatchType::Json => {
                     let p: json_patch::Patch = serde_json::from_value(patch.clone())
                         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;

@@ -217,10 +217,10 @@ async fn route(
                 .unwrap_or("");
             let ptype = if ct.starts_with("application/json-patch+json") {
                 PatchType::Json
-            } else if ct.starts_with("application/merge-patch+json")
-                || ct.starts_with("application/strategic-merge-patch+json")
-            {
+            } else if ct.starts_with("application/merge-patch+json") {
                 PatchType::Merge
+            } else if ct.starts_with("application/strategic-merge-patch+json") {
+                PatchType::Strategic
             } else {
                 return Err(ApiError::unsupported_media_type(format!(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})"

@@ -17,6 +17,7 @@ pub mod resources;
 pub mod selector;
 pub mod sim;
 pub mod store;
+pub mod strategic;
 pub mod table;
 pub mod validation;
 

@@ -770,3 +770,79 @@ async fn secrets_fold_string_data_into_base64_data() {
     assert_eq!(names, ["Name", "Type", "Data", "Age"]);
     assert_eq!(table["rows"][0]["cells"], json!(["db", "Opaque", 2, "0s"]));
 }
+
+#[tokio::test]
+async fn strategic_merge_patches_merge_lists_by_key() {
+    let r = server().await;
+    call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    let (c, pod) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:1.24"}, {"name": "side", "image": "busybox"}]}})),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 201, "{pod}");
+    let mounts = pod["spec"]["containers"][0]["volumeMounts"].clone();
+    assert_eq!(mounts.as_array().map(Vec::len), Some(1));
+    // What kubectl apply sends for a changed image: the container by name, with its key.
+    let patch = json!({"spec": {"$setElementOrder/containers": [{"name": "web"}, {"name": "side"}],
+        "containers": [{"name": "web", "image": "nginx:1.25"}]}});
+    let smp = [("content-type", "application/strategic-merge-patch+json")];
+    let (c, out) = call(
+        &r,
+        "PATCH",
+        "/api/v1/namespaces/default/pods/p",
+        Some(patch.clone()),
+        &smp,
+    )
+    .await;
+    assert_eq!(c, 200, "{out}");
+    assert_eq!(out["spec"]["containers"][0]["image"], "nginx:1.25");
+    assert_eq!(out["spec"]["containers"][0]["volumeMounts"], mounts);
+    assert_eq!(out["spec"]["containers"][1]["name"], "side");
+    // The same patch as a JSON merge patch replaces the list, which a pod may not do.
+    let merge = [("content-type", "application/merge-patch+json")];
+    let (c, out) = call(
+        &r,
+        "PATCH",
+        "/api/v1/namespaces/default/pods/p",
+        Some(patch),
+        &merge,
+    )
+    .await;
+    assert_eq!(c, 400, "{out}");
+    // An element without its merge key is a 400, as upstream's.
+    let (c, out) = call(
+        &r,
+        "PATCH",
+        "/api/v1/namespaces/default/pods/p",
+        Some(json!({"spec": {"containers": [{"image": "x"}]}})),
+        &smp,
+    )
+    .await;
+    assert_eq!(c, 400, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not contain declared merge key: name"),
+        "{out}"
+    );
+}

@@ -170,3 +170,23 @@ fn create_generators_and_their_errors() {
 }
 
 const CREATE_SCENARIO: &str = "name: create\nsteps:\n  - run: kubectl create ns lab\n  - run: kubectl create ns lab\n  - sleep: 1m\n  - run: kubectl create configmap cfg -n lab --from-literal=a=1 --from-literal=b=2\n  - run: kubectl get cm -n lab\n  - run: kubectl create secret generic s --from-literal=novalue\n  - run: kubectl create deployment web --image=nginx --replicas=2\n  - run: kubectl create deployment bad\n  - run: kubectl wait --for=condition=Available deploy/web --timeout=2m\n  - run: kubectl get deploy web -o jsonpath={.metadata.labels.app}/{.spec.template.spec.containers[0].name}/{.status.readyReplicas}/{.spec.strategy.rollingUpdate.maxSurge}\n  - run: kubectl create widget w\n  - run: kubectl delete sa default -n lab\n  - run: kubectl get sa -n lab\n";
+
+#[test]
+fn reapplying_a_pod_merges_its_containers_by_name() {
+    // The second manifest changes the image only: kubectl apply's strategic patch names the
+    // container, and the server keeps the volume mount ServiceAccount admission added.
+    let p = scenario(
+        "reapply.yaml",
+        "name: reapply\nfiles:\n  p1.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: p}\n    spec: {containers: [{name: web, image: 'wangyanglinux/myapp:v1'}]}\n  p2.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: p}\n    spec: {containers: [{name: web, image: 'wangyanglinux/myapp:v2'}]}\nsteps:\n  - run: kubectl apply -f p1.yaml\n  - run: kubectl apply -f p2.yaml\n  - run: kubectl get pod p -o jsonpath={.spec.containers[0].image}/{.spec.containers[0].volumeMounts[0].mountPath}\n",
+    );
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("kubectl apply -f p2.yaml\npod/p configured\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("wangyanglinux/myapp:v2//var/run/secrets/kubernetes.io/serviceaccount"),
+        "{out}"
+    );
+}

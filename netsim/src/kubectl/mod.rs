@@ -409,33 +409,6 @@ fn last_applied(doc: &Value) -> String {
     format!("{}\n", serde_json::to_string(&d).unwrap_or_default())
 }
 
-/// An RFC 7386 merge patch that turns `from` into `to` (removed keys become null).
-fn merge_diff(from: &Value, to: &Value) -> Value {
-    match (from, to) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut out = serde_json::Map::new();
-            for (k, v) in b {
-                match a.get(k) {
-                    Some(old) if old == v => {}
-                    Some(old) => {
-                        out.insert(k.clone(), merge_diff(old, v));
-                    }
-                    None => {
-                        out.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            for k in a.keys() {
-                if !b.contains_key(k) {
-                    out.insert(k.clone(), Value::Null);
-                }
-            }
-            Value::Object(out)
-        }
-        _ => to.clone(),
-    }
-}
-
 /// YAML as kubectl prints it (go-yaml): keys sorted, sequences not indented, strings that
 /// need quoting in double quotes, RFC 3339 timestamps quoted.
 pub fn to_yaml(v: &Value) -> String {
@@ -943,7 +916,10 @@ impl Kubectl<'_> {
                             self.out.out(&format!("{label} unchanged\n"));
                             continue;
                         }
-                        let mut patch = merge_diff(prev.as_ref().unwrap_or(&json!({})), &new_cfg);
+                        let mut patch = apiserver::strategic::diff(
+                            prev.as_ref().unwrap_or(&json!({})),
+                            &new_cfg,
+                        );
                         patch["metadata"]["annotations"]
                             ["kubectl.kubernetes.io/last-applied-configuration"] = json!(applied);
                         let r = self
@@ -1881,16 +1857,6 @@ mod tests {
         assert_eq!(parse_duration_ms("500ms"), Some(500));
         assert_eq!(parse_duration_ms("5"), Some(5_000));
         assert_eq!(parse_duration_ms("x"), None);
-    }
-
-    #[test]
-    fn merge_diff_nulls_removed_keys() {
-        let a = json!({"spec": {"type": "ClusterIP", "x": 1}});
-        let b = json!({"spec": {"type": "NodePort"}});
-        assert_eq!(
-            merge_diff(&a, &b),
-            json!({"spec": {"type": "NodePort", "x": null}})
-        );
     }
 
     #[test]
