@@ -205,7 +205,11 @@ impl FieldSelector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(k, eq, v)| {
-            let ptr = format!("/{}", k.replace('.', "/"));
+            // An Event's `source` field is its source's component.
+            let ptr = match k.as_str() {
+                "source" => "/source/component".to_owned(),
+                _ => format!("/{}", k.replace('.', "/")),
+            };
             let actual = obj.at(&ptr).and_then(Value::as_str).unwrap_or("");
             (actual == v) == *eq
         })
@@ -222,6 +226,14 @@ const SUPPORTED_FIELDS: &[&str] = &[
     "involvedObject.kind",
     "involvedObject.namespace",
     "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    // Events' other selectable fields (the event registry's ToSelectableFields).
+    "reason",
+    "type",
+    "source",
+    "reportingComponent",
 ];
 
 #[cfg(test)]
@@ -267,5 +279,21 @@ mod tests {
             .unwrap()
             .matches(&p));
         assert!(FieldSelector::parse("spec.bogus=x").is_err());
+    }
+
+    #[test]
+    fn event_field_selectors() {
+        let ev = json!({"reason": "FailedCreate", "type": "Warning",
+            "source": {"component": "replicaset-controller"},
+            "involvedObject": {"kind": "ReplicaSet", "name": "web-1"}});
+        for sel in [
+            "reason=FailedCreate",
+            "type=Warning,involvedObject.kind=ReplicaSet",
+            "source=replicaset-controller",
+            "reason!=Pulled",
+        ] {
+            assert!(FieldSelector::parse(sel).unwrap().matches(&ev), "{sel}");
+        }
+        assert!(!FieldSelector::parse("source=kubelet").unwrap().matches(&ev));
     }
 }

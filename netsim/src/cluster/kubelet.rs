@@ -54,6 +54,17 @@ pub enum Timer {
     },
     /// ingress-nginx's leader polls the status of its Ingresses (`cluster::ingress`).
     IngressStatus,
+    /// A workload controller's back-off after a refused pod create ran out: sync it again.
+    Requeue { owner: Owner, key: Key },
+}
+
+/// The workload controllers that create pods.
+#[allow(clippy::enum_variant_names)] // named as the Kubernetes kinds they are
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Owner {
+    ReplicaSet,
+    DaemonSet,
+    StatefulSet,
 }
 
 #[derive(Default)]
@@ -363,6 +374,14 @@ impl Cluster {
     pub(super) async fn fire(&mut self, t: Timer) -> Result<(), ClusterError> {
         match t {
             Timer::IngressStatus => self.ingress_status_tick().await,
+            Timer::Requeue { owner, key } => {
+                match owner {
+                    Owner::ReplicaSet => self.dirty.replicasets.insert(key),
+                    Owner::DaemonSet => self.dirty.daemonsets.insert(key),
+                    Owner::StatefulSet => self.dirty.statefulsets.insert(key),
+                };
+                Ok(())
+            }
             Timer::Started { key, uid } => self.containers_started(&key, &uid).await,
             Timer::PullFailed { key, uid, attempt } => self.pull_failed(&key, &uid, attempt).await,
             Timer::RetryPull { key, uid, attempt } if attempt == u32::MAX => {

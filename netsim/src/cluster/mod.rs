@@ -133,6 +133,8 @@ pub struct Cluster {
     derived: std::sync::Mutex<kubeproxy::Derived>,
     /// pod-template-hash by (Deployment uid, generation, collisionCount).
     template_hashes: BTreeMap<(String, i64, Option<i64>), String>,
+    /// Refused pod creates in a row, per workload: its workqueue back-off.
+    create_failures: BTreeMap<(kubelet::Owner, Key), u32>,
     events: EventLog,
 }
 
@@ -166,6 +168,7 @@ impl Cluster {
             proxy_modes: BTreeMap::new(),
             derived: std::sync::Mutex::new(kubeproxy::Derived::default()),
             template_hashes: BTreeMap::new(),
+            create_failures: BTreeMap::new(),
             events: EventLog::default(),
         };
         cluster.cache.revision = start;

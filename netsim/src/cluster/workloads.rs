@@ -10,6 +10,7 @@ use apiserver::{ApiError, PatchType};
 use serde_json::{json, Value};
 
 use super::cache::{key_of, str_at, without, Key};
+use super::kubelet::{Owner, Timer};
 use super::{ignore_not_found, Cluster, ClusterError};
 
 fn res(plural: &str) -> Result<&'static Resource, ApiError> {
@@ -114,6 +115,48 @@ struct Live {
 }
 
 impl Cluster {
+    /// The apiserver refused a pod create (a missing ServiceAccount, say): as the real
+    /// controllers do, record a `FailedCreate` warning and sync the workload again after its
+    /// workqueue's back-off (5 ms doubling, capped at 1000 s) instead of stopping. A server
+    /// error (the store is down) still stops the simulation.
+    async fn create_refused(
+        &mut self,
+        owner_obj: &Value,
+        owner: Owner,
+        key: &Key,
+        err: ApiError,
+        message: String,
+        component: &str,
+    ) -> Result<(), ClusterError> {
+        if err.code >= 500 {
+            return Err(err.into());
+        }
+        self.record_event(
+            owner_obj,
+            "Warning",
+            "FailedCreate",
+            message,
+            component,
+            None,
+        )
+        .await?;
+        let n = self
+            .create_failures
+            .entry((owner, key.clone()))
+            .or_insert(0);
+        let delay_ms = (5i64 << (*n).min(20)).min(1_000_000);
+        *n += 1;
+        let at = self.clock.now_ms() + delay_ms;
+        self.schedule(
+            at,
+            Timer::Requeue {
+                owner,
+                key: key.clone(),
+            },
+        );
+        Ok(())
+    }
+
     /// The object at `key`, unless it is gone or being deleted (the garbage collector's then).
     fn live(&self, plural: &str, key: &str) -> Option<Live> {
         let obj = self.cache.get_shared(plural, key)?;
@@ -571,7 +614,24 @@ impl Cluster {
                 for _ in 0..diff {
                     let mut pod = pod_from_template(&template, &ns, &rs);
                     pod["metadata"]["generateName"] = json!(format!("{name}-"));
-                    let created = self.api.create_shared(res("pods")?, Some(&ns), pod).await?;
+                    let created = match self.api.create_shared(res("pods")?, Some(&ns), pod).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let msg = format!("Error creating: {}", e.message);
+                            self.create_refused(
+                                &rs,
+                                Owner::ReplicaSet,
+                                &key,
+                                e,
+                                msg,
+                                "replicaset-controller",
+                            )
+                            .await?;
+                            break;
+                        }
+                    };
+                    self.create_failures
+                        .remove(&(Owner::ReplicaSet, key.clone()));
                     let pname = str_at(&created, "/metadata/name")
                         .unwrap_or_default()
                         .to_owned();
@@ -683,7 +743,24 @@ impl Cluster {
                 pod["spec"]["tolerations"] = json!(tolerations);
                 pod["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                     {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]}}});
-                let created = self.api.create(res("pods")?, Some(&ns), pod).await?;
+                let created = match self.api.create(res("pods")?, Some(&ns), pod).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let msg = format!("Error creating: {}", e.message);
+                        self.create_refused(
+                            &ds,
+                            Owner::DaemonSet,
+                            &key,
+                            e,
+                            msg,
+                            "daemonset-controller",
+                        )
+                        .await?;
+                        break;
+                    }
+                };
+                self.create_failures
+                    .remove(&(Owner::DaemonSet, key.clone()));
                 let pname = str_at(&created, "/metadata/name")
                     .unwrap_or_default()
                     .to_owned();
@@ -784,7 +861,29 @@ impl Cluster {
                         if let Some(svc) = str_at(&sts, "/spec/serviceName") {
                             pod["spec"]["subdomain"] = json!(svc);
                         }
-                        ignore_not_found(self.api.create(res("pods")?, Some(&ns), pod).await)?;
+                        match self.api.create(res("pods")?, Some(&ns), pod).await {
+                            Ok(_) => {
+                                self.create_failures
+                                    .remove(&(Owner::StatefulSet, key.clone()));
+                            }
+                            Err(e) if e.code == 404 || e.code == 409 => {}
+                            Err(e) => {
+                                let msg = format!(
+                                    "create Pod {pname} in StatefulSet {name} failed error: {}",
+                                    e.message
+                                );
+                                self.create_refused(
+                                    &sts,
+                                    Owner::StatefulSet,
+                                    &key,
+                                    e,
+                                    msg,
+                                    "statefulset-controller",
+                                )
+                                .await?;
+                                break;
+                            }
+                        }
                         self.record_event(
                             &sts,
                             "Normal",
