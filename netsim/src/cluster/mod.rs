@@ -574,19 +574,24 @@ impl Cluster {
     }
 }
 
-/// The parts of a pod the Endpoints/EndpointSlice controllers read.
-fn endpoint_view(pod: Option<&Value>) -> Option<[Option<&Value>; 8]> {
+/// What makes the Endpoints/EndpointSlice controllers look at a pod's Services again,
+/// as upstream's `podEndpointsChanged` decides it: labels, hostname and subdomain, deletion,
+/// readiness and the pod's IPs. Not the node (set once, before the pod has an IP) nor every
+/// status write: a pod's other conditions and its phase change far more often than what
+/// Endpoints show (a pod that ends is no longer Ready).
+fn endpoint_view(pod: Option<&Value>) -> Option<([Option<&Value>; 6], bool)> {
     let p = pod?;
-    Some([
-        p.at("/metadata/labels"),
-        p.at("/metadata/deletionTimestamp"),
-        p.at("/status/podIP"),
-        p.at("/status/phase"),
-        p.at("/status/conditions"),
-        p.at("/spec/nodeName"),
-        p.at("/spec/hostname"),
-        p.at("/spec/subdomain"),
-    ])
+    Some((
+        [
+            p.at("/metadata/labels"),
+            p.at("/metadata/deletionTimestamp"),
+            p.at("/status/podIPs"),
+            p.at("/status/podIP"),
+            p.at("/spec/hostname"),
+            p.at("/spec/subdomain"),
+        ],
+        workloads::is_ready(p),
+    ))
 }
 
 pub fn split_key(key: &str) -> (Option<&str>, &str) {
