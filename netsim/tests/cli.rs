@@ -172,12 +172,12 @@ fn create_generators_and_their_errors() {
 const CREATE_SCENARIO: &str = "name: create\nsteps:\n  - run: kubectl create ns lab\n  - run: kubectl create ns lab\n  - sleep: 1m\n  - run: kubectl create configmap cfg -n lab --from-literal=a=1 --from-literal=b=2\n  - run: kubectl get cm -n lab\n  - run: kubectl create secret generic s --from-literal=novalue\n  - run: kubectl create deployment web --image=nginx --replicas=2\n  - run: kubectl create deployment bad\n  - run: kubectl wait --for=condition=Available deploy/web --timeout=2m\n  - run: kubectl get deploy web -o jsonpath={.metadata.labels.app}/{.spec.template.spec.containers[0].name}/{.status.readyReplicas}/{.spec.strategy.rollingUpdate.maxSurge}\n  - run: kubectl create widget w\n  - run: kubectl delete sa default -n lab\n  - run: kubectl get sa -n lab\n";
 
 #[test]
-fn reapplying_a_pod_merges_its_containers_by_name() {
+fn reapplying_a_pod_merges_its_containers_by_name_and_restarts_it() {
     // The second manifest changes the image only: kubectl apply's strategic patch names the
     // container, and the server keeps the volume mount ServiceAccount admission added.
     let p = scenario(
         "reapply.yaml",
-        "name: reapply\nfiles:\n  p1.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: p}\n    spec: {containers: [{name: web, image: 'wangyanglinux/myapp:v1'}]}\n  p2.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: p}\n    spec: {containers: [{name: web, image: 'wangyanglinux/myapp:v2'}]}\nsteps:\n  - run: kubectl apply -f p1.yaml\n  - run: kubectl apply -f p2.yaml\n  - run: kubectl get pod p -o jsonpath={.spec.containers[0].image}/{.spec.containers[0].volumeMounts[0].mountPath}\n",
+        "name: reapply\nfiles:\n  p1.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: p}\n    spec: {containers: [{name: web, image: 'wangyanglinux/myapp:v1'}]}\n  p2.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: p}\n    spec: {containers: [{name: web, image: 'wangyanglinux/myapp:v2'}]}\n  p9.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: p}\n    spec: {containers: [{name: web, image: 'wangyanglinux/myapp:v9'}]}\nsteps:\n  - run: kubectl apply -f p1.yaml\n  - run: kubectl wait --for=condition=Ready pod/p\n  - run: kubectl apply -f p2.yaml\n  - run: kubectl get pod p -o jsonpath={.spec.containers[0].image}/{.spec.containers[0].volumeMounts[0].mountPath}\n  - sleep: 40s\n  - run: kubectl get pod p -o jsonpath={.status.containerStatuses[0].image}/{.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].lastState.terminated.reason}\n  - run: kubectl get events --field-selector reason=Killing\n  - run: kubectl apply -f p9.yaml\n  - sleep: 5s\n  - run: kubectl get pod p --no-headers\n  - run: kubectl apply -f p2.yaml\n  - sleep: 2s\n  - run: kubectl get pod p --no-headers\n",
     );
     let (code, out, err) = netsim(&["run", &p]);
     assert_eq!(code, 0, "{err}");
@@ -189,4 +189,23 @@ fn reapplying_a_pod_merges_its_containers_by_name() {
         out.contains("wangyanglinux/myapp:v2//var/run/secrets/kubernetes.io/serviceaccount"),
         "{out}"
     );
+    // The kubelet replaces the running container: killed, the new image pulled, restarted.
+    assert!(
+        out.contains("\ndocker.io/wangyanglinux/myapp:v2/1/Completed\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "Normal   Killing   pod/p    Container web definition changed, will be restarted"
+        ),
+        "{out}"
+    );
+    // A tag that does not exist: the container waits in ErrImagePull until the spec names
+    // one that does, which (already on the node) starts at once.
+    for line in [
+        "\np     0/1   ErrImagePull   1 ",
+        "\np     1/1   Running   2 ",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
 }

@@ -362,6 +362,218 @@ impl Cluster {
     }
 
     /// Starts container `i` again: the old run becomes `lastState`, the count goes up.
+    /// kubelet's computePodActions: a running container whose image no longer matches its
+    /// spec (`kubectl set image` or `apply` on a Pod) is killed — "definition changed, will
+    /// be restarted" — and started again from the new spec, counting a restart.
+    pub(super) async fn check_definitions(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        pod: &Value,
+    ) -> Result<(), ClusterError> {
+        let specs = pod
+            .at("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let node = str_at(pod, "/spec/nodeName").unwrap_or_default().to_owned();
+        for (i, spec) in specs.iter().enumerate() {
+            let Some(cs) = pod.at(&format!("/status/containerStatuses/{i}")) else {
+                continue;
+            };
+            let want = images::qualified(
+                spec.get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            );
+            // Waiting on an image that does not exist: a spec naming another one starts it.
+            let slot = (uid.to_owned(), i);
+            if let Some(bad) = self.kubelet.bad_images.get(&slot) {
+                let fixed = spec.get("image").and_then(Value::as_str) != Some(bad.as_str());
+                if fixed {
+                    self.kubelet.bad_images.remove(&slot);
+                    let restarts = cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+                    self.start_redefined(key, uid, i, restarts).await?;
+                }
+                continue;
+            }
+            let running = cs.at("/state/running").is_some();
+            if !running
+                || cs.get("image").and_then(Value::as_str) == Some(want.as_str())
+                || self.kubelet.redefining.contains_key(&(uid.to_owned(), i))
+            {
+                continue;
+            }
+            self.kubelet.redefining.insert((uid.to_owned(), i), None);
+            let cname = spec.get("name").and_then(Value::as_str).unwrap_or_default();
+            self.record_event(
+                pod,
+                "Normal",
+                "Killing",
+                format!("Container {cname} definition changed, will be restarted"),
+                "kubelet",
+                Some(&node),
+            )
+            .await?;
+            // SIGTERM: a server that stops on it is gone within a second; anything else is
+            // killed when the grace period ends.
+            let old_image = cs.get("image").and_then(Value::as_str).unwrap_or_default();
+            let quick = images::lookup(old_image).is_some_and(|i| i.stops_on_sigterm);
+            let grace = pod
+                .at("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
+                * 1000;
+            let (delay, code) = if quick {
+                (grace.min(1000), 0)
+            } else {
+                (grace, 137)
+            };
+            let restarts = cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+            let at = self.clock.now_ms() + delay;
+            self.schedule(
+                at,
+                Timer::Redefined {
+                    key: key.clone(),
+                    uid: uid.to_owned(),
+                    container: i,
+                    restarts,
+                    code,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The killed container has stopped: record how it ended, then start the new one — at
+    /// once when its image is on the node, else after pulling it.
+    pub(super) async fn redefined_stopped(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+        code: i32,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.pod_at_run(key, uid, i, restarts) else {
+            self.kubelet.redefining.remove(&(uid.to_owned(), i));
+            return Ok(());
+        };
+        let now = self.clock.now_rfc3339();
+        let mut status = pod.get("status").cloned().unwrap_or(json!({}));
+        let cs = &mut status["containerStatuses"][i];
+        let started = cs.at("/state/running/startedAt").cloned();
+        cs["state"] = json!({"terminated": {
+            "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
+            "startedAt": started, "finishedAt": now, "containerID": cs.get("containerID"),
+        }});
+        cs["ready"] = json!(false);
+        cs["started"] = json!(false);
+        set_readiness(&mut status, &now, false);
+        self.write_pod_status(key, &pod, status).await?;
+        // The kubelet's next sync starts the new container (a timer, so that it reads the
+        // status just written).
+        let now_ms = self.clock.now_ms();
+        self.schedule(
+            now_ms,
+            Timer::StartRedefined {
+                key: key.clone(),
+                uid: uid.to_owned(),
+                container: i,
+                restarts,
+            },
+        );
+        Ok(())
+    }
+
+    /// Starts container `i` from its (new) spec: at once when the image is on the node, after
+    /// a pull when it is not, and not at all when the image does not exist (ErrImagePull,
+    /// until the spec names one that does).
+    pub(super) async fn start_redefined(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.cache.get_shared("pods", key).cloned() else {
+            return Ok(());
+        };
+        let node = str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_owned();
+        let image = str_at(&pod, &format!("/spec/containers/{i}/image"))
+            .unwrap_or_default()
+            .to_owned();
+        let present = self
+            .kubelet
+            .images
+            .contains(&(node.clone(), images::qualified(&image)));
+        match images::lookup(&image) {
+            None => {
+                let q = images::qualified(&image);
+                let why = format!("failed to pull and unpack image \"{q}\": failed to resolve reference \"{q}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed");
+                self.record_event(
+                    &pod,
+                    "Warning",
+                    "Failed",
+                    format!("Failed to pull image \"{image}\": {why}"),
+                    "kubelet",
+                    Some(&node),
+                )
+                .await?;
+                self.record_event(
+                    &pod,
+                    "Warning",
+                    "Failed",
+                    "Error: ErrImagePull".to_owned(),
+                    "kubelet",
+                    Some(&node),
+                )
+                .await?;
+                self.kubelet.redefining.remove(&(uid.to_owned(), i));
+                self.kubelet
+                    .bad_images
+                    .insert((uid.to_owned(), i), image.clone());
+                let mut status = pod.get("status").cloned().unwrap_or(json!({}));
+                let cs = &mut status["containerStatuses"][i];
+                if let Some(t) = cs.at("/state/terminated").cloned() {
+                    cs["lastState"] = json!({ "terminated": t });
+                }
+                cs["state"] = json!({"waiting": {"reason": "ErrImagePull",
+                    "message": format!("failed to pull image \"{image}\": {why}")}});
+                self.write_pod_status(key, &pod, status).await
+            }
+            Some(info) if !present => {
+                self.record_event(
+                    &pod,
+                    "Normal",
+                    "Pulling",
+                    format!("Pulling image \"{image}\""),
+                    "kubelet",
+                    Some(&node),
+                )
+                .await?;
+                let began = self.clock.now_ms();
+                self.kubelet
+                    .redefining
+                    .insert((uid.to_owned(), i), Some(began));
+                let ms = 5_000 + (info.size_bytes / 1_000) as i64 + self.rng.below(5_000) as i64;
+                self.schedule(
+                    began + ms,
+                    Timer::Restart {
+                        key: key.clone(),
+                        uid: uid.to_owned(),
+                        container: i,
+                        restarts,
+                    },
+                );
+                Ok(())
+            }
+            _ => self.restart_container(key, uid, i, restarts).await,
+        }
+    }
+
     pub(super) async fn restart_container(
         &mut self,
         key: &Key,
@@ -385,7 +597,7 @@ impl Cluster {
             .unwrap_or(now_ms);
         let slot = (uid.to_owned(), i);
         let next = Backoff::next(self.kubelet.backoff.get(&slot).copied(), finished, now_ms);
-        self.kubelet.backoff.insert(slot, next);
+        self.kubelet.backoff.insert(slot.clone(), next);
         let now = self.clock.now_rfc3339();
         let node = str_at(&pod, "/spec/nodeName")
             .unwrap_or_default()
@@ -416,12 +628,21 @@ impl Cluster {
         cs["ready"] = json!(true);
         cs["started"] = json!(true);
         cs["containerID"] = json!(format!("containerd://{}", self.rng.hex(64)));
+        // The spec's image: a container replaced after a definition change runs the new one.
+        cs["image"] = json!(images::qualified(&image));
+        cs["imageID"] = json!(super::kubelet::image_id(&image));
         set_readiness(&mut status, &now, false);
+        let pulled = match self.kubelet.redefining.remove(&slot) {
+            Some(Some(began)) => {
+                self.kubelet.preload_image(&node, &image);
+                let secs = (now_ms - began) as f64 / 1000.0;
+                let size = images::lookup(&image).map_or(0, |i| i.size_bytes);
+                format!("Successfully pulled image \"{image}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {size} bytes.")
+            }
+            _ => format!("Container image \"{image}\" already present on machine"),
+        };
         for (reason, message) in [
-            (
-                "Pulled",
-                format!("Container image \"{image}\" already present on machine"),
-            ),
+            ("Pulled", pulled),
             ("Created", format!("Created container: {cname}")),
             ("Started", format!("Started container {cname}")),
         ] {

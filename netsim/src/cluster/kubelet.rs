@@ -52,6 +52,22 @@ pub enum Timer {
         container: usize,
         restarts: i64,
     },
+    /// Container `container`, killed because its definition (image) changed, has stopped
+    /// with `code`; it starts again from the new definition.
+    Redefined {
+        key: Key,
+        uid: String,
+        container: usize,
+        restarts: i64,
+        code: i32,
+    },
+    /// The sync after that: start the container from its new definition.
+    StartRedefined {
+        key: Key,
+        uid: String,
+        container: usize,
+        restarts: i64,
+    },
     /// ingress-nginx's leader polls the status of its Ingresses (`cluster::ingress`).
     IngressStatus,
     /// A workload controller's back-off after a refused pod create ran out: sync it again.
@@ -73,19 +89,26 @@ pub struct KubeletState {
     seen: BTreeSet<String>,
     terminating: BTreeSet<String>,
     /// Images present per node (`repo:tag`).
-    images: BTreeSet<(String, String)>,
+    pub(super) images: BTreeSet<(String, String)>,
     /// host-local IPAM per node: last index handed out, and IPs in use.
     last_ip: BTreeMap<String, u32>,
     used_ips: BTreeSet<Ipv4Addr>,
     ip_of: BTreeMap<String, Ipv4Addr>,
     /// Crash back-off per (pod uid, container index).
     pub(super) backoff: BTreeMap<(String, usize), super::containers::Backoff>,
+    /// Containers being replaced after a definition change: when their new image's pull
+    /// began (ms), if it had to be pulled.
+    pub(super) redefining: BTreeMap<(String, usize), Option<i64>>,
+    /// Containers whose new image does not exist, with that image.
+    pub(super) bad_images: BTreeMap<(String, usize), String>,
 }
 
 impl KubeletState {
     /// Drops what was kept for a pod that is gone.
     pub fn forget(&mut self, uid: &str) {
         self.backoff.retain(|(u, _), _| u != uid);
+        self.redefining.retain(|(u, _), _| u != uid);
+        self.bad_images.retain(|(u, _), _| u != uid);
     }
 
     pub fn preload_image(&mut self, node: &str, image: &str) {
@@ -128,7 +151,7 @@ pub(super) fn pods_res() -> Result<&'static apiserver::resources::Resource, ApiE
     find("pods").ok_or_else(|| ApiError::internal("no pods resource"))
 }
 
-fn image_id(image: &str) -> String {
+pub(super) fn image_id(image: &str) -> String {
     let q = images::qualified(image);
     let digest = Sha256::digest(q.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -221,6 +244,7 @@ impl Cluster {
                 continue;
             }
             if !self.kubelet.seen.insert(uid.clone()) {
+                self.check_definitions(&key, &uid, &pod).await?;
                 continue;
             }
             self.start_sandbox(&key, &uid, &node, &pod).await?;
@@ -374,6 +398,22 @@ impl Cluster {
     pub(super) async fn fire(&mut self, t: Timer) -> Result<(), ClusterError> {
         match t {
             Timer::IngressStatus => self.ingress_status_tick().await,
+            Timer::StartRedefined {
+                key,
+                uid,
+                container,
+                restarts,
+            } => self.start_redefined(&key, &uid, container, restarts).await,
+            Timer::Redefined {
+                key,
+                uid,
+                container,
+                restarts,
+                code,
+            } => {
+                self.redefined_stopped(&key, &uid, container, restarts, code)
+                    .await
+            }
             Timer::Requeue { owner, key } => {
                 match owner {
                     Owner::ReplicaSet => self.dirty.replicasets.insert(key),
