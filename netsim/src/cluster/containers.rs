@@ -125,11 +125,11 @@ impl Cluster {
     /// Schedules the exit of every container of `pod` whose process ends by itself.
     pub(super) fn schedule_exits(&mut self, key: &Key, pod: &Value, restarts: &[i64]) {
         let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
-        let specs = pod
+        // Runs on every status change of every pod: no copy of the containers.
+        let specs: &[Value] = pod
             .at("/spec/containers")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[], Vec::as_slice);
         for (i, spec) in specs.iter().enumerate() {
             if let Run::Exits { after_ms, code } = run_of(spec) {
                 let at = self.clock.now_ms() + after_ms;
@@ -156,11 +156,11 @@ impl Cluster {
             return;
         }
         let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
-        let specs = pod
+        // Runs on every status change of every pod: no copy of the containers.
+        let specs: &[Value] = pod
             .at("/spec/containers")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[], Vec::as_slice);
         let now = self.clock.now_ms();
         let time = |c: &Value, ptr: &str| str_at(c, ptr).and_then(apiserver::sim::parse_rfc3339);
         for (i, spec) in specs.iter().enumerate() {
@@ -371,11 +371,11 @@ impl Cluster {
         uid: &str,
         pod: &Value,
     ) -> Result<(), ClusterError> {
-        let specs = pod
+        // Runs on every status change of every pod: no copy of the containers.
+        let specs: &[Value] = pod
             .at("/spec/containers")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[], Vec::as_slice);
         let node = str_at(pod, "/spec/nodeName").unwrap_or_default().to_owned();
         for (i, spec) in specs.iter().enumerate() {
             let Some(cs) = pod.at(&format!("/status/containerStatuses/{i}")) else {
