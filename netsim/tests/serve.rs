@@ -198,6 +198,23 @@ fn the_real_kubectl_works_against_serve() {
     // Default validation (strict) passes: the server advertises fieldValidation in OpenAPI v3.
     apply("deployment.apps/web created\n");
     apply("deployment.apps/web unchanged\n");
+    // A changed image: the real kubectl sends a strategic merge patch ($setElementOrder,
+    // the container by name), which the server merges by key.
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: \"wangyanglinux/myapp:v3\"}]}\n",
+    )
+    .unwrap();
+    apply("deployment.apps/web configured\n");
+    let image = Command::new("kubectl")
+        .args(["--kubeconfig", kc.to_str().unwrap(), "get", "deploy", "web"])
+        .args(["-o", "jsonpath={.spec.template.spec.containers[*].image}"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&image.stdout),
+        "wangyanglinux/myapp:v3"
+    );
     wait_for(
         || {
             let o = Command::new("kubectl")
