@@ -87,7 +87,7 @@ const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.12.1";
 const KUBE_PROXY_IMAGE: &str = "registry.k8s.io/kube-proxy:v1.34.0";
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
-/// kube-system's ServiceAccounts on a kubeadm v1.34 cluster, but `default`: one per
+/// kube-system's ServiceAccounts on a kubeadm v1.34 cluster other than `default`: one per
 /// kube-controller-manager controller (`--controllers=*,bootstrapsigner,tokencleaner`,
 /// with the DynamicResourceAllocation and VolumeAttributesClass gates on by default), plus
 /// kubeadm's coredns and kube-proxy.
