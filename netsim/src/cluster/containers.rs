@@ -78,6 +78,18 @@ pub(super) fn run_of(spec: &Value) -> Run {
 
 /// Ready / ContainersReady from the container statuses, keeping a condition's transition
 /// time when its status does not change.
+/// A container status after its process ended with `code` at `now`: terminated
+/// (Completed or Error, with the run's start), no longer ready or started.
+fn terminate(cs: &mut Value, code: i32, now: &str) {
+    let started = cs.at("/state/running/startedAt").cloned();
+    cs["state"] = json!({"terminated": {
+        "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
+        "startedAt": started, "finishedAt": now, "containerID": cs.get("containerID"),
+    }});
+    cs["ready"] = json!(false);
+    cs["started"] = json!(false);
+}
+
 fn set_readiness(status: &mut Value, now: &str, completed: bool) {
     let unready: Vec<String> = status
         .at("/containerStatuses")
@@ -248,15 +260,7 @@ impl Cluster {
         }
         let now = self.clock.now_rfc3339();
         let mut status = pod.get("status").cloned().unwrap_or(json!({}));
-        let cs = &mut status["containerStatuses"][i];
-        let started = cs.at("/state/running/startedAt").cloned();
-        let terminated = json!({"terminated": {
-            "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
-            "startedAt": started, "finishedAt": now, "containerID": cs.get("containerID"),
-        }});
-        cs["state"] = terminated;
-        cs["ready"] = json!(false);
-        cs["started"] = json!(false);
+        terminate(&mut status["containerStatuses"][i], code, &now);
         let policy = str_at(&pod, "/spec/restartPolicy").unwrap_or("Always");
         let restart = match policy {
             "Never" => false,
@@ -461,14 +465,7 @@ impl Cluster {
         };
         let now = self.clock.now_rfc3339();
         let mut status = pod.get("status").cloned().unwrap_or(json!({}));
-        let cs = &mut status["containerStatuses"][i];
-        let started = cs.at("/state/running/startedAt").cloned();
-        cs["state"] = json!({"terminated": {
-            "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
-            "startedAt": started, "finishedAt": now, "containerID": cs.get("containerID"),
-        }});
-        cs["ready"] = json!(false);
-        cs["started"] = json!(false);
+        terminate(&mut status["containerStatuses"][i], code, &now);
         set_readiness(&mut status, &now, false);
         self.write_pod_status(key, &pod, status).await?;
         // The kubelet's next sync starts the new container (a timer, so that it reads the
@@ -511,26 +508,7 @@ impl Cluster {
             .contains(&(node.clone(), images::qualified(&image)));
         match images::lookup(&image) {
             None => {
-                let q = images::qualified(&image);
-                let why = format!("failed to pull and unpack image \"{q}\": failed to resolve reference \"{q}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed");
-                self.record_event(
-                    &pod,
-                    "Warning",
-                    "Failed",
-                    format!("Failed to pull image \"{image}\": {why}"),
-                    "kubelet",
-                    Some(&node),
-                )
-                .await?;
-                self.record_event(
-                    &pod,
-                    "Warning",
-                    "Failed",
-                    "Error: ErrImagePull".to_owned(),
-                    "kubelet",
-                    Some(&node),
-                )
-                .await?;
+                let waiting = self.image_missing(&pod, &node, &image).await?;
                 self.kubelet.redefining.remove(&(uid.to_owned(), i));
                 self.kubelet
                     .bad_images
@@ -540,8 +518,7 @@ impl Cluster {
                 if let Some(t) = cs.at("/state/terminated").cloned() {
                     cs["lastState"] = json!({ "terminated": t });
                 }
-                cs["state"] = json!({"waiting": {"reason": "ErrImagePull",
-                    "message": format!("failed to pull image \"{image}\": {why}")}});
+                cs["state"] = json!({"waiting": {"reason": "ErrImagePull", "message": waiting}});
                 self.write_pod_status(key, &pod, status).await
             }
             Some(info) if !present => {

@@ -589,6 +589,28 @@ impl Cluster {
         Ok(())
     }
 
+    /// A pull of an image that does not exist: containerd's error as the kubelet's two
+    /// `Failed` events; returns the ErrImagePull waiting message.
+    pub(super) async fn image_missing(
+        &mut self,
+        pod: &Value,
+        node: &str,
+        image: &str,
+    ) -> Result<String, ClusterError> {
+        let why = format!(
+            "failed to pull and unpack image \"{q}\": failed to resolve reference \"{q}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed",
+            q = images::qualified(image)
+        );
+        for message in [
+            format!("Failed to pull image \"{image}\": {why}"),
+            "Error: ErrImagePull".to_owned(),
+        ] {
+            self.record_event(pod, "Warning", "Failed", message, "kubelet", Some(node))
+                .await?;
+        }
+        Ok(format!("failed to pull image \"{image}\": {why}"))
+    }
+
     async fn pull_failed(
         &mut self,
         key: &Key,
@@ -606,35 +628,9 @@ impl Cluster {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let why = format!(
-            "failed to pull and unpack image \"{q}\": failed to resolve reference \"{q}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed",
-            q = images::qualified(&image)
-        );
-        self.record_event(
-            &pod,
-            "Warning",
-            "Failed",
-            format!("Failed to pull image \"{image}\": {why}"),
-            "kubelet",
-            Some(&node),
-        )
-        .await?;
-        self.record_event(
-            &pod,
-            "Warning",
-            "Failed",
-            "Error: ErrImagePull".to_owned(),
-            "kubelet",
-            Some(&node),
-        )
-        .await?;
-        self.set_waiting(
-            key,
-            &pod,
-            "ErrImagePull",
-            &format!("failed to pull image \"{image}\": {why}"),
-        )
-        .await?;
+        let waiting = self.image_missing(&pod, &node, &image).await?;
+        self.set_waiting(key, &pod, "ErrImagePull", &waiting)
+            .await?;
         // kubelet image back-off: 10s doubling to a 5 minute cap.
         let backoff_ms = (10_000i64 << attempt.min(5)).min(300_000);
         let now = self.clock.now_ms();
