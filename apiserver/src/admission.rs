@@ -371,13 +371,7 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
 /// an empty name from it, and encoding always writes it from the name, so a v1 client sees
 /// both (`kubectl get pod -o yaml`).
 fn mirror_service_account(spec: &mut Map<String, Value>) {
-    let name = |k: &str| {
-        spec.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    match name("serviceAccountName").or_else(|| name("serviceAccount")) {
+    match named_service_account(spec).map(str::to_owned) {
         Some(n) => {
             spec.insert("serviceAccountName".into(), Value::String(n.clone()));
             spec.insert("serviceAccount".into(), Value::String(n));
@@ -386,6 +380,18 @@ fn mirror_service_account(spec: &mut Map<String, Value>) {
             spec.remove("serviceAccount");
         }
     }
+}
+
+/// The ServiceAccount a pod spec names: `serviceAccountName`, else the deprecated
+/// `serviceAccount` (empty strings name nothing).
+pub fn named_service_account(spec: &Map<String, Value>) -> Option<&str> {
+    ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .find_map(|k| {
+            spec.get(*k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
 }
 
 /// Where ServiceAccount admission mounts the API credentials in every container.
@@ -403,15 +409,7 @@ pub fn is_mirror_pod(pod: &Value) -> bool {
 /// deprecated `serviceAccount`, else `default` (ServiceAccount admission).
 pub fn pod_service_account(pod: &mut Value) -> String {
     let spec = obj_mut(pod, "spec");
-    let given = ["serviceAccountName", "serviceAccount"]
-        .iter()
-        .find_map(|k| {
-            spec.get(*k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or("default")
-        .to_owned();
+    let given = named_service_account(spec).unwrap_or("default").to_owned();
     spec.insert("serviceAccountName".into(), Value::String(given.clone()));
     given
 }

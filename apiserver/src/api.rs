@@ -465,19 +465,17 @@ impl ApiServer {
         pod: &mut Value,
     ) -> Result<(), ApiError> {
         if admission::is_mirror_pod(pod) {
-            let named = ["serviceAccountName", "serviceAccount"].iter().any(|k| {
-                pod.at("/spec")
-                    .and_then(|s| s.get(*k))
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty())
-            });
+            let named = pod
+                .get("spec")
+                .and_then(Value::as_object)
+                .and_then(admission::named_service_account);
             return match named {
-                true => Err(ApiError::forbidden(
+                Some(_) => Err(ApiError::forbidden(
                     res,
                     shown,
                     "a mirror pod may not reference service accounts",
                 )),
-                false => Ok(()),
+                None => Ok(()),
             };
         }
         let sa_name = admission::pod_service_account(pod);

@@ -137,7 +137,6 @@ impl Cluster {
     /// Schedules the exit of every container of `pod` whose process ends by itself.
     pub(super) fn schedule_exits(&mut self, key: &Key, pod: &Value, restarts: &[i64]) {
         let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
-        // Runs on every status change of every pod: no copy of the containers.
         let specs: &[Value] = pod
             .at("/spec/containers")
             .and_then(Value::as_array)
@@ -168,7 +167,6 @@ impl Cluster {
             return;
         }
         let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
-        // Runs on every status change of every pod: no copy of the containers.
         let specs: &[Value] = pod
             .at("/spec/containers")
             .and_then(Value::as_array)
@@ -375,40 +373,38 @@ impl Cluster {
         uid: &str,
         pod: &Value,
     ) -> Result<(), ClusterError> {
-        // Runs on every status change of every pod: no copy of the containers.
-        let specs: &[Value] = pod
-            .at("/spec/containers")
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice);
-        let node = str_at(pod, "/spec/nodeName").unwrap_or_default().to_owned();
-        for (i, spec) in specs.iter().enumerate() {
-            let Some(cs) = pod.at(&format!("/status/containerStatuses/{i}")) else {
-                continue;
-            };
-            let want = images::qualified(
-                spec.get("image")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            );
-            // Waiting on an image that does not exist: a spec naming another one starts it.
+        // Runs on every status change of every pod: reads in place, allocates only for a
+        // container that needs a look.
+        let list = |p: &str| {
+            pod.at(p)
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice)
+        };
+        let statuses = list("/status/containerStatuses");
+        let node = str_at(pod, "/spec/nodeName").unwrap_or_default();
+        for (i, (spec, cs)) in list("/spec/containers").iter().zip(statuses).enumerate() {
+            let image = spec
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let slot = (uid.to_owned(), i);
+            // Waiting on an image that does not exist: a spec naming another one starts it.
             if let Some(bad) = self.kubelet.bad_images.get(&slot) {
-                let fixed = spec.get("image").and_then(Value::as_str) != Some(bad.as_str());
-                if fixed {
+                if bad != image {
                     self.kubelet.bad_images.remove(&slot);
                     let restarts = cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
                     self.start_redefined(key, uid, i, restarts).await?;
                 }
                 continue;
             }
-            let running = cs.at("/state/running").is_some();
-            if !running
-                || cs.get("image").and_then(Value::as_str) == Some(want.as_str())
-                || self.kubelet.redefining.contains_key(&(uid.to_owned(), i))
+            if cs.at("/state/running").is_none()
+                || cs.get("image").and_then(Value::as_str)
+                    == Some(images::qualified(image).as_str())
+                || self.kubelet.redefining.contains_key(&slot)
             {
                 continue;
             }
-            self.kubelet.redefining.insert((uid.to_owned(), i), None);
+            self.kubelet.redefining.insert(slot, None);
             let cname = spec.get("name").and_then(Value::as_str).unwrap_or_default();
             self.record_event(
                 pod,
@@ -416,7 +412,7 @@ impl Cluster {
                 "Killing",
                 format!("Container {cname} definition changed, will be restarted"),
                 "kubelet",
-                Some(&node),
+                Some(node),
             )
             .await?;
             // SIGTERM: a server that stops on it is gone within a second; anything else is

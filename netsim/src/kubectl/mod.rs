@@ -990,18 +990,11 @@ impl Kubectl<'_> {
         let ns = self.namespace(a);
         let mut args = a.positional.iter().map(String::as_str);
         let what = args.next().unwrap_or_default();
-        let secret_type = if matches!(what, "secret") {
-            match args.next() {
-                Some("generic") => Some("generic"),
-                _ => {
-                    return Err(Fail::Msg(
-                        "error: only `kubectl create secret generic` is simulated".into(),
-                    ))
-                }
-            }
-        } else {
-            None
-        };
+        if what == "secret" && args.next() != Some("generic") {
+            return Err(Fail::Msg(
+                "error: only `kubectl create secret generic` is simulated".into(),
+            ));
+        }
         let name = args.next().unwrap_or_default().to_owned();
         let literals = || -> R<Value> {
             let mut data = serde_json::Map::new();
@@ -1029,7 +1022,7 @@ impl Kubectl<'_> {
                 "configmaps",
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": literals()?}),
             ),
-            "secret" if secret_type.is_some() => {
+            "secret" => {
                 use base64::Engine as _;
                 let plain = literals()?;
                 let data: serde_json::Map<String, Value> = plain
