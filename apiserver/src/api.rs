@@ -15,7 +15,7 @@ use crate::admission::{self, ensure_object, Allocators, Ctx, Taken};
 use crate::alloc::{IpAllocator, PortAllocator};
 use crate::decode::strict_decode;
 use crate::error::{ApiError, FieldError};
-use crate::json::At;
+use crate::json::{At, Layout, Previous};
 use crate::resources::{Resource, RESOURCES};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::sim::{Clock, SimRng};
@@ -105,11 +105,20 @@ pub enum WatchItem {
 /// read, update and watch event, the JSON this process has just encoded.
 #[derive(Default)]
 struct Decoded {
-    by_key: Mutex<BTreeMap<String, (Revision, Arc<Value>)>>,
+    by_key: Mutex<BTreeMap<String, Kept>>,
+}
+
+/// A kept object and, when this server encoded it, its stored bytes and their layout: the
+/// next write of the object copies the bytes of the fields it left alone
+/// ([`crate::json::write_stored`]).
+struct Kept {
+    rev: Revision,
+    obj: Arc<Value>,
+    stored: Option<(Bytes, Layout)>,
 }
 
 impl Decoded {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, (Revision, Arc<Value>)>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Kept>> {
         match self.by_key.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -125,28 +134,48 @@ impl Decoded {
     fn at(&self, key: &str, rev: Revision) -> Option<Arc<Value>> {
         self.lock()
             .get(key)
-            .filter(|(r, _)| *r == rev)
-            .map(|(_, o)| Arc::clone(o))
+            .filter(|k| k.rev == rev)
+            .map(|k| Arc::clone(&k.obj))
+    }
+
+    /// The kept object of `key` with its stored bytes and layout, at whatever revision.
+    fn previous(&self, key: &str) -> Option<(Arc<Value>, Bytes, Layout)> {
+        let m = self.lock();
+        let k = m.get(key)?;
+        let (bytes, layout) = k.stored.as_ref()?;
+        Some((Arc::clone(&k.obj), bytes.clone(), *layout))
     }
 
     /// Keeps `obj` as `key`'s object at `rev`, unless a newer one is already kept.
-    fn keep(&self, res: &Resource, key: &str, rev: Revision, obj: &Arc<Value>) {
+    fn keep(
+        &self,
+        res: &Resource,
+        key: &str,
+        rev: Revision,
+        obj: &Arc<Value>,
+        stored: Option<(Bytes, Layout)>,
+    ) {
         if !Self::keeps(res) {
             return;
         }
+        let kept = Kept {
+            rev,
+            obj: Arc::clone(obj),
+            stored,
+        };
         let mut m = self.lock();
         match m.get_mut(key) {
-            Some(e) if e.0 >= rev => {}
-            Some(e) => *e = (rev, Arc::clone(obj)),
+            Some(e) if e.rev >= rev => {}
+            Some(e) => *e = kept,
             None => {
-                m.insert(key.to_owned(), (rev, Arc::clone(obj)));
+                m.insert(key.to_owned(), kept);
             }
         }
     }
 
     fn forget(&self, key: &str, deleted_at: Revision) {
         let mut m = self.lock();
-        if m.get(key).is_some_and(|(r, _)| *r < deleted_at) {
+        if m.get(key).is_some_and(|k| k.rev < deleted_at) {
             m.remove(key);
         }
     }
@@ -157,10 +186,13 @@ impl Decoded {
             return Ok(o);
         }
         let obj = Arc::new(ApiServer::present(res, kv)?);
-        self.keep(res, &kv.key, kv.mod_revision, &obj);
+        self.keep(res, &kv.key, kv.mod_revision, &obj, None);
         Ok(obj)
     }
 }
+
+/// An object's stored bytes and where its reusable fields sit in them.
+type Encoded = (Bytes, Layout);
 
 pub struct ApiServer {
     store: Arc<dyn Store>,
@@ -282,10 +314,10 @@ impl ApiServer {
         obj
     }
 
-    /// After a successful write of `obj` (encoded by [`Self::encode`]) as `kv`: the object
-    /// as `present` would decode it from the store, built without decoding (JSON values
-    /// round-trip exactly), and kept for readers and the watch.
-    fn stored(&self, res: &Resource, kv: &KeyValue, obj: Value) -> Arc<Value> {
+    /// After a successful write of `obj` (encoded by [`Self::encode`] as `enc`) as `kv`: the
+    /// object as `present` would decode it from the store, built without decoding (JSON
+    /// values round-trip exactly), and kept for readers, the watch and the next write.
+    fn stored(&self, res: &Resource, kv: &KeyValue, obj: Value, enc: Encoded) -> Arc<Value> {
         let op = if kv.create_revision == kv.mod_revision {
             "create"
         } else {
@@ -293,17 +325,25 @@ impl ApiServer {
         };
         self.note_write(res, op, kv.mod_revision);
         let obj = Arc::new(Self::finish(res, obj, kv.mod_revision));
-        self.decoded.keep(res, &kv.key, kv.mod_revision, &obj);
+        self.decoded
+            .keep(res, &kv.key, kv.mod_revision, &obj, Some((enc.0, enc.1)));
         obj
     }
 
     /// The object as it is stored: without `metadata.resourceVersion` (the store's
-    /// revision is the truth), written straight from the caller's object, not a copy.
-    fn encode(obj: &Value) -> Result<Bytes, ApiError> {
-        let mut out = Vec::with_capacity(1024);
-        crate::json::write_compact(obj, &mut out, true)
+    /// revision is the truth), written straight from the caller's object, not a copy. An
+    /// update (`key`) reuses the bytes of the fields it shares with the kept version.
+    fn encode(&self, key: Option<&str>, obj: &Value) -> Result<Encoded, ApiError> {
+        let prev = key.and_then(|k| self.decoded.previous(k));
+        let prev = prev.as_ref().map(|(kept, bytes, layout)| Previous {
+            kept,
+            bytes,
+            layout,
+        });
+        let mut out = Vec::with_capacity(prev.as_ref().map_or(1024, |p| p.bytes.len() + 64));
+        let layout = crate::json::write_stored(obj, prev.as_ref(), &mut out)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(Bytes::from(out))
+        Ok((Bytes::from(out), layout))
     }
 
     fn check_ns<'a>(res: &Resource, ns: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
@@ -438,9 +478,13 @@ impl ApiServer {
                 admission::admit_create(res, &mut candidate, &mut ctx)
                     .map_err(|errs| ApiError::invalid(res, &this_name, errs))?
             };
-            let bytes = Self::encode(&candidate)?;
-            match self.store.create(&res.key(ns, &this_name), bytes).await {
-                Ok(kv) => return Ok(self.stored(res, &kv, candidate)),
+            let enc = self.encode(None, &candidate)?;
+            match self
+                .store
+                .create(&res.key(ns, &this_name), enc.0.clone())
+                .await
+            {
+                Ok(kv) => return Ok(self.stored(res, &kv, candidate, enc)),
                 Err(e) => {
                     taken.release(&mut self.alloc());
                     let retry = matches!(e, StoreError::AlreadyExists(_)) && name.is_empty();
@@ -648,7 +692,7 @@ impl ApiServer {
             }
         }
         let old = self.decoded.load(res, &kv)?;
-        self.write_update(res, ns, name, &kv, old, obj, status_only)
+        self.write_update(res, name, &kv, old, obj, status_only)
             .await
     }
 
@@ -668,23 +712,18 @@ impl ApiServer {
         else {
             return self.update_shared(res, ns, name, obj, true).await;
         };
-        let bytes = Self::encode(&obj)?;
         let nsk = Self::check_ns(res, ns)?;
-        match self
-            .store
-            .update(&res.key(nsk, name), bytes, expected)
-            .await
-        {
-            Ok(kv) => Ok(self.stored(res, &kv, obj)),
+        let key = res.key(nsk, name);
+        let enc = self.encode(Some(&key), &obj)?;
+        match self.store.update(&key, enc.0.clone(), expected).await {
+            Ok(kv) => Ok(self.stored(res, &kv, obj, enc)),
             Err(e) => Err(ApiError::from_store(e, res, name)),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn write_update(
         &self,
         res: &'static Resource,
-        ns: Option<&str>,
         name: &str,
         kv: &KeyValue,
         old: Arc<Value>,
@@ -751,16 +790,15 @@ impl ApiServer {
             // No-op updates do not bump the revision (kube-apiserver skips the write).
             return Ok(old);
         }
-        let bytes = Self::encode(&new)?;
-        let ns = Self::check_ns(res, ns)?;
+        let enc = self.encode(Some(&kv.key), &new)?;
         match self
             .store
-            .update(&res.key(ns, name), bytes, kv.mod_revision)
+            .update(&kv.key, enc.0.clone(), kv.mod_revision)
             .await
         {
             Ok(kv) => {
                 released.release(&mut self.alloc());
-                Ok(self.stored(res, &kv, new))
+                Ok(self.stored(res, &kv, new, enc))
             }
             Err(e) => {
                 taken.release(&mut self.alloc());
@@ -816,7 +854,7 @@ impl ApiServer {
             }
             strict_decode(res, &new)?;
             match self
-                .write_update(res, ns, name, &kv, old, new, status_only)
+                .write_update(res, name, &kv, old, new, status_only)
                 .await
             {
                 Err(e) if e.reason == "Conflict" => continue,
@@ -871,14 +909,13 @@ impl ApiServer {
                 if res.plural == "namespaces" {
                     new["status"]["phase"] = json!("Terminating");
                 }
-                let bytes = Self::encode(&new)?;
-                let nsk = Self::check_ns(res, ns)?;
+                let enc = self.encode(Some(&kv.key), &new)?;
                 let kv = self
                     .store
-                    .update(&res.key(nsk, name), bytes, kv.mod_revision)
+                    .update(&kv.key, enc.0.clone(), kv.mod_revision)
                     .await
                     .map_err(|e| ApiError::from_store(e, res, name))?;
-                return Ok(Arc::unwrap_or_clone(self.stored(res, &kv, new)));
+                return Ok(Arc::unwrap_or_clone(self.stored(res, &kv, new, enc)));
             }
         }
         let nsk = Self::check_ns(res, ns)?;

@@ -137,6 +137,67 @@ pub fn write_compact(
     }
 }
 
+/// The root fields whose stored bytes a later write of the same object may reuse: the big
+/// ones, which a write usually leaves alone (a status write keeps metadata and spec).
+pub const REUSABLE: [&str; 3] = ["metadata", "spec", "status"];
+
+/// Where each [`REUSABLE`] field's value sits in an object's stored bytes.
+pub type Layout = [Option<(u32, u32)>; 3];
+
+/// An earlier stored version of the object: the value as kept, its stored bytes and their
+/// layout. `kept`'s fields may differ from what was encoded only in `metadata.resourceVersion`,
+/// which the stored form leaves out anyway.
+pub struct Previous<'a> {
+    pub kept: &'a Value,
+    pub bytes: &'a [u8],
+    pub layout: &'a Layout,
+}
+
+/// [`write_compact`] of an object's stored form (`without_rv`), copying a [`REUSABLE`]
+/// field's bytes from `prev` when the new value is the very map kept there (copy-on-write
+/// maps: a clone not written to since). A status write thus encodes only the status, not
+/// the spec it did not touch. Returns where the reusable fields went.
+pub fn write_stored(
+    v: &Value,
+    prev: Option<&Previous<'_>>,
+    out: &mut Vec<u8>,
+) -> Result<Layout, serde_json::Error> {
+    let mut layout: Layout = [None; 3];
+    let Value::Object(m) = v else {
+        write_compact(v, out, true)?;
+        return Ok(layout);
+    };
+    out.push(b'{');
+    for (i, (k, x)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(k, out)?;
+        out.push(b':');
+        let start = out.len();
+        let slot = REUSABLE.iter().position(|r| r == k);
+        let reused = slot.and_then(|slot| {
+            let p = prev?;
+            let (a, b) = p.layout[slot]?;
+            let same = match (x, p.kept.get(k)?) {
+                (Value::Object(new), Value::Object(old)) => new.ptr_eq(old),
+                _ => false,
+            };
+            same.then(|| p.bytes.get(a as usize..b as usize))?
+        });
+        match reused {
+            Some(bytes) => out.extend_from_slice(bytes),
+            None if k == "metadata" => write_metadata(x, out)?,
+            None => write_compact(x, out, false)?,
+        }
+        if let (Some(slot), Ok(a), Ok(b)) = (slot, u32::try_from(start), u32::try_from(out.len())) {
+            layout[slot] = Some((a, b));
+        }
+    }
+    out.push(b'}');
+    Ok(layout)
+}
+
 /// `metadata` without `resourceVersion`.
 fn write_metadata(v: &Value, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     let Value::Object(m) = v else {
@@ -247,6 +308,134 @@ mod tests {
         // Parsing keeps the sorted order whatever the document's order.
         let parsed: Value = serde_json::from_str(r#"{"z":1,"a":{"y":2,"b":3},"m":[]}"#).unwrap();
         assert_eq!(parsed.to_string(), r#"{"a":{"b":3,"y":2},"m":[],"z":1}"#);
+    }
+
+    /// The map is copied on write: a clone shares its entries until one side changes, and
+    /// a change through any path (insert, get_mut, entry, iter_mut, retain) leaves the
+    /// other copy as it was.
+    #[test]
+    fn json_maps_are_copied_on_write() {
+        let original =
+            json!({"metadata": {"name": "web", "labels": {"app": "a"}}, "spec": {"n": 1}});
+        let Value::Object(root) = &original else {
+            unreachable!()
+        };
+        let mut copy = original.clone();
+        let Value::Object(copy_root) = &copy else {
+            unreachable!()
+        };
+        assert!(copy_root.ptr_eq(root));
+        copy["metadata"]["labels"]["app"] = json!("b");
+        copy["spec"]
+            .as_object_mut()
+            .unwrap()
+            .insert("m".into(), json!(2));
+        *copy["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .entry("name")
+            .or_insert(json!(null)) = json!("api");
+        for (_, v) in copy["spec"].as_object_mut().unwrap().iter_mut() {
+            *v = json!(0);
+        }
+        assert_eq!(
+            original,
+            json!({"metadata": {"name": "web", "labels": {"app": "a"}}, "spec": {"n": 1}})
+        );
+        assert_eq!(
+            copy,
+            json!({"metadata": {"name": "api", "labels": {"app": "b"}}, "spec": {"m": 0, "n": 0}})
+        );
+        let Value::Object(copy_root) = &copy else {
+            unreachable!()
+        };
+        assert!(!copy_root.ptr_eq(root));
+        // A subtree nobody wrote to stays shared: here, none (both were written); a
+        // fresh clone of the copy shares them all again.
+        let again = copy.clone();
+        assert!(again["spec"]
+            .as_object()
+            .unwrap()
+            .ptr_eq(copy["spec"].as_object().unwrap()));
+        let mut owned = again.clone();
+        owned.as_object_mut().unwrap().retain(|k, _| k == "spec");
+        assert_eq!(owned, json!({"spec": {"m": 0, "n": 0}}));
+        assert_eq!(again["metadata"]["name"], "api");
+        let into: Vec<String> = again
+            .as_object()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(into, ["metadata", "spec"]);
+    }
+
+    /// A later write copies the bytes of a field it shares with the kept version, and
+    /// encodes every field it changed: either way the bytes are what a fresh encoding
+    /// writes.
+    #[test]
+    fn write_stored_reuses_only_untouched_fields() {
+        let fresh = |v: &Value| {
+            let mut out = Vec::new();
+            write_compact(v, &mut out, true).unwrap();
+            out
+        };
+        let v1 = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "resourceVersion": "7", "labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "myapp:v1"}]},
+            "status": {"phase": "Pending"}
+        });
+        let mut bytes = Vec::new();
+        let layout = write_stored(&v1, None, &mut bytes).unwrap();
+        assert_eq!(bytes, fresh(&v1));
+        assert!(layout.iter().all(Option::is_some));
+        let (a, b) = layout[1].unwrap();
+        assert_eq!(
+            &bytes[a as usize..b as usize],
+            br#"{"containers":[{"image":"myapp:v1","name":"c"}]}"#
+        );
+        // The kept version carries a resourceVersion the bytes leave out.
+        let mut kept = v1.clone();
+        kept["metadata"]["resourceVersion"] = json!("8");
+        let prev = Previous {
+            kept: &kept,
+            bytes: &bytes,
+            layout: &layout,
+        };
+        // A status write: metadata and spec shared with the kept version, status new.
+        let mut status_write = kept.clone();
+        status_write["status"] = json!({"phase": "Running"});
+        let mut out = Vec::new();
+        write_stored(&status_write, Some(&prev), &mut out).unwrap();
+        assert_eq!(out, fresh(&status_write));
+        // A changed spec is encoded, not copied; so is an equal spec that is not the
+        // kept one's map.
+        let mut spec_write = kept.clone();
+        spec_write["spec"]["containers"][0]["image"] = json!("myapp:v2");
+        let mut out = Vec::new();
+        write_stored(&spec_write, Some(&prev), &mut out).unwrap();
+        assert_eq!(out, fresh(&spec_write));
+        assert!(String::from_utf8(out).unwrap().contains("myapp:v2"));
+        // That the shared spec was copied, not re-encoded: kept bytes saying otherwise show.
+        let fake = br#"{"spec":{"copied":true}}"#;
+        let fake_layout: Layout = [None, Some((8, 23)), None];
+        let fake_prev = Previous {
+            kept: &kept,
+            bytes: fake,
+            layout: &fake_layout,
+        };
+        let mut out = Vec::new();
+        write_stored(&status_write, Some(&fake_prev), &mut out).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains(r#""spec":{"copied":true}"#));
+        let mut rebuilt = kept.clone();
+        rebuilt["spec"] = json!({"containers": [{"name": "c", "image": "myapp:v1"}]});
+        let mut out = Vec::new();
+        write_stored(&rebuilt, Some(&prev), &mut out).unwrap();
+        assert_eq!(out, fresh(&rebuilt));
     }
 
     #[test]

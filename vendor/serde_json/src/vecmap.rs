@@ -2,10 +2,16 @@
 //! instead of `BTreeMap`. Iteration order, and so every serialized byte, is the same as
 //! BTreeMap's (keys in `Ord` order). What changes is the cost of the small maps Kubernetes
 //! objects are made of: a BTreeMap allocates a 632-byte node even for one entry, this
-//! allocates exactly its entries (56 bytes each), and a clone is one allocation.
+//! allocates exactly its entries (56 bytes each) and a reference count, in one block.
+//! The entries are an `EcoVec`, copied on write: cloning a map, and so a whole object tree,
+//! is a reference-count bump, and a copy that is then changed copies only the maps on the
+//! path to the change. Kubernetes controllers copy an object to change one field of it (a
+//! status, a label, a resourceVersion); the spec they did not touch stays shared between
+//! the versions, and comparing the two versions skips it by pointer.
 //! Only the slice of BTreeMap's API that `map.rs` uses is here, under the same names.
 
-use alloc::vec::{self, Vec};
+use alloc::vec::Vec;
+use ecow::EcoVec;
 use core::borrow::Borrow;
 use core::fmt;
 use core::hash::{Hash, Hasher};
@@ -13,8 +19,9 @@ use core::iter::FusedIterator;
 use core::ops;
 use core::slice;
 
+/// An empty map allocates nothing.
 pub struct VecMap<K, V> {
-    entries: Vec<(K, V)>,
+    entries: EcoVec<(K, V)>,
 }
 
 /// `BTreeMap` is spelled this way in `map.rs`.
@@ -23,7 +30,7 @@ pub type BTreeMap<K, V> = VecMap<K, V>;
 impl<K, V> Default for VecMap<K, V> {
     fn default() -> Self {
         VecMap {
-            entries: Vec::new(),
+            entries: EcoVec::new(),
         }
     }
 }
@@ -34,16 +41,12 @@ impl<K: Clone, V: Clone> Clone for VecMap<K, V> {
             entries: self.entries.clone(),
         }
     }
-
-    fn clone_from(&mut self, source: &Self) {
-        self.entries.clone_from(&source.entries);
-    }
 }
 
 impl<K: PartialEq, V: PartialEq> PartialEq for VecMap<K, V> {
     fn eq(&self, other: &Self) -> bool {
         // Both sorted by key: equal maps have equal entry sequences.
-        self.entries == other.entries
+        self.ptr_eq(other) || self.slice() == other.slice()
     }
 }
 
@@ -51,8 +54,8 @@ impl<K: Eq, V: Eq> Eq for VecMap<K, V> {}
 
 impl<K: Hash, V: Hash> Hash for VecMap<K, V> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_usize(self.entries.len());
-        for (k, v) in &self.entries {
+        state.write_usize(self.len());
+        for (k, v) in self.slice() {
             k.hash(state);
             v.hash(state);
         }
@@ -62,12 +65,64 @@ impl<K: Hash, V: Hash> Hash for VecMap<K, V> {
 impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for VecMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.debug_map()
-            .entries(self.entries.iter().map(|(k, v)| (k, v)))
+            .entries(self.slice().iter().map(|(k, v)| (k, v)))
             .finish()
     }
 }
 
-impl<K: Ord, V> VecMap<K, V> {
+impl<K, V> VecMap<K, V> {
+    #[inline]
+    fn slice(&self) -> &[(K, V)] {
+        self.entries.as_slice()
+    }
+
+    /// One allocation (or both empty): equal without comparing entries.
+    #[inline]
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.slice(), other.slice());
+        core::ptr::eq(a, b)
+    }
+
+    pub fn len(&self) -> usize {
+        self.slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slice().is_empty()
+    }
+
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        Iter {
+            iter: self.slice().iter(),
+        }
+    }
+
+    pub fn keys(&self) -> Keys<'_, K, V> {
+        Keys {
+            iter: self.slice().iter(),
+        }
+    }
+
+    pub fn values(&self) -> Values<'_, K, V> {
+        Values {
+            iter: self.slice().iter(),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+impl<K: Clone, V: Clone> VecMap<K, V> {
+    /// The entries, for writing in place: this map's own copy (copied now if shared).
+    #[inline]
+    fn entries_mut(&mut self) -> &mut [(K, V)] {
+        self.entries.make_mut()
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> VecMap<K, V> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -77,19 +132,7 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Ord,
     {
-        self.entries.binary_search_by(|(k, _)| k.borrow().cmp(key))
-    }
-
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slice().binary_search_by(|(k, _)| k.borrow().cmp(key))
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
@@ -97,7 +140,7 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Ord,
     {
-        self.find(key).ok().map(|i| &self.entries[i].1)
+        self.find(key).ok().map(|i| &self.slice()[i].1)
     }
 
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
@@ -106,7 +149,7 @@ impl<K: Ord, V> VecMap<K, V> {
         Q: ?Sized + Ord,
     {
         self.find(key).ok().map(|i| {
-            let (k, v) = &self.entries[i];
+            let (k, v) = &self.slice()[i];
             (k, v)
         })
     }
@@ -125,19 +168,19 @@ impl<K: Ord, V> VecMap<K, V> {
         Q: ?Sized + Ord,
     {
         match self.find(key) {
-            Ok(i) => Some(&mut self.entries[i].1),
+            Ok(i) => Some(&mut self.entries_mut()[i].1),
             Err(_) => None,
         }
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         // Keys usually arrive in order (our own encoder writes them sorted): append.
-        if self.entries.last().map_or(true, |(last, _)| *last < key) {
+        if self.slice().last().map_or(true, |(last, _)| *last < key) {
             self.entries.push((key, value));
             return None;
         }
         match self.find(&key) {
-            Ok(i) => Some(core::mem::replace(&mut self.entries[i].1, value)),
+            Ok(i) => Some(core::mem::replace(&mut self.entries_mut()[i].1, value)),
             Err(i) => {
                 self.entries.insert(i, (key, value));
                 None
@@ -166,16 +209,18 @@ impl<K: Ord, V> VecMap<K, V> {
 
     /// Moves all of `other`'s entries into `self`; `other`'s value wins on a shared key.
     pub fn append(&mut self, other: &mut Self) {
-        for (k, v) in other.entries.drain(..) {
+        for (k, v) in core::mem::take(&mut other.entries) {
             self.insert(k, v);
         }
     }
 
     pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
-        match self.find(&key) {
-            Ok(index) => Entry::Occupied(OccupiedEntry { map: self, index }),
+        let found = self.find(&key);
+        let entries = &mut self.entries;
+        match found {
+            Ok(index) => Entry::Occupied(OccupiedEntry { entries, index }),
             Err(index) => Entry::Vacant(VacantEntry {
-                map: self,
+                entries,
                 index,
                 key,
             }),
@@ -186,36 +231,20 @@ impl<K: Ord, V> VecMap<K, V> {
     where
         F: FnMut(&K, &mut V) -> bool,
     {
-        self.entries.retain_mut(|(k, v)| f(k, v));
-    }
-
-    pub fn iter(&self) -> Iter<'_, K, V> {
-        Iter {
-            iter: self.entries.iter(),
+        if !self.entries.is_empty() {
+            self.entries.retain(|(k, v)| f(k, v));
         }
     }
 
     pub fn iter_mut(&mut self) -> IterMut<'_, K, V> {
         IterMut {
-            iter: self.entries.iter_mut(),
-        }
-    }
-
-    pub fn keys(&self) -> Keys<'_, K, V> {
-        Keys {
-            iter: self.entries.iter(),
-        }
-    }
-
-    pub fn values(&self) -> Values<'_, K, V> {
-        Values {
-            iter: self.entries.iter(),
+            iter: self.entries_mut().iter_mut(),
         }
     }
 
     pub fn values_mut(&mut self) -> ValuesMut<'_, K, V> {
         ValuesMut {
-            iter: self.entries.iter_mut(),
+            iter: self.entries_mut().iter_mut(),
         }
     }
 
@@ -226,12 +255,15 @@ impl<K: Ord, V> VecMap<K, V> {
     }
 }
 
-impl<K: Ord, V> FromIterator<(K, V)> for VecMap<K, V> {
+impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for VecMap<K, V> {
     /// As `BTreeMap::from_iter`: sorted by key, and of equal keys the last one stays.
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
         let mut entries: Vec<(K, V)> = iter.into_iter().collect();
+        let wrap = |entries: Vec<(K, V)>| VecMap {
+            entries: EcoVec::from(entries),
+        };
         if entries.windows(2).all(|w| w[0].0 < w[1].0) {
-            return VecMap { entries };
+            return wrap(entries);
         }
         // Stable: equal keys keep their order, so the last of a run is the last given.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -242,11 +274,11 @@ impl<K: Ord, V> FromIterator<(K, V)> for VecMap<K, V> {
                 _ => out.push(e),
             }
         }
-        VecMap { entries: out }
+        wrap(out)
     }
 }
 
-impl<K: Ord, V> Extend<(K, V)> for VecMap<K, V> {
+impl<K: Ord + Clone, V: Clone> Extend<(K, V)> for VecMap<K, V> {
     fn extend<T: IntoIterator<Item = (K, V)>>(&mut self, iter: T) {
         for (k, v) in iter {
             self.insert(k, v);
@@ -256,7 +288,8 @@ impl<K: Ord, V> Extend<(K, V)> for VecMap<K, V> {
 
 impl<K, Q, V> ops::Index<&Q> for VecMap<K, V>
 where
-    K: Borrow<Q> + Ord,
+    K: Borrow<Q> + Ord + Clone,
+    V: Clone,
     Q: ?Sized + Ord,
 {
     type Output = V;
@@ -266,7 +299,7 @@ where
     }
 }
 
-impl<K, V> IntoIterator for VecMap<K, V> {
+impl<K: Clone, V: Clone> IntoIterator for VecMap<K, V> {
     type Item = (K, V);
     type IntoIter = IntoIter<K, V>;
 
@@ -283,54 +316,54 @@ pub enum Entry<'a, K, V> {
 }
 
 pub struct VacantEntry<'a, K, V> {
-    map: &'a mut VecMap<K, V>,
+    entries: &'a mut EcoVec<(K, V)>,
     index: usize,
     key: K,
 }
 
-impl<'a, K, V> VacantEntry<'a, K, V> {
+impl<'a, K: Clone, V: Clone> VacantEntry<'a, K, V> {
     pub fn key(&self) -> &K {
         &self.key
     }
 
     pub fn insert(self, value: V) -> &'a mut V {
-        self.map.entries.insert(self.index, (self.key, value));
-        &mut self.map.entries[self.index].1
+        self.entries.insert(self.index, (self.key, value));
+        &mut self.entries.make_mut()[self.index].1
     }
 }
 
 pub struct OccupiedEntry<'a, K, V> {
-    map: &'a mut VecMap<K, V>,
+    entries: &'a mut EcoVec<(K, V)>,
     index: usize,
 }
 
-impl<'a, K, V> OccupiedEntry<'a, K, V> {
+impl<'a, K: Clone, V: Clone> OccupiedEntry<'a, K, V> {
     pub fn key(&self) -> &K {
-        &self.map.entries[self.index].0
+        &self.entries[self.index].0
     }
 
     pub fn get(&self) -> &V {
-        &self.map.entries[self.index].1
+        &self.entries[self.index].1
     }
 
     pub fn get_mut(&mut self) -> &mut V {
-        &mut self.map.entries[self.index].1
+        &mut self.entries.make_mut()[self.index].1
     }
 
     pub fn into_mut(self) -> &'a mut V {
-        &mut self.map.entries[self.index].1
+        &mut self.entries.make_mut()[self.index].1
     }
 
     pub fn insert(&mut self, value: V) -> V {
-        core::mem::replace(&mut self.map.entries[self.index].1, value)
+        core::mem::replace(&mut self.entries.make_mut()[self.index].1, value)
     }
 
     pub fn remove(self) -> V {
-        self.map.entries.remove(self.index).1
+        self.entries.remove(self.index).1
     }
 
     pub fn remove_entry(self) -> (K, V) {
-        self.map.entries.remove(self.index)
+        self.entries.remove(self.index)
     }
 }
 
@@ -341,7 +374,7 @@ macro_rules! iterator {
             iter: $inner,
         }
 
-        impl<$($lt,)? $k, $v> Iterator for $name<$($lt,)? $k, $v> {
+        impl<$($lt,)? $k: Clone, $v: Clone> Iterator for $name<$($lt,)? $k, $v> {
             type Item = $item;
 
             #[inline]
@@ -355,31 +388,31 @@ macro_rules! iterator {
             }
         }
 
-        impl<$($lt,)? $k, $v> DoubleEndedIterator for $name<$($lt,)? $k, $v> {
+        impl<$($lt,)? $k: Clone, $v: Clone> DoubleEndedIterator for $name<$($lt,)? $k, $v> {
             #[inline]
             fn next_back(&mut self) -> Option<Self::Item> {
                 self.iter.next_back().map(|$e| $map)
             }
         }
 
-        impl<$($lt,)? $k, $v> ExactSizeIterator for $name<$($lt,)? $k, $v> {
+        impl<$($lt,)? $k: Clone, $v: Clone> ExactSizeIterator for $name<$($lt,)? $k, $v> {
             #[inline]
             fn len(&self) -> usize {
                 self.iter.len()
             }
         }
 
-        impl<$($lt,)? $k, $v> FusedIterator for $name<$($lt,)? $k, $v> {}
+        impl<$($lt,)? $k: Clone, $v: Clone> FusedIterator for $name<$($lt,)? $k, $v> {}
     };
 }
 
 iterator!(Iter<'a, K, V>, slice::Iter<'a, (K, V)>, (&'a K, &'a V), |e| (&e.0, &e.1));
 iterator!(IterMut<'a, K, V>, slice::IterMut<'a, (K, V)>, (&'a K, &'a mut V), |e| (&e.0, &mut e.1));
-iterator!(IntoIter<K, V>, vec::IntoIter<(K, V)>, (K, V), |e| e);
+iterator!(IntoIter<K, V>, ecow::vec::IntoIter<(K, V)>, (K, V), |e| e);
 iterator!(Keys<'a, K, V>, slice::Iter<'a, (K, V)>, &'a K, |e| &e.0);
 iterator!(Values<'a, K, V>, slice::Iter<'a, (K, V)>, &'a V, |e| &e.1);
 iterator!(ValuesMut<'a, K, V>, slice::IterMut<'a, (K, V)>, &'a mut V, |e| &mut e.1);
-iterator!(IntoValues<K, V>, vec::IntoIter<(K, V)>, V, |e| e.1);
+iterator!(IntoValues<K, V>, ecow::vec::IntoIter<(K, V)>, V, |e| e.1);
 
 impl<'a, K, V> Clone for Iter<'a, K, V> {
     fn clone(&self) -> Self {
