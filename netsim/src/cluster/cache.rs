@@ -337,7 +337,7 @@ impl Cache {
         &self,
         ns: &str,
         selector: &serde_json::Map<String, Value>,
-    ) -> Vec<&Value> {
+    ) -> Vec<&Arc<Value>> {
         let mut best: Option<&BTreeSet<Key>> = None;
         for (k, v) in selector {
             let ik = (
@@ -357,7 +357,7 @@ impl Cache {
         let Some(cands) = best else { return Vec::new() };
         cands
             .iter()
-            .filter_map(|k| self.get("pods", k))
+            .filter_map(|k| self.get_shared("pods", k))
             .filter(|p| {
                 selector
                     .iter()

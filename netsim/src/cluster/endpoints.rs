@@ -3,6 +3,7 @@
 //! against each pod's named container ports (reference §7).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use apiserver::json::At;
 use apiserver::resources::find;
@@ -33,6 +34,112 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
     }
 }
 
+fn svc_ports_empty(svc: &Value) -> bool {
+    svc.at("/spec/ports")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+}
+
+/// What one pod contributes to one Service's Endpoints and EndpointSlice, kept between
+/// syncs: a Service with many pods is synced once per pod that changes, and rebuilding
+/// every other pod's entry each time was most of the controller's work. An entry is reused
+/// while the Service and the pod are the very objects it was built from (the informer
+/// replaces an object's `Arc` when it changes), so it is never stale.
+pub(super) struct PodEndpoint {
+    svc: Arc<Value>,
+    pod: Arc<Value>,
+    /// The Service's ports resolved against the pod's named container ports.
+    ports: Vec<Value>,
+    ready: bool,
+    /// The Endpoints `addresses`/`notReadyAddresses` entry.
+    address: Value,
+    /// The EndpointSlice `endpoints` entry.
+    slice_endpoint: Value,
+}
+
+impl PodEndpoint {
+    fn new(
+        svc: &Arc<Value>,
+        ns: &str,
+        name: &str,
+        publish_not_ready: bool,
+        ip: &str,
+        p: &Arc<Value>,
+    ) -> PodEndpoint {
+        let svc_ports: &[Value] = svc
+            .at("/spec/ports")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
+        let ports: Vec<Value> = svc_ports
+            .iter()
+            .filter_map(|sp| {
+                let port = resolve_target_port(
+                    p,
+                    sp.get("targetPort"),
+                    sp.get("port").and_then(Value::as_i64).unwrap_or(0),
+                )?;
+                let mut v = object([
+                    ("port", port.into()),
+                    (
+                        "protocol",
+                        sp.get("protocol").cloned().unwrap_or_else(|| "TCP".into()),
+                    ),
+                ]);
+                if let Some(n) = sp
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                {
+                    v["name"] = n.into();
+                }
+                Some(v)
+            })
+            .collect();
+        let serving = is_ready(p);
+        let ready = serving || publish_not_ready;
+        let target_ref = object([
+            ("kind", "Pod".into()),
+            ("namespace", ns.into()),
+            ("name", or_null(p.at("/metadata/name"))),
+            ("uid", or_null(p.at("/metadata/uid"))),
+        ]);
+        let node_name = or_null(p.at("/spec/nodeName"));
+        let mut address = object([
+            ("ip", ip.into()),
+            ("nodeName", node_name.clone()),
+            ("targetRef", target_ref.clone()),
+        ]);
+        let hostname =
+            str_at(p, "/spec/hostname").filter(|_| str_at(p, "/spec/subdomain") == Some(name));
+        if let Some(h) = hostname {
+            address["hostname"] = h.into();
+        }
+        let terminating = p.at("/metadata/deletionTimestamp").is_some();
+        let conditions = object([
+            ("ready", (ready && !terminating).into()),
+            ("serving", serving.into()),
+            ("terminating", terminating.into()),
+        ]);
+        let mut slice_endpoint = object([
+            ("addresses", Value::Array(vec![ip.into()])),
+            ("conditions", conditions),
+            ("nodeName", node_name),
+            ("targetRef", target_ref),
+        ]);
+        if let Some(h) = hostname {
+            slice_endpoint["hostname"] = h.into();
+        }
+        PodEndpoint {
+            svc: Arc::clone(svc),
+            pod: Arc::clone(p),
+            ports,
+            ready,
+            address,
+            slice_endpoint,
+        }
+    }
+}
+
 impl Cluster {
     pub(super) async fn run_endpoints(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
         let ep_res = find("endpoints").ok_or_else(|| ApiError::internal("no endpoints"))?;
@@ -43,6 +150,7 @@ impl Cluster {
             let ns = ns.unwrap_or("default").to_owned();
             let name = name.to_owned();
             let Some(svc) = self.cache.get_shared("services", &key).cloned() else {
+                self.endpoint_memo.remove(&key);
                 ignore_not_found(self.api.delete(ep_res, Some(&ns), &name, None).await)?;
                 continue;
             };
@@ -51,9 +159,11 @@ impl Cluster {
                 .and_then(Value::as_object)
                 .filter(|s| !s.is_empty())
             else {
+                self.endpoint_memo.remove(&key);
                 continue;
             };
             if str_at(&svc, "/spec/type") == Some("ExternalName") {
+                self.endpoint_memo.remove(&key);
                 continue;
             }
             let publish_not_ready = svc
@@ -62,7 +172,7 @@ impl Cluster {
                 == Some(true);
             let headless = str_at(&svc, "/spec/clusterIP") == Some("None");
             // (pod IP, pod), sorted by IP: each IP is looked up once, not once per comparison.
-            let mut pods: Vec<(&str, &Value)> = self
+            let mut pods: Vec<(&str, &Arc<Value>)> = self
                 .cache
                 .pods_matching(&ns, selector)
                 .into_iter()
@@ -76,94 +186,41 @@ impl Cluster {
                 .filter(|(_, p)| publish_not_ready || p.at("/metadata/deletionTimestamp").is_none())
                 .collect();
             pods.sort_by(|a, b| a.0.cmp(b.0));
-            let svc_ports: &[Value] = svc
-                .at("/spec/ports")
-                .and_then(Value::as_array)
-                .map_or(&[], Vec::as_slice);
 
             // Endpoints (legacy): one subset per distinct resolved port set.
             let mut subsets: Vec<(Vec<Value>, Vec<Value>, Vec<Value>)> = Vec::new();
             let mut slice_eps = Vec::new();
             let mut slice_ports: Option<Vec<Value>> = None;
+            let has_ports = !svc_ports_empty(&svc);
+            let memo = self.endpoint_memo.entry(key.clone()).or_default();
             for &(ip, p) in &pods {
-                let ports: Vec<Value> = svc_ports
-                    .iter()
-                    .filter_map(|sp| {
-                        let port = resolve_target_port(
-                            p,
-                            sp.get("targetPort"),
-                            sp.get("port").and_then(Value::as_i64).unwrap_or(0),
-                        )?;
-                        let mut v = object([
-                            ("port", port.into()),
-                            (
-                                "protocol",
-                                sp.get("protocol").cloned().unwrap_or_else(|| "TCP".into()),
-                            ),
-                        ]);
-                        if let Some(n) = sp
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .filter(|n| !n.is_empty())
-                        {
-                            v["name"] = n.into();
-                        }
-                        Some(v)
-                    })
-                    .collect();
-                if ports.is_empty() && !svc_ports.is_empty() {
+                let fresh = memo
+                    .get(ip)
+                    .is_some_and(|m| Arc::ptr_eq(&m.pod, p) && Arc::ptr_eq(&m.svc, &svc));
+                if !fresh {
+                    let entry = PodEndpoint::new(&svc, &ns, &name, publish_not_ready, ip, p);
+                    memo.insert(ip.to_owned(), entry);
+                }
+                let Some(m) = memo.get(ip) else { continue };
+                if m.ports.is_empty() && has_ports {
                     continue;
                 }
-                let serving = is_ready(p);
-                let ready = serving || publish_not_ready;
-                let target_ref = object([
-                    ("kind", "Pod".into()),
-                    ("namespace", ns.as_str().into()),
-                    ("name", or_null(p.at("/metadata/name"))),
-                    ("uid", or_null(p.at("/metadata/uid"))),
-                ]);
-                let node_name = or_null(p.at("/spec/nodeName"));
-                let mut addr = object([
-                    ("ip", ip.into()),
-                    ("nodeName", node_name.clone()),
-                    ("targetRef", target_ref.clone()),
-                ]);
-                let hostname = str_at(p, "/spec/hostname")
-                    .filter(|_| str_at(p, "/spec/subdomain") == Some(name.as_str()));
-                if let Some(h) = hostname {
-                    addr["hostname"] = h.into();
-                }
-                let idx = match subsets.iter().position(|s| s.0 == ports) {
+                let idx = match subsets.iter().position(|s| s.0 == m.ports) {
                     Some(i) => i,
                     None => {
-                        subsets.push((ports.clone(), Vec::new(), Vec::new()));
+                        subsets.push((m.ports.clone(), Vec::new(), Vec::new()));
                         subsets.len() - 1
                     }
                 };
-                if ready {
-                    subsets[idx].1.push(addr);
+                if m.ready {
+                    subsets[idx].1.push(m.address.clone());
                 } else {
-                    subsets[idx].2.push(addr);
+                    subsets[idx].2.push(m.address.clone());
                 }
-                let terminating = p.at("/metadata/deletionTimestamp").is_some();
-                let conditions = object([
-                    ("ready", (ready && !terminating).into()),
-                    ("serving", serving.into()),
-                    ("terminating", terminating.into()),
-                ]);
-                let mut ep = object([
-                    ("addresses", Value::Array(vec![ip.into()])),
-                    ("conditions", conditions),
-                    ("nodeName", node_name),
-                    ("targetRef", target_ref),
-                ]);
-                if let Some(h) = hostname {
-                    ep["hostname"] = h.into();
-                }
-                slice_eps.push(ep);
+                slice_eps.push(m.slice_endpoint.clone());
                 if slice_ports.is_none() {
                     slice_ports = Some(
-                        ports
+                        m.ports
                             .iter()
                             .map(|pt| {
                                 object([
@@ -176,6 +233,14 @@ impl Cluster {
                     );
                 }
             }
+            if memo.len() > pods.len() {
+                let current: BTreeSet<&str> = pods.iter().map(|(ip, _)| *ip).collect();
+                memo.retain(|ip, _| current.contains(ip.as_str()));
+            }
+            let svc_ports: &[Value] = svc
+                .at("/spec/ports")
+                .and_then(Value::as_array)
+                .map_or(&[], Vec::as_slice);
             let subsets: Vec<Value> = subsets
                 .into_iter()
                 .map(|(ports, ready, not_ready)| {

@@ -136,6 +136,8 @@ pub struct Cluster {
     /// Refused pod creates in a row, per workload: its workqueue back-off.
     create_failures: BTreeMap<(kubelet::Owner, Key), u32>,
     events: EventLog,
+    /// Per Service, each selected pod's Endpoints entries by pod IP (`endpoints.rs`).
+    endpoint_memo: BTreeMap<Key, BTreeMap<String, endpoints::PodEndpoint>>,
 }
 
 impl Cluster {
@@ -170,6 +172,7 @@ impl Cluster {
             template_hashes: BTreeMap::new(),
             create_failures: BTreeMap::new(),
             events: EventLog::default(),
+            endpoint_memo: BTreeMap::new(),
         };
         cluster.cache.revision = start;
         // A kept store (etcd under `serve`) already holds objects: load them into the cache.
