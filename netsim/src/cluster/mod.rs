@@ -55,18 +55,58 @@ const UNWATCHED: &[&str] = &["events"];
 /// recent one — same object, type, reason, message and source — bumps that Event's `count`
 /// and `lastTimestamp` instead of creating another, which is why `kubectl describe` shows
 /// `(x4 over 2m)`. Remembers the last 4096, as client-go's LRU cache does.
+///
+/// Looked up by a 64-bit hash of the identity (a short key, not a 100-byte string: this
+/// runs for every event), and confirmed against the whole identity kept with it.
 #[derive(Default)]
 struct EventLog {
-    recent: BTreeMap<String, (String, i64)>,
-    order: std::collections::VecDeque<String>,
+    recent: BTreeMap<u64, Recent>,
+    order: std::collections::VecDeque<u64>,
+}
+
+struct Recent {
+    same: String,
+    name: String,
+    count: i64,
 }
 
 impl EventLog {
     const CAPACITY: usize = 4096;
 
+    /// FNV-1a: fixed, so the same on every machine (only equality depends on it).
+    fn hash(same: &str) -> u64 {
+        same.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    /// The remembered Event with this identity: its name and count.
+    fn get(&self, same: &str) -> Option<(String, i64)> {
+        self.recent
+            .get(&Self::hash(same))
+            .filter(|r| r.same == same)
+            .map(|r| (r.name.clone(), r.count))
+    }
+
+    fn bump(&mut self, same: &str, count: i64) {
+        if let Some(r) = self
+            .recent
+            .get_mut(&Self::hash(same))
+            .filter(|r| r.same == same)
+        {
+            r.count = count;
+        }
+    }
+
     fn remember(&mut self, same: String, name: String) {
-        if self.recent.insert(same.clone(), (name, 1)).is_none() {
-            self.order.push_back(same);
+        let h = Self::hash(&same);
+        let fresh = Recent {
+            same,
+            name,
+            count: 1,
+        };
+        if self.recent.insert(h, fresh).is_none() {
+            self.order.push_back(h);
         }
         while self.order.len() > Self::CAPACITY {
             if let Some(old) = self.order.pop_front() {
@@ -457,7 +497,7 @@ impl Cluster {
             host.unwrap_or_default(),
         ]
         .join("\u{0}");
-        if let Some((ev_name, count)) = self.events.recent.get(&same).cloned() {
+        if let Some((ev_name, count)) = self.events.get(&same) {
             let patch =
                 serde_json::json!({"count": count + 1, "lastTimestamp": self.clock.now_rfc3339()});
             let bumped = self
@@ -466,7 +506,7 @@ impl Cluster {
                 .await;
             match bumped {
                 Ok(_) => {
-                    self.events.recent.insert(same, (ev_name, count + 1));
+                    self.events.bump(&same, count + 1);
                     return Ok(());
                 }
                 // Gone (deleted with its namespace, say): record it afresh.
