@@ -227,16 +227,14 @@ impl Cache {
         str_at(obj, "/metadata/ownerReferences/0/uid")
     }
 
-    /// Pods bound to `node`, and how many of them belong to `owner_uid` (first owner).
-    pub fn pods_on_node(&self, node: &str, owner_uid: &str) -> (usize, usize) {
-        let all = self.pods_on_node.get(node).copied().unwrap_or(0);
-        let owned = self
-            .owned_pods_on_node
-            .get(owner_uid)
-            .and_then(|per_node| per_node.get(node))
-            .copied()
-            .unwrap_or(0);
-        (owned, all)
+    /// Pods bound to each node, by node name.
+    pub fn pods_per_node(&self) -> &BTreeMap<String, usize> {
+        &self.pods_on_node
+    }
+
+    /// Pods of `owner_uid` (first owner) bound to each node, by node name.
+    pub fn owned_pods_per_node(&self, owner_uid: &str) -> Option<&BTreeMap<String, usize>> {
+        self.owned_pods_on_node.get(owner_uid)
     }
 
     pub fn get(&self, plural: &str, key: &str) -> Option<&Value> {

@@ -90,6 +90,19 @@ fn constraints_of(pod: &Value) -> String {
     .to_string()
 }
 
+/// The count of each of `nodes` (sorted by name) in `counts`: one merge walk over both,
+/// not a search per node (the scheduler scores every node for every pod).
+fn counts_on(nodes: &[String], counts: Option<&BTreeMap<String, usize>>) -> Vec<usize> {
+    let mut it = counts.into_iter().flatten().peekable();
+    nodes
+        .iter()
+        .map(|n| {
+            while it.next_if(|(k, _)| k.as_str() < n.as_str()).is_some() {}
+            it.next_if(|(k, _)| *k == n).map_or(0, |(_, c)| *c)
+        })
+        .collect()
+}
+
 impl Cluster {
     pub(super) async fn run_scheduler(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
         if keys.is_empty() {
@@ -135,6 +148,8 @@ impl Cluster {
                                 .is_none_or(|want| str_at(n, "/metadata/name") == Some(want))
                         })
                         .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
+                        .collect::<BTreeSet<String>>() // sorted, for `counts_on`
+                        .into_iter()
                         .collect()
                 })
                 .clone(); // an Arc: the list is shared, not copied per pod
@@ -150,19 +165,13 @@ impl Cluster {
                 }
                 continue;
             }
-            let score = |n: &String| {
-                let (owned, all) = self.cache.pods_on_node(n, &owner);
-                (
-                    owned
-                        + bound_here_owned
-                            .get(&owner)
-                            .and_then(|per_node| per_node.get(n))
-                            .copied()
-                            .unwrap_or(0),
-                    all + bound_here.get(n).copied().unwrap_or(0),
-                )
-            };
-            let scores: Vec<(usize, usize)> = candidates.iter().map(score).collect();
+            let owned = counts_on(&candidates, self.cache.owned_pods_per_node(&owner));
+            let owned_here = counts_on(&candidates, bound_here_owned.get(&owner));
+            let all = counts_on(&candidates, Some(self.cache.pods_per_node()));
+            let all_here = counts_on(&candidates, Some(&bound_here));
+            let scores: Vec<(usize, usize)> = (0..candidates.len())
+                .map(|i| (owned[i] + owned_here[i], all[i] + all_here[i]))
+                .collect();
             let best = scores.iter().min().copied().unwrap_or((0, 0));
             let tied: Vec<&String> = candidates
                 .iter()
@@ -198,5 +207,25 @@ impl Cluster {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_on_reads_each_nodes_count_and_zero_for_the_absent() {
+        let nodes: Vec<String> = ["a", "b", "node-10", "node-2", "z"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let counts: BTreeMap<String, usize> = [("a", 3), ("aa", 9), ("node-2", 1), ("zz", 4)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(counts_on(&nodes, Some(&counts)), [3, 0, 0, 1, 0]);
+        assert_eq!(counts_on(&nodes, None), [0, 0, 0, 0, 0]);
+        assert!(counts_on(&[], Some(&counts)).is_empty());
     }
 }
