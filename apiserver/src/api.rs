@@ -343,6 +343,18 @@ impl ApiServer {
         let mut out = Vec::with_capacity(prev.as_ref().map_or(1024, |p| p.bytes.len() + 64));
         let layout = crate::json::write_stored(obj, prev.as_ref(), &mut out)
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        // Reused bytes must be what a fresh encoding writes: every test run checks each write.
+        if cfg!(debug_assertions) && prev.is_some() {
+            let mut fresh = Vec::with_capacity(out.len());
+            crate::json::write_compact(obj, &mut fresh, true)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            if fresh != out {
+                return Err(ApiError::internal(format!(
+                    "{}: reused stored bytes differ from a fresh encoding",
+                    key.unwrap_or_default()
+                )));
+            }
+        }
         Ok((Bytes::from(out), layout))
     }
 

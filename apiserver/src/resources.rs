@@ -285,15 +285,24 @@ impl Resource {
 
     /// The storage key prefix of the collection: `pods/` or `pods/default/`.
     pub fn key_prefix(&self, ns: Option<&str>) -> String {
-        match (self.namespaced, ns) {
-            (true, Some(ns)) => format!("{}/{}/", self.storage_name(), ns),
-            _ => format!("{}/", self.storage_name()),
-        }
+        self.key(ns, "")
     }
 
-    /// The storage key of one object, as kube-apiserver lays out etcd.
+    /// The storage key of one object, as kube-apiserver lays out etcd. Built by hand, not
+    /// with `format!`: every read and write makes one.
     pub fn key(&self, ns: Option<&str>, name: &str) -> String {
-        format!("{}{}", self.key_prefix(ns), name)
+        let storage = self.storage_name();
+        let ns = ns.filter(|_| self.namespaced);
+        let len = storage.len() + ns.map_or(0, |n| n.len() + 1) + 1 + name.len();
+        let mut key = String::with_capacity(len);
+        key.push_str(storage);
+        key.push('/');
+        if let Some(ns) = ns {
+            key.push_str(ns);
+            key.push('/');
+        }
+        key.push_str(name);
+        key
     }
 
     /// kube-apiserver stores a few resources under other names (`services/specs/...`);
@@ -393,6 +402,19 @@ mod tests {
             "/apis/apps/v1/namespaces/default/deployments"
         );
         assert_eq!(d.key(Some("default"), "web"), "deployments/default/web");
+        assert_eq!(d.key_prefix(Some("default")), "deployments/default/");
+        assert_eq!(d.key_prefix(None), "deployments/");
+        let svc = find("svc").unwrap();
+        assert_eq!(
+            svc.key(Some("kube-system"), "kube-dns"),
+            "services/specs/kube-system/kube-dns"
+        );
+        let node = find("no").unwrap();
+        assert_eq!(
+            node.key(Some("ignored"), "k8s-master"),
+            "minions/k8s-master"
+        );
+        assert_eq!(node.key_prefix(None), "minions/");
         assert_eq!(d.qualified(), "deployments.apps");
         assert_eq!(d.kind_qualified(), "deployment.apps");
         let p = find("po").unwrap();
