@@ -59,12 +59,28 @@ pub fn field<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a
         return m.get(key);
     }
     m.iter()
-        .find(|(k, _)| {
-            k.len() == key.len()
-                && k.as_bytes().first() == key.as_bytes().first()
-                && k.as_bytes() == key.as_bytes()
-        })
+        .find(|(k, _)| k.len() == key.len() && same_bytes(k.as_bytes(), key.as_bytes()))
         .map(|(_, v)| v)
+}
+
+/// `a == b` for slices of the same length, without a `memcmp` call for the short keys of
+/// Kubernetes objects: up to 16 bytes are compared as (overlapping) words.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    match n {
+        0..=7 => a.iter().zip(b).all(|(x, y)| x == y),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
 }
 
 /// `v.get(key)` for an object `v` (None for anything else), through [`field`].
@@ -480,6 +496,48 @@ mod tests {
             }
         }
         assert_eq!(get(&json!([1]), "0"), None);
+        // Keys of one length, and maps either side of the linear-scan limit: against a
+        // plain walk of the entries (not `Map::get`, which scans small maps itself).
+        let names = [
+            "spec",
+            "kind",
+            "name",
+            "uid",
+            "resourceVersion",
+            "ownerReferences",
+        ];
+        for n in [3, 6, 13, 20] {
+            let m: serde_json::Map<String, Value> = (0..n)
+                .map(|i| {
+                    (
+                        format!("{}{}", names[i % names.len()], i / names.len()),
+                        json!(i),
+                    )
+                })
+                .collect();
+            let v = Value::Object(m.clone());
+            for i in 0..n + 2 {
+                let k = format!("{}{}", names[i % names.len()], i / names.len());
+                let want = m.iter().find(|(kk, _)| **kk == k).map(|(_, x)| x);
+                assert_eq!(get(&v, &k), want, "{n} fields, key {k:?}");
+                assert_eq!(m.get(&k), want, "{n} fields, Map::get {k:?}");
+                assert_eq!(m.contains_key(&k), want.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        for n in 0..=24usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i).collect();
+            assert!(same_bytes(&a, &a.clone()), "len {n}");
+            for pos in 0..n {
+                let mut b = a.clone();
+                b[pos] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "len {n}, differs at {pos}");
+            }
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
     }
 
     #[test]
