@@ -63,8 +63,8 @@ pub fn field<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a
         .map(|(_, v)| v)
 }
 
-/// `a == b` for slices of the same length, without a `memcmp` call for the short keys of
-/// Kubernetes objects: up to 16 bytes are compared as (overlapping) words.
+/// `a == b`, without a `memcmp` call for the short keys of Kubernetes objects: bytes are
+/// compared as words.
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
@@ -76,11 +76,29 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         w.copy_from_slice(&s[at..at + 8]);
         u64::from_le_bytes(w)
     };
-    match n {
-        0..=7 => a.iter().zip(b).all(|(x, y)| x == y),
-        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
-        _ => a == b,
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
     }
+    // Whole words, then the last (overlapping) one: keys that differ mostly differ early.
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
+/// [`get`] on a value that may be missing.
+pub fn get_in<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a Value> {
+    v.and_then(|v| get(v, key))
+}
+
+/// `v`'s value at `keys`, one object field per key: a JSON pointer's walk without parsing
+/// the pointer, for the lookups made on every object change.
+pub fn path<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().try_fold(v, |cur, k| get(cur, k))
 }
 
 /// `v.get(key)` for an object `v` (None for anything else), through [`field`].
@@ -527,8 +545,22 @@ mod tests {
     }
 
     #[test]
+    fn path_walks_fields_as_a_pointer_does() {
+        let v = json!({"metadata": {"name": "web", "labels": {"a/b": "c"}}, "spec": [1]});
+        assert_eq!(path(&v, &["metadata", "name"]), v.pointer("/metadata/name"));
+        assert_eq!(path(&v, &["metadata", "labels", "a/b"]), Some(&json!("c")));
+        assert_eq!(path(&v, &[]), Some(&v));
+        assert_eq!(path(&v, &["metadata", "nope"]), None);
+        assert_eq!(
+            path(&v, &["spec", "0"]),
+            None,
+            "fields only, not array indexes"
+        );
+    }
+
+    #[test]
     fn same_bytes_is_slice_equality() {
-        for n in 0..=24usize {
+        for n in 0..=40usize {
             let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i).collect();
             assert!(same_bytes(&a, &a.clone()), "len {n}");
             for pos in 0..n {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use apiserver::json::At;
+use apiserver::json::{self, At};
 use apiserver::{EventType, ObjectEvent};
 use serde_json::Value;
 
@@ -13,8 +13,15 @@ use serde_json::Value;
 pub type Key = String;
 
 pub fn key_of(obj: &Value) -> Key {
-    let name = str_at(obj, "/metadata/name").unwrap_or_default();
-    match str_at(obj, "/metadata/namespace") {
+    let meta = json::get(obj, "metadata");
+    let name = meta
+        .and_then(|m| json::get(m, "name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match meta
+        .and_then(|m| json::get(m, "namespace"))
+        .and_then(Value::as_str)
+    {
         Some(ns) => format!("{ns}/{name}"),
         None => name.to_owned(),
     }
@@ -50,11 +57,13 @@ pub fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
 
 /// The fields the indexes below are built from.
 fn indexed(obj: &Value) -> [Option<&Value>; 4] {
+    let (meta, spec) = (json::get(obj, "metadata"), json::get(obj, "spec"));
+    let field = json::get_in;
     [
-        obj.at("/metadata/labels"),
-        obj.at("/metadata/ownerReferences"),
-        obj.at("/spec/nodeName"),
-        obj.at("/spec/selector"),
+        field(meta, "labels"),
+        field(meta, "ownerReferences"),
+        field(spec, "nodeName"),
+        field(spec, "selector"),
     ]
 }
 

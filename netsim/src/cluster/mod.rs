@@ -624,14 +624,17 @@ impl Cluster {
 /// Endpoints show (a pod that ends is no longer Ready).
 fn endpoint_view(pod: Option<&Value>) -> Option<([Option<&Value>; 6], bool)> {
     let p = pod?;
+    let part = |k: &str| apiserver::json::get(p, k);
+    let (meta, status, spec) = (part("metadata"), part("status"), part("spec"));
+    let field = apiserver::json::get_in;
     Some((
         [
-            p.at("/metadata/labels"),
-            p.at("/metadata/deletionTimestamp"),
-            p.at("/status/podIPs"),
-            p.at("/status/podIP"),
-            p.at("/spec/hostname"),
-            p.at("/spec/subdomain"),
+            field(meta, "labels"),
+            field(meta, "deletionTimestamp"),
+            field(status, "podIPs"),
+            field(status, "podIP"),
+            field(spec, "hostname"),
+            field(spec, "subdomain"),
         ],
         workloads::is_ready(p),
     ))

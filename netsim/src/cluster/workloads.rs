@@ -55,15 +55,15 @@ fn owner_ref(owner: &Value) -> Value {
 }
 
 fn is_active(pod: &Value) -> bool {
-    pod.at("/metadata/deletionTimestamp").is_none()
+    json::path(pod, &["metadata", "deletionTimestamp"]).is_none()
         && !matches!(
-            str_at(pod, "/status/phase"),
+            json::path(pod, &["status", "phase"]).and_then(Value::as_str),
             Some("Succeeded") | Some("Failed")
         )
 }
 
 pub fn is_ready(pod: &Value) -> bool {
-    pod.at("/status/conditions")
+    json::path(pod, &["status", "conditions"])
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
