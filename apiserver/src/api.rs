@@ -307,10 +307,34 @@ impl ApiServer {
 
     fn finish(res: &Resource, mut obj: Value, rev: Revision) -> Value {
         let m = ensure_object(&mut obj);
-        m.insert("apiVersion".into(), json!(res.api_version()));
-        m.insert("kind".into(), json!(res.kind));
-        let meta = ensure_object(m.entry("metadata").or_insert(Value::Null));
-        meta.insert("resourceVersion".into(), json!(rev.to_string()));
+        // Runs on every write: the (usual) fields already right are left alone.
+        let (group, version) = (res.group, res.version);
+        let api_version_is = |v: &str| match v.split_once('/') {
+            Some((g, ver)) => g == group && ver == version,
+            None => group.is_empty() && v == version,
+        };
+        if !m
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(api_version_is)
+        {
+            m.insert("apiVersion".into(), Value::String(res.api_version()));
+        }
+        if m.get("kind").and_then(Value::as_str) != Some(res.kind) {
+            m.insert("kind".into(), Value::String(res.kind.to_owned()));
+        }
+        if !m.get("metadata").is_some_and(Value::is_object) {
+            m.insert("metadata".into(), Value::Object(serde_json::Map::new()));
+        }
+        if let Some(Value::Object(meta)) = m.get_mut("metadata") {
+            let rv = Value::String(rev.to_string());
+            match meta.get_mut("resourceVersion") {
+                Some(v) => *v = rv,
+                None => {
+                    meta.insert("resourceVersion".into(), rv);
+                }
+            }
+        }
         obj
     }
 
