@@ -224,7 +224,14 @@ pub fn write_stored(
             None if k == "metadata" => write_metadata(x, out)?,
             None => write_compact(x, out, false)?,
         }
-        if let (Some(slot), Ok(a), Ok(b)) = (slot, u32::try_from(start), u32::try_from(out.len())) {
+        // Only maps are ever reused (by identity), so only theirs are recorded: a kept
+        // value that `finish` turned into a map cannot claim bytes written for a non-map.
+        if let (Some(slot), true, Ok(a), Ok(b)) = (
+            slot,
+            x.is_object(),
+            u32::try_from(start),
+            u32::try_from(out.len()),
+        ) {
             layout[slot] = Some((a, b));
         }
     }
@@ -465,6 +472,13 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .contains(r#""spec":{"copied":true}"#));
+        // Only maps get a place in the layout.
+        let mut out = Vec::new();
+        let odd = json!({"metadata": null, "spec": "x", "status": {}});
+        assert_eq!(
+            write_stored(&odd, None, &mut out).unwrap()[..2],
+            [None, None]
+        );
         let mut rebuilt = kept.clone();
         rebuilt["spec"] = json!({"containers": [{"name": "c", "image": "myapp:v1"}]});
         let mut out = Vec::new();
