@@ -42,7 +42,7 @@ fn svc_ports_empty(svc: &Value) -> bool {
 
 /// What one pod contributes to one Service's Endpoints and EndpointSlice, kept between
 /// syncs: a Service with many pods is synced once per pod that changes, and rebuilding
-/// every other pod's entry each time was most of the controller's work. An entry is reused
+/// every other pod's entry each time was a large part of its work. An entry is reused
 /// while the Service and the pod are the very objects it was built from (the informer
 /// replaces an object's `Arc` when it changes), so it is never stale.
 pub(super) struct PodEndpoint {
