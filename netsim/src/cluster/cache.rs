@@ -74,10 +74,10 @@ pub struct Cache {
     /// owner uid → (plural, key) of dependents.
     by_owner: BTreeMap<String, BTreeSet<(&'static str, Key)>>,
     /// (namespace, label key, label value) → pod keys.
-    pods_by_label: BTreeMap<(String, String, String), BTreeSet<Key>>,
+    pods_by_label: LabelIndex,
     /// (namespace, first selector key, value) → services: a pod can only be selected by a
     /// Service whose first selector pair it carries.
-    services_by_selector: BTreeMap<(String, String, String), BTreeSet<Key>>,
+    services_by_selector: LabelIndex,
     /// Pods bound to each node, and per (first owner uid, node): the scheduler's spread
     /// counts, kept here so that scheduling one pod does not walk every pod.
     pods_on_node: BTreeMap<String, usize>,
@@ -149,11 +149,8 @@ impl Cache {
 
     fn index(&mut self, plural: &'static str, key: &Key, obj: &Value) {
         if plural == "services" {
-            if let Some(ik) = Self::first_selector_pair(obj) {
-                self.services_by_selector
-                    .entry(ik)
-                    .or_default()
-                    .insert(key.clone());
+            if let Some((ns, k, v)) = Self::first_selector_pair(obj) {
+                self.services_by_selector.insert(&ns, &k, &v, key);
             }
         }
         for uid in Self::owner_uids(obj) {
@@ -167,10 +164,7 @@ impl Cache {
                 .unwrap_or_default()
                 .to_owned();
             for (k, v) in Self::labels(obj) {
-                self.pods_by_label
-                    .entry((ns.clone(), k, v))
-                    .or_default()
-                    .insert(key.clone());
+                self.pods_by_label.insert(&ns, &k, &v, key);
             }
             if let Some(node) = str_at(obj, "/spec/nodeName") {
                 *self.pods_on_node.entry(node.to_owned()).or_default() += 1;
@@ -188,13 +182,8 @@ impl Cache {
 
     fn unindex(&mut self, plural: &'static str, key: &Key, obj: &Value) {
         if plural == "services" {
-            if let Some(ik) = Self::first_selector_pair(obj) {
-                if let Some(s) = self.services_by_selector.get_mut(&ik) {
-                    s.remove(key);
-                    if s.is_empty() {
-                        self.services_by_selector.remove(&ik);
-                    }
-                }
+            if let Some((ns, k, v)) = Self::first_selector_pair(obj) {
+                self.services_by_selector.remove(&ns, &k, &v, key);
             }
         }
         for uid in Self::owner_uids(obj) {
@@ -210,13 +199,7 @@ impl Cache {
                 .unwrap_or_default()
                 .to_owned();
             for (k, v) in Self::labels(obj) {
-                let ik = (ns.clone(), k, v);
-                if let Some(s) = self.pods_by_label.get_mut(&ik) {
-                    s.remove(key);
-                    if s.is_empty() {
-                        self.pods_by_label.remove(&ik);
-                    }
-                }
+                self.pods_by_label.remove(&ns, &k, &v, key);
             }
             if let Some(node) = str_at(obj, "/spec/nodeName") {
                 decrement(&mut self.pods_on_node, node.to_owned());
@@ -320,12 +303,13 @@ impl Cache {
         };
         let mut out = BTreeSet::new();
         for (k, v) in labels {
-            let ik = (
-                ns.to_owned(),
-                k.clone(),
-                v.as_str().unwrap_or_default().to_owned(),
-            );
-            for key in self.services_by_selector.get(&ik).into_iter().flatten() {
+            let v = v.as_str().unwrap_or_default();
+            for key in self
+                .services_by_selector
+                .get(ns, k, v)
+                .into_iter()
+                .flatten()
+            {
                 let matches = self
                     .get("services", key)
                     .and_then(|s| s.at("/spec/selector"))
@@ -347,12 +331,10 @@ impl Cache {
     ) -> Vec<&Arc<Value>> {
         let mut best: Option<&BTreeSet<Key>> = None;
         for (k, v) in selector {
-            let ik = (
-                ns.to_owned(),
-                k.clone(),
-                v.as_str().unwrap_or_default().to_owned(),
-            );
-            match self.pods_by_label.get(&ik) {
+            match self
+                .pods_by_label
+                .get(ns, k, v.as_str().unwrap_or_default())
+            {
                 None => return Vec::new(),
                 Some(s) => {
                     if best.is_none_or(|b| s.len() < b.len()) {
@@ -366,11 +348,55 @@ impl Cache {
             .iter()
             .filter_map(|k| self.get_shared("pods", k))
             .filter(|p| {
+                let labels = json::path(p, &["metadata", "labels"]);
                 selector
                     .iter()
-                    .all(|(k, v)| p.at("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+                    .all(|(k, v)| json::get_in(labels, k) == Some(v))
             })
             .collect()
+    }
+}
+
+/// (namespace, label key, label value) → object keys. Nested, so that a lookup borrows its
+/// three parts instead of building an owned tuple (three allocations) per label per event.
+#[derive(Default)]
+struct LabelIndex(BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeSet<Key>>>>);
+
+impl LabelIndex {
+    fn get(&self, ns: &str, k: &str, v: &str) -> Option<&BTreeSet<Key>> {
+        self.0.get(ns)?.get(k)?.get(v)
+    }
+
+    fn insert(&mut self, ns: &str, k: &str, v: &str, key: &Key) {
+        self.0
+            .entry(ns.to_owned())
+            .or_default()
+            .entry(k.to_owned())
+            .or_default()
+            .entry(v.to_owned())
+            .or_default()
+            .insert(key.clone());
+    }
+
+    /// Removes `key`, and every level it leaves empty.
+    fn remove(&mut self, ns: &str, k: &str, v: &str, key: &Key) {
+        let Some(by_key) = self.0.get_mut(ns) else {
+            return;
+        };
+        if let Some(by_value) = by_key.get_mut(k) {
+            if let Some(keys) = by_value.get_mut(v) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    by_value.remove(v);
+                }
+            }
+            if by_value.is_empty() {
+                by_key.remove(k);
+            }
+        }
+        if by_key.is_empty() {
+            self.0.remove(ns);
+        }
     }
 }
 
@@ -380,5 +406,39 @@ fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: K) {
         if *n == 0 {
             counts.remove(&key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_index_finds_inserts_and_prunes_what_it_empties() {
+        let mut ix = LabelIndex::default();
+        let (a, b) = ("default/a".to_owned(), "default/b".to_owned());
+        ix.insert("default", "app", "web", &a);
+        ix.insert("default", "app", "web", &b);
+        ix.insert("default", "tier", "front", &a);
+        ix.insert("other", "app", "web", &a);
+        assert_eq!(ix.get("default", "app", "web").map(BTreeSet::len), Some(2));
+        assert_eq!(ix.get("default", "app", "db"), None);
+        assert_eq!(ix.get("nope", "app", "web"), None);
+        ix.remove("default", "app", "web", &a);
+        assert_eq!(
+            ix.get("default", "app", "web")
+                .map(|s| s.iter().collect::<Vec<_>>()),
+            Some(vec![&b])
+        );
+        ix.remove("default", "app", "web", &b);
+        assert_eq!(ix.get("default", "app", "web"), None);
+        assert!(
+            !ix.0["default"].contains_key("app"),
+            "emptied label key pruned"
+        );
+        ix.remove("default", "tier", "front", &a);
+        assert!(!ix.0.contains_key("default"), "emptied namespace pruned");
+        ix.remove("gone", "x", "y", &a);
+        assert_eq!(ix.0.len(), 1);
     }
 }
