@@ -80,6 +80,20 @@ fn pod_ips(cluster: &Cluster, running_only: bool) -> Vec<String> {
     v
 }
 
+/// Sets pod `name`'s `app` label and lets the cluster settle for a second; the patched pod.
+async fn relabel(cluster: &mut Cluster, name: &str, app: &str) -> Value {
+    let pods = apiserver::resources::find("pods").unwrap();
+    let patch = json!({"metadata": {"labels": {"app": app}}});
+    let pod = cluster
+        .api
+        .patch(pods, Some("default"), name, &patch, PatchType::Merge, false)
+        .await
+        .unwrap();
+    let t = cluster.now_ms() + 1_000;
+    cluster.advance_to(t).await.unwrap();
+    pod
+}
+
 #[tokio::test]
 async fn endpoints_follow_service_and_pod_changes() {
     let store: Arc<dyn Store> = Arc::new(MemStore::new());
@@ -160,42 +174,14 @@ async fn endpoints_follow_service_and_pod_changes() {
     );
 
     // A pod leaves the selector: its address goes, the others stay as they were.
-    let relabel = json!({"metadata": {"labels": {"app": "other"}}});
-    let gone = cluster
-        .api
-        .patch(
-            pods,
-            Some("default"),
-            "web-1",
-            &relabel,
-            PatchType::Merge,
-            false,
-        )
-        .await
-        .unwrap();
+    let gone = relabel(&mut cluster, "web-1", "other").await;
     let gone_ip = gone["status"]["podIP"].as_str().unwrap().to_owned();
-    let t = cluster.now_ms() + 1_000;
-    cluster.advance_to(t).await.unwrap();
     let left: Vec<String> = ips.iter().filter(|ip| **ip != gone_ip).cloned().collect();
     let p = published(&cluster);
     assert_eq!(p.ready, left);
     assert_eq!(p.slice.len(), 2);
 
     // Back in the selector: back in the Endpoints.
-    let relabel = json!({"metadata": {"labels": {"app": "web"}}});
-    cluster
-        .api
-        .patch(
-            pods,
-            Some("default"),
-            "web-1",
-            &relabel,
-            PatchType::Merge,
-            false,
-        )
-        .await
-        .unwrap();
-    let t = cluster.now_ms() + 1_000;
-    cluster.advance_to(t).await.unwrap();
+    relabel(&mut cluster, "web-1", "web").await;
     assert_eq!(published(&cluster).ready, ips);
 }

@@ -34,10 +34,11 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
     }
 }
 
-fn svc_ports_empty(svc: &Value) -> bool {
+/// The Service's `spec.ports` (none if it has none).
+fn service_ports(svc: &Value) -> &[Value] {
     svc.at("/spec/ports")
         .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty)
+        .map_or(&[], Vec::as_slice)
 }
 
 /// What one pod contributes to one Service's Endpoints and EndpointSlice, kept between
@@ -66,10 +67,7 @@ impl PodEndpoint {
         ip: &str,
         p: &Arc<Value>,
     ) -> PodEndpoint {
-        let svc_ports: &[Value] = svc
-            .at("/spec/ports")
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice);
+        let svc_ports = service_ports(svc);
         let ports: Vec<Value> = svc_ports
             .iter()
             .filter_map(|sp| {
@@ -191,7 +189,7 @@ impl Cluster {
             let mut subsets: Vec<(Vec<Value>, Vec<Value>, Vec<Value>)> = Vec::new();
             let mut slice_eps = Vec::new();
             let mut slice_ports: Option<Vec<Value>> = None;
-            let has_ports = !svc_ports_empty(&svc);
+            let has_ports = !service_ports(&svc).is_empty();
             let memo = self.endpoint_memo.entry(key.clone()).or_default();
             for &(ip, p) in &pods {
                 let fresh = memo
@@ -237,10 +235,7 @@ impl Cluster {
                 let current: BTreeSet<&str> = pods.iter().map(|(ip, _)| *ip).collect();
                 memo.retain(|ip, _| current.contains(ip.as_str()));
             }
-            let svc_ports: &[Value] = svc
-                .at("/spec/ports")
-                .and_then(Value::as_array)
-                .map_or(&[], Vec::as_slice);
+            let svc_ports = service_ports(&svc);
             let subsets: Vec<Value> = subsets
                 .into_iter()
                 .map(|(ports, ready, not_ready)| {
