@@ -66,15 +66,18 @@ async fn call(
     (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
+/// `call` with a POST of `body` and no extra headers.
+async fn post(r: &axum::Router, path: &str, body: Value) -> (u16, Value) {
+    call(r, "POST", path, Some(body), &[]).await
+}
+
 #[tokio::test]
 async fn crud_with_real_status_objects() {
     let r = server().await;
-    let (c, _) = call(
+    let (c, _) = post(
         &r,
-        "POST",
         "/api/v1/namespaces",
-        Some(json!({"metadata": {"name": "default"}})),
-        &[],
+        json!({"metadata": {"name": "default"}}),
     )
     .await;
     assert_eq!(c, 201);
@@ -89,36 +92,20 @@ async fn crud_with_real_status_objects() {
     let pod = json!({"metadata": {"generateName": "web-", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
     // No controller manager here, so the namespace has no `default` ServiceAccount yet:
     // ServiceAccount admission refuses the pod, naming it by its generateName.
-    let (c, body) = call(
-        &r,
-        "POST",
-        "/api/v1/namespaces/default/pods",
-        Some(pod.clone()),
-        &[],
-    )
-    .await;
+    let (c, body) = post(&r, "/api/v1/namespaces/default/pods", pod.clone()).await;
     assert_eq!((c, body["reason"].as_str()), (403, Some("Forbidden")));
     assert_eq!(
         body["message"],
         "pods \"web-\" is forbidden: error looking up service account default/default: serviceaccount \"default\" not found"
     );
-    let (c, _) = call(
+    let (c, _) = post(
         &r,
-        "POST",
         "/api/v1/namespaces/default/serviceaccounts",
-        Some(json!({"metadata": {"name": "default"}})),
-        &[],
+        json!({"metadata": {"name": "default"}}),
     )
     .await;
     assert_eq!(c, 201);
-    let (c, created) = call(
-        &r,
-        "POST",
-        "/api/v1/namespaces/default/pods",
-        Some(pod),
-        &[],
-    )
-    .await;
+    let (c, created) = post(&r, "/api/v1/namespaces/default/pods", pod).await;
     assert_eq!(c, 201);
     let name = created["metadata"]["name"].as_str().unwrap().to_owned();
     assert!(name.starts_with("web-") && name.len() == 9, "{name}");
@@ -227,36 +214,25 @@ async fn crud_with_real_status_objects() {
 #[tokio::test]
 async fn invalid_objects_get_422_with_causes() {
     let r = server().await;
-    call(
+    post(
         &r,
-        "POST",
         "/api/v1/namespaces",
-        Some(json!({"metadata": {"name": "default"}})),
-        &[],
+        json!({"metadata": {"name": "default"}}),
     )
     .await;
     let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
         "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
-    let (c, body) = call(
-        &r,
-        "POST",
-        "/apis/apps/v1/namespaces/default/deployments",
-        Some(d),
-        &[],
-    )
-    .await;
+    let (c, body) = post(&r, "/apis/apps/v1/namespaces/default/deployments", d).await;
     assert_eq!(c, 422);
     assert_eq!(body["message"], "Deployment.apps \"web\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`");
     assert_eq!(
         body["details"]["causes"][0]["field"],
         "spec.template.metadata.labels"
     );
-    let (c, body) = call(
+    let (c, body) = post(
         &r,
-        "POST",
         "/api/v1/namespaces/nosuch/services",
-        Some(json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})),
-        &[],
+        json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
     )
     .await;
     assert_eq!(
@@ -268,26 +244,12 @@ async fn invalid_objects_get_422_with_causes() {
 #[tokio::test]
 async fn watch_streams_changes_from_a_resource_version() {
     let r = server().await;
-    let (_, ns) = call(
-        &r,
-        "POST",
-        "/api/v1/namespaces",
-        Some(json!({"metadata": {"name": "a"}})),
-        &[],
-    )
-    .await;
+    let (_, ns) = post(&r, "/api/v1/namespaces", json!({"metadata": {"name": "a"}})).await;
     let rv = ns["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
         .to_owned();
-    call(
-        &r,
-        "POST",
-        "/api/v1/namespaces",
-        Some(json!({"metadata": {"name": "b"}})),
-        &[],
-    )
-    .await;
+    post(&r, "/api/v1/namespaces", json!({"metadata": {"name": "b"}})).await;
     call(
         &r,
         "DELETE",
@@ -459,12 +421,10 @@ async fn skipped_resources_arrive_as_bookmarks() {
 async fn rbac_objects_are_stored_and_tabled() {
     let r = server().await;
     let table = [("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")];
-    let (c, _) = call(
+    let (c, _) = post(
         &r,
-        "POST",
         "/api/v1/namespaces",
-        Some(json!({"metadata": {"name": "ingress-nginx"}})),
-        &[],
+        json!({"metadata": {"name": "ingress-nginx"}}),
     )
     .await;
     assert_eq!(c, 201);
@@ -488,9 +448,9 @@ async fn rbac_objects_are_stored_and_tabled() {
     );
 
     let rbac = "/apis/rbac.authorization.k8s.io/v1";
-    let (c, _) = call(&r, "POST", &format!("{rbac}/clusterroles"), Some(json!({
+    let (c, _) = post(&r, &format!("{rbac}/clusterroles"), json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "ingress-nginx"},
-        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}]})), &[]).await;
+        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}]})).await;
     assert_eq!(c, 201);
     let (c, t) = call(&r, "GET", &format!("{rbac}/clusterroles"), None, &table).await;
     assert_eq!(c, 200);
@@ -501,13 +461,13 @@ async fn rbac_objects_are_stored_and_tabled() {
         json!(["ingress-nginx", "2020-10-27T10:00:00Z"])
     );
 
-    let (c, _) = call(&r, "POST", &format!("{rbac}/namespaces/ingress-nginx/rolebindings"), Some(json!({
+    let (c, _) = post(&r, &format!("{rbac}/namespaces/ingress-nginx/rolebindings"), json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "ingress-nginx"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ingress-nginx"},
         "subjects": [{"kind": "ServiceAccount", "name": "ingress-nginx", "namespace": "ingress-nginx"},
                      {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "jane"},
                      {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "devs"},
-                     {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "joe"}]})), &[]).await;
+                     {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "joe"}]})).await;
     assert_eq!(c, 201);
     let (_, t) = call(
         &r,
@@ -540,10 +500,10 @@ async fn rbac_objects_are_stored_and_tabled() {
     );
 
     // Strict decoding knows the RBAC types.
-    let (c, body) = call(&r, "POST", &format!("{rbac}/clusterrolebindings"), Some(json!({
+    let (c, body) = post(&r, &format!("{rbac}/clusterrolebindings"), json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "x"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "x"},
-        "subject": "jane"})), &[]).await;
+        "subject": "jane"})).await;
     assert_eq!(c, 400, "{body}");
     assert!(body["message"]
         .as_str()
@@ -556,12 +516,10 @@ async fn rbac_objects_are_stored_and_tabled() {
 #[tokio::test]
 async fn ingress_class_annotation_must_match_class_name_on_create() {
     let r = server().await;
-    call(
+    post(
         &r,
-        "POST",
         "/api/v1/namespaces",
-        Some(json!({"metadata": {"name": "default"}})),
-        &[],
+        json!({"metadata": {"name": "default"}}),
     )
     .await;
     let ing = |ann: &str, class: &str| {
@@ -570,7 +528,7 @@ async fn ingress_class_annotation_must_match_class_name_on_create() {
             "spec": {"ingressClassName": class, "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
     };
     let path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses";
-    let (c, body) = call(&r, "POST", path, Some(ing("traefik", "nginx")), &[]).await;
+    let (c, body) = post(&r, path, ing("traefik", "nginx")).await;
     assert_eq!(c, 422, "{body}");
     assert_eq!(
         body["message"],
@@ -580,7 +538,7 @@ async fn ingress_class_annotation_must_match_class_name_on_create() {
         body["details"]["causes"][0]["field"],
         "annotations.kubernetes.io/ingress.class"
     );
-    let (c, _) = call(&r, "POST", path, Some(ing("nginx", "nginx")), &[]).await;
+    let (c, _) = post(&r, path, ing("nginx", "nginx")).await;
     assert_eq!(c, 201);
     let (c, body) = call(
         &r,
@@ -704,22 +662,13 @@ async fn service_account_admission_mounts_tokens_as_kube_apiserver_does() {
 #[tokio::test]
 async fn secrets_fold_string_data_into_base64_data() {
     let r = server().await;
-    call(
+    post(
         &r,
-        "POST",
         "/api/v1/namespaces",
-        Some(json!({"metadata": {"name": "default"}})),
-        &[],
+        json!({"metadata": {"name": "default"}}),
     )
     .await;
-    let (c, s) = call(
-        &r,
-        "POST",
-        "/api/v1/namespaces/default/secrets",
-        Some(json!({"metadata": {"name": "db"}, "data": {"user": "cm9vdA=="}, "stringData": {"password": "s3cr3t", "user": "admin"}})),
-        &[],
-    )
-    .await;
+    let (c, s) = post(&r, "/api/v1/namespaces/default/secrets", json!({"metadata": {"name": "db"}, "data": {"user": "cm9vdA=="}, "stringData": {"password": "s3cr3t", "user": "admin"}})).await;
     assert_eq!(c, 201, "{s}");
     assert_eq!(
         s["data"],
@@ -728,12 +677,10 @@ async fn secrets_fold_string_data_into_base64_data() {
     assert_eq!(s["type"], "Opaque");
     assert!(s.get("stringData").is_none());
 
-    let (c, s) = call(
+    let (c, s) = post(
         &r,
-        "POST",
         "/api/v1/namespaces/default/secrets",
-        Some(json!({"metadata": {"name": "bad"}, "data": {"k": "not base64!"}})),
-        &[],
+        json!({"metadata": {"name": "bad"}, "data": {"k": "not base64!"}}),
     )
     .await;
     assert_eq!(c, 400, "{s}");
@@ -774,30 +721,19 @@ async fn secrets_fold_string_data_into_base64_data() {
 #[tokio::test]
 async fn strategic_merge_patches_merge_lists_by_key() {
     let r = server().await;
-    call(
+    post(
         &r,
-        "POST",
         "/api/v1/namespaces",
-        Some(json!({"metadata": {"name": "default"}})),
-        &[],
+        json!({"metadata": {"name": "default"}}),
     )
     .await;
-    call(
+    post(
         &r,
-        "POST",
         "/api/v1/namespaces/default/serviceaccounts",
-        Some(json!({"metadata": {"name": "default"}})),
-        &[],
+        json!({"metadata": {"name": "default"}}),
     )
     .await;
-    let (c, pod) = call(
-        &r,
-        "POST",
-        "/api/v1/namespaces/default/pods",
-        Some(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:1.24"}, {"name": "side", "image": "busybox"}]}})),
-        &[],
-    )
-    .await;
+    let (c, pod) = post(&r, "/api/v1/namespaces/default/pods", json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "web", "image": "nginx:1.24"}, {"name": "side", "image": "busybox"}]}})).await;
     assert_eq!(c, 201, "{pod}");
     let mounts = pod["spec"]["containers"][0]["volumeMounts"].clone();
     assert_eq!(mounts.as_array().map(Vec::len), Some(1));

@@ -17,6 +17,13 @@ fn netsim(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Every one of `blocks` appears in the transcript `out`.
+fn assert_shows(out: &str, blocks: &[&str]) {
+    for block in blocks {
+        assert!(out.contains(block), "missing:\n{block}\nin:\n{out}");
+    }
+}
+
 fn scenario(name: &str, text: &str) -> String {
     let dir = std::env::temp_dir().join(format!("netsim-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -104,13 +111,14 @@ fn invalid_objects_print_their_causes_as_kubectl_does() {
     let p = scenario("invalid.yaml", INVALID_SCENARIO);
     let (code, out, err) = netsim(&["run", &p]);
     assert_eq!(code, 0, "{err}");
-    for block in [
+    assert_shows(
+        &out,
+        &[
         "kubectl apply -f deploy.yaml\nThe Deployment \"web\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`\n[exit 1]\n",
         "kubectl apply -f ing.yaml\nThe Ingress \"bad\" is invalid: \n* spec.rules[0].host: Invalid value: \"10.0.0.1\": must be a DNS name, not an IP address\n* spec.rules[0].http.paths[0].path: Invalid value: \"foo\": must be an absolute path\n* spec.rules[0].http.paths[1].pathType: Unsupported value: \"prefix\": supported values: \"Exact\", \"ImplementationSpecific\", \"Prefix\"\n[exit 1]\n",
         "kubectl get ing\nNo resources found in default namespace.\n",
-    ] {
-        assert!(out.contains(block), "missing:\n{block}\nin:\n{out}");
-    }
+        ],
+    );
 }
 
 const INVALID_SCENARIO: &str = "name: invalid\nfiles:\n  deploy.yaml: |\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: web}\n    spec:\n      selector: {matchLabels: {app: web}}\n      template:\n        metadata: {labels: {app: other}}\n        spec: {containers: [{name: web, image: nginx}]}\n  ing.yaml: |\n    apiVersion: networking.k8s.io/v1\n    kind: Ingress\n    metadata: {name: bad}\n    spec:\n      rules:\n      - host: 10.0.0.1\n        http:\n          paths:\n          - {path: foo, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}\n          - {path: /x, pathType: prefix, backend: {service: {name: web, port: {number: 80}}}}\nsteps:\n  - run: kubectl apply -f deploy.yaml\n  - run: kubectl apply -f ing.yaml\n  - run: kubectl get ing\n";
@@ -132,16 +140,17 @@ fn wait_visits_in_list_order_under_one_deadline() {
     let p = scenario("wait.yaml", WAIT_SCENARIO);
     let (code, out, err) = netsim(&["run", &p]);
     assert_eq!(code, 0, "{err}");
-    for block in [
+    assert_shows(
+        &out,
+        &[
         "--timeout=2m\npod/z-ok condition met\npod/a-ok condition met\n",
         "-l app=w --timeout=30s\npod/a-ok condition met\npod/b-ok condition met\ntimed out waiting for the condition on pods/m-missing\ntimed out waiting for the condition on pods/z-ok\n[exit 1]\n",
         "pod z-ok m-missing --timeout=30s\npod/z-ok condition met\nerror: timed out waiting for the condition on pods/m-missing\n[exit 1]\n",
         "--timeout=0\nerror: condition not met for pods/m-missing\n[exit 1]\n",
         "pod nope\nError from server (NotFound): pods \"nope\" not found\n[exit 1]\n",
         "pod/b-ok pod/a-ok --timeout=40s\npod/b-ok condition met\nerror: timed out waiting for the condition on pods/a-ok\n[exit 1]\n",
-    ] {
-        assert!(out.contains(block), "missing:\n{block}\nin:\n{out}");
-    }
+        ],
+    );
 }
 
 const WAIT_SCENARIO: &str = "name: wait-order\nfiles:\n  pods.yaml: |\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: a-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: b-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: m-missing, labels: {app: w}}\n    spec: {containers: [{name: c, image: nosuch/image}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: z-ok, labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\nsteps:\n  - run: kubectl apply -f pods.yaml\n  - run: kubectl wait --for=condition=Ready pod/z-ok pod/a-ok --timeout=2m\n  - run: kubectl wait --for=condition=Ready pod -l app=w --timeout=30s\n  - run: kubectl wait --for=condition=Ready pod z-ok m-missing --timeout=30s\n  - run: kubectl wait --for=condition=Ready pod m-missing --timeout=0\n  - run: kubectl wait --for=condition=Ready pod nope\n  - run: kubectl delete pod b-ok --wait=false\n  - run: kubectl wait --for=delete pod/b-ok pod/a-ok --timeout=40s\n";
@@ -151,7 +160,9 @@ fn create_generators_and_their_errors() {
     let p = scenario("create.yaml", CREATE_SCENARIO);
     let (code, out, err) = netsim(&["run", &p]);
     assert_eq!(code, 0, "{err}");
-    for block in [
+    assert_shows(
+        &out,
+        &[
         "kubectl create ns lab\nnamespace/lab created\n",
         "kubectl create ns lab\nError from server (AlreadyExists): namespaces \"lab\" already exists\n[exit 1]\n",
         "kubectl create configmap cfg -n lab --from-literal=a=1 --from-literal=b=2\nconfigmap/cfg created\n",
@@ -164,9 +175,8 @@ fn create_generators_and_their_errors() {
         // Deleting `default` waits for that object only: the controller's new one is not it.
         "kubectl delete sa default -n lab\nserviceaccount \"default\" deleted from lab namespace\n",
         "kubectl get sa -n lab\nNAME      SECRETS   AGE\ndefault   0         0s\n",
-    ] {
-        assert!(out.contains(block), "missing:\n{block}\nin:\n{out}");
-    }
+        ],
+    );
 }
 
 const CREATE_SCENARIO: &str = "name: create\nsteps:\n  - run: kubectl create ns lab\n  - run: kubectl create ns lab\n  - sleep: 1m\n  - run: kubectl create configmap cfg -n lab --from-literal=a=1 --from-literal=b=2\n  - run: kubectl get cm -n lab\n  - run: kubectl create secret generic s --from-literal=novalue\n  - run: kubectl create deployment web --image=nginx --replicas=2\n  - run: kubectl create deployment bad\n  - run: kubectl wait --for=condition=Available deploy/web --timeout=2m\n  - run: kubectl get deploy web -o jsonpath={.metadata.labels.app}/{.spec.template.spec.containers[0].name}/{.status.readyReplicas}/{.spec.strategy.rollingUpdate.maxSurge}\n  - run: kubectl create widget w\n  - run: kubectl delete sa default -n lab\n  - run: kubectl get sa -n lab\n";
