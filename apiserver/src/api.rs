@@ -6,7 +6,6 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -15,11 +14,11 @@ use crate::admission::{self, ensure_object, Allocators, Ctx, Taken};
 use crate::alloc::{IpAllocator, PortAllocator};
 use crate::decode::strict_decode;
 use crate::error::{ApiError, FieldError};
-use crate::json::{At, Layout, Previous};
+use crate::json::At;
 use crate::resources::{Resource, RESOURCES};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::sim::{Clock, SimRng};
-use crate::store::{KeyValue, ListOptions, Revision, Store, StoreError, WatchEvent};
+use crate::store::{KeyValue, ListOptions, Revision, Store, StoreError, StoredValue, WatchEvent};
 use crate::validation::name_errors;
 
 /// Cluster-wide settings the apiserver enforces (kubeadm defaults).
@@ -108,13 +107,9 @@ struct Decoded {
     by_key: Mutex<BTreeMap<String, Kept>>,
 }
 
-/// A kept object and, when this server encoded it, its stored bytes and their layout: the
-/// next write of the object copies the bytes of the fields it left alone
-/// ([`crate::json::write_stored`]).
 struct Kept {
     rev: Revision,
     obj: Arc<Value>,
-    stored: Option<(Bytes, Layout)>,
 }
 
 impl Decoded {
@@ -138,30 +133,14 @@ impl Decoded {
             .map(|k| Arc::clone(&k.obj))
     }
 
-    /// The kept object of `key` with its stored bytes and layout, at whatever revision.
-    fn previous(&self, key: &str) -> Option<(Arc<Value>, Bytes, Layout)> {
-        let m = self.lock();
-        let k = m.get(key)?;
-        let (bytes, layout) = k.stored.as_ref()?;
-        Some((Arc::clone(&k.obj), bytes.clone(), *layout))
-    }
-
     /// Keeps `obj` as `key`'s object at `rev`, unless a newer one is already kept.
-    fn keep(
-        &self,
-        res: &Resource,
-        key: &str,
-        rev: Revision,
-        obj: &Arc<Value>,
-        stored: Option<(Bytes, Layout)>,
-    ) {
+    fn keep(&self, res: &Resource, key: &str, rev: Revision, obj: &Arc<Value>) {
         if !Self::keeps(res) {
             return;
         }
         let kept = Kept {
             rev,
             obj: Arc::clone(obj),
-            stored,
         };
         let mut m = self.lock();
         match m.get_mut(key) {
@@ -186,13 +165,18 @@ impl Decoded {
             return Ok(o);
         }
         let obj = Arc::new(ApiServer::present(res, kv)?);
-        self.keep(res, &kv.key, kv.mod_revision, &obj, None);
+        self.keep(res, &kv.key, kv.mod_revision, &obj);
         Ok(obj)
     }
 }
 
-/// An object's stored bytes and where its reusable fields sit in them.
-type Encoded = (Bytes, Layout);
+/// A write about to be made: the object as it will be presented if the write gets the
+/// revision this server expects (see [`ApiServer::prepare`]), and what the store is given.
+struct Prepared {
+    obj: Arc<Value>,
+    rev: Revision,
+    value: StoredValue,
+}
 
 pub struct ApiServer {
     store: Arc<dyn Store>,
@@ -234,7 +218,7 @@ impl ApiServer {
             .await
             .map_err(|e| ApiError::from_store(e, svc, ""))?;
         for kv in &page.items {
-            let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+            let obj = Self::present(svc, kv).unwrap_or(Value::Null);
             let t = admission::service_allocations(&obj);
             for ip in t.ips {
                 let _ = alloc.cluster_ips.allocate_specific(ip);
@@ -298,10 +282,14 @@ impl ApiServer {
         }
     }
 
-    /// The object as clients see it: kind, apiVersion and resourceVersion filled in.
+    /// The object as clients see it: kind, apiVersion and resourceVersion filled in. A value
+    /// this process wrote still holds its object: that is a copy-on-write clone, not a decode.
     fn present(res: &Resource, kv: &KeyValue) -> Result<Value, ApiError> {
-        let obj: Value = serde_json::from_slice(&kv.value)
-            .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?;
+        let obj = match kv.value.as_object() {
+            Some(o) => Value::clone(o),
+            None => serde_json::from_slice(kv.value.bytes())
+                .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?,
+        };
         Ok(Self::finish(res, obj, kv.mod_revision))
     }
 
@@ -327,59 +315,57 @@ impl ApiServer {
             m.insert("metadata".into(), Value::Object(serde_json::Map::new()));
         }
         if let Some(Value::Object(meta)) = m.get_mut("metadata") {
-            let rv = Value::String(rev.to_string());
+            let rv = rev.to_string();
             match meta.get_mut("resourceVersion") {
-                Some(v) => *v = rv,
+                Some(Value::String(v)) if *v == rv => {}
+                Some(v) => *v = Value::String(rv),
                 None => {
-                    meta.insert("resourceVersion".into(), rv);
+                    meta.insert("resourceVersion".into(), Value::String(rv));
                 }
             }
         }
         obj
     }
 
-    /// After a successful write of `obj` (encoded by [`Self::encode`] as `enc`) as `kv`: the
-    /// object as `present` would decode it from the store, built without decoding (JSON
-    /// values round-trip exactly), and kept for readers, the watch and the next write.
-    fn stored(&self, res: &Resource, kv: &KeyValue, obj: Value, enc: Encoded) -> Arc<Value> {
+    /// Readies `obj` for a write: finished for the revision the write should get, the one
+    /// after this server's last (a write by someone else in between only means
+    /// [`Self::stored`] finishes a copy for the revision it got). The store is given the
+    /// object itself, which it encodes only if it needs bytes (etcd) — see [`StoredValue`];
+    /// the stored form leaves `resourceVersion` out, so the guess never reaches the bytes.
+    /// Events go as bytes: they are not kept decoded (see `Decoded::keeps`), and holding
+    /// tens of thousands of them as objects would cost more memory than encoding costs time.
+    fn prepare(&self, res: &Resource, obj: Value) -> Prepared {
+        let rev = self.last_write_revision() + 1;
+        let obj = Arc::new(Self::finish(res, obj, rev));
+        let value = if Decoded::keeps(res) {
+            StoredValue::object(Arc::clone(&obj))
+        } else {
+            StoredValue::encoded(&obj)
+        };
+        Prepared { obj, rev, value }
+    }
+
+    /// After a successful write of `obj` (from [`Self::prepare`] for revision `rev`) as
+    /// `kv`: the object as `present` would show it, kept for readers, the watch and the
+    /// next write.
+    fn stored(&self, res: &Resource, kv: &KeyValue, obj: Arc<Value>, rev: Revision) -> Arc<Value> {
         let op = if kv.create_revision == kv.mod_revision {
             "create"
         } else {
             "update"
         };
         self.note_write(res, op, kv.mod_revision);
-        let obj = Arc::new(Self::finish(res, obj, kv.mod_revision));
-        self.decoded
-            .keep(res, &kv.key, kv.mod_revision, &obj, Some((enc.0, enc.1)));
+        let obj = if kv.mod_revision == rev {
+            obj
+        } else {
+            Arc::new(Self::finish(
+                res,
+                Arc::unwrap_or_clone(obj),
+                kv.mod_revision,
+            ))
+        };
+        self.decoded.keep(res, &kv.key, kv.mod_revision, &obj);
         obj
-    }
-
-    /// The object as it is stored: without `metadata.resourceVersion` (the store's
-    /// revision is the truth), written straight from the caller's object, not a copy. An
-    /// update (`key`) reuses the bytes of the fields it shares with the kept version.
-    fn encode(&self, key: Option<&str>, obj: &Value) -> Result<Encoded, ApiError> {
-        let prev = key.and_then(|k| self.decoded.previous(k));
-        let prev = prev.as_ref().map(|(kept, bytes, layout)| Previous {
-            kept,
-            bytes,
-            layout,
-        });
-        let mut out = Vec::with_capacity(prev.as_ref().map_or(1024, |p| p.bytes.len() + 64));
-        let layout = crate::json::write_stored(obj, prev.as_ref(), &mut out)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        // Reused bytes must be what a fresh encoding writes: every test run checks each write.
-        if cfg!(debug_assertions) && prev.is_some() {
-            let mut fresh = Vec::with_capacity(out.len());
-            crate::json::write_compact(obj, &mut fresh, true)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            if fresh != out {
-                return Err(ApiError::internal(format!(
-                    "{}: reused stored bytes differ from a fresh encoding",
-                    key.unwrap_or_default()
-                )));
-            }
-        }
-        Ok((Bytes::from(out), layout))
     }
 
     fn check_ns<'a>(res: &Resource, ns: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
@@ -514,14 +500,12 @@ impl ApiServer {
                 admission::admit_create(res, &mut candidate, &mut ctx)
                     .map_err(|errs| ApiError::invalid(res, &this_name, errs))?
             };
-            let enc = self.encode(None, &candidate)?;
-            match self
-                .store
-                .create(&res.key(ns, &this_name), enc.0.clone())
-                .await
-            {
-                Ok(kv) => return Ok(self.stored(res, &kv, candidate, enc)),
+            let Prepared { obj, rev, value } = self.prepare(res, candidate);
+            match self.store.create(&res.key(ns, &this_name), value).await {
+                Ok(kv) => return Ok(self.stored(res, &kv, obj, rev)),
                 Err(e) => {
+                    // The store let go of the value: this is the only reference left.
+                    candidate = Arc::unwrap_or_clone(obj);
                     taken.release(&mut self.alloc());
                     let retry = matches!(e, StoreError::AlreadyExists(_)) && name.is_empty();
                     last_err = Some(ApiError::from_store(e, res, &this_name));
@@ -750,9 +734,9 @@ impl ApiServer {
         };
         let nsk = Self::check_ns(res, ns)?;
         let key = res.key(nsk, name);
-        let enc = self.encode(Some(&key), &obj)?;
-        match self.store.update(&key, enc.0.clone(), expected).await {
-            Ok(kv) => Ok(self.stored(res, &kv, obj, enc)),
+        let Prepared { obj, rev, value } = self.prepare(res, obj);
+        match self.store.update(&key, value, expected).await {
+            Ok(kv) => Ok(self.stored(res, &kv, obj, rev)),
             Err(e) => Err(ApiError::from_store(e, res, name)),
         }
     }
@@ -826,15 +810,11 @@ impl ApiServer {
             // No-op updates do not bump the revision (kube-apiserver skips the write).
             return Ok(old);
         }
-        let enc = self.encode(Some(&kv.key), &new)?;
-        match self
-            .store
-            .update(&kv.key, enc.0.clone(), kv.mod_revision)
-            .await
-        {
+        let Prepared { obj, rev, value } = self.prepare(res, new);
+        match self.store.update(&kv.key, value, kv.mod_revision).await {
             Ok(kv) => {
                 released.release(&mut self.alloc());
-                Ok(self.stored(res, &kv, new, enc))
+                Ok(self.stored(res, &kv, obj, rev))
             }
             Err(e) => {
                 taken.release(&mut self.alloc());
@@ -945,13 +925,13 @@ impl ApiServer {
                 if res.plural == "namespaces" {
                     new["status"]["phase"] = json!("Terminating");
                 }
-                let enc = self.encode(Some(&kv.key), &new)?;
+                let Prepared { obj, rev, value } = self.prepare(res, new);
                 let kv = self
                     .store
-                    .update(&kv.key, enc.0.clone(), kv.mod_revision)
+                    .update(&kv.key, value, kv.mod_revision)
                     .await
                     .map_err(|e| ApiError::from_store(e, res, name))?;
-                return Ok(Arc::unwrap_or_clone(self.stored(res, &kv, new, enc)));
+                return Ok(Arc::unwrap_or_clone(self.stored(res, &kv, obj, rev)));
             }
         }
         let nsk = Self::check_ns(res, ns)?;

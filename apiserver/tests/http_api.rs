@@ -342,10 +342,21 @@ async fn writes_made_behind_the_apiservers_back_are_seen() {
     // Someone else rewrites the stored bytes.
     let key = cms.key(Some("default"), "c");
     let kv = store.get(&key).await.unwrap().unwrap();
-    let mut theirs: Value = serde_json::from_slice(&kv.value).unwrap();
+    let mut theirs: Value = serde_json::from_slice(kv.value.bytes()).unwrap();
+    // What the store holds is the object as the API showed it, less its resourceVersion.
+    let mut shown = cm.clone();
+    shown["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    assert_eq!(theirs, shown);
     theirs["data"]["k"] = json!("theirs");
     let written = store
-        .update(&key, theirs.to_string().into(), kv.mod_revision)
+        .update(
+            &key,
+            bytes::Bytes::from(theirs.to_string()).into(),
+            kv.mod_revision,
+        )
         .await
         .unwrap();
     let got = api.get(cms, Some("default"), "c").await.unwrap();

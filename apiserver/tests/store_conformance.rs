@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use apiserver::store::{
     EtcdConfig, EtcdStore, KeyValue, ListOptions, MemStore, Revision, Store, StoreError,
-    WatchEvent, WatchStream,
+    StoredValue, WatchEvent, WatchStream,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -23,8 +23,8 @@ use futures::StreamExt;
 /// reads old revisions: history readers share this lock, compacting tests take it alone.
 static HISTORY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-fn b(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
+fn b(s: &str) -> StoredValue {
+    Bytes::copy_from_slice(s.as_bytes()).into()
 }
 
 fn keys(items: &[KeyValue]) -> Vec<&str> {

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use apiserver::resources::{find, Resource};
 use apiserver::sim::{Clock, SimRng};
-use apiserver::store::{EtcdStore, MemStore, Store};
+use apiserver::store::{EtcdStore, MemStore, Store, StoredValue};
 use apiserver::{ApiConfig, ApiServer};
-use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::cluster::cache::str_at;
@@ -454,7 +453,7 @@ async fn api_creates(api: &ApiServer, n: usize) -> anyhow::Result<Duration> {
 
 /// `n` raw `Store::create` puts of `value`, sequentially; returns the elapsed time.
 #[allow(clippy::disallowed_methods)] // reads the wall clock (via wall_now) to time the puts
-async fn raw_creates(store: &dyn Store, value: &Bytes, n: usize) -> anyhow::Result<Duration> {
+async fn raw_creates(store: &dyn Store, value: &StoredValue, n: usize) -> anyhow::Result<Duration> {
     let t = wall_now();
     for i in 0..n {
         store

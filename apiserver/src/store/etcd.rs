@@ -17,7 +17,8 @@ use etcd_client::{
 use futures::StreamExt;
 
 use super::{
-    KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchEvent, WatchStream,
+    KeyValue, ListOptions, ListPage, Revision, Store, StoreError, StoredValue, WatchEvent,
+    WatchStream,
 };
 
 /// Where and how to reach etcd.
@@ -248,7 +249,7 @@ fn convert_kv(root: &str, kv: &etcd_client::KeyValue) -> Result<KeyValue, StoreE
     })?;
     Ok(KeyValue {
         key: key.to_owned(),
-        value: Bytes::copy_from_slice(kv.value()),
+        value: Bytes::copy_from_slice(kv.value()).into(),
         create_revision: kv.create_revision(),
         mod_revision: kv.mod_revision(),
     })
@@ -325,11 +326,11 @@ impl Store for EtcdStore {
         })
     }
 
-    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
+    async fn create(&self, key: &str, value: StoredValue) -> Result<KeyValue, StoreError> {
         let full = self.full_key(key);
         let txn = Txn::new()
             .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(full, value.to_vec(), None)]);
+            .and_then([TxnOp::put(full, value.bytes().to_vec(), None)]);
         let resp = self
             .client
             .kv_client()
@@ -351,7 +352,7 @@ impl Store for EtcdStore {
     async fn update(
         &self,
         key: &str,
-        value: Bytes,
+        value: StoredValue,
         expected: Revision,
     ) -> Result<KeyValue, StoreError> {
         let full = self.full_key(key);
@@ -363,7 +364,7 @@ impl Store for EtcdStore {
             ])
             .and_then([TxnOp::put(
                 full.clone(),
-                value.to_vec(),
+                value.bytes().to_vec(),
                 Some(PutOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(full, None)]);

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::StreamExt;
 
 use super::{
-    KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchEvent, WatchStream,
+    KeyValue, ListOptions, ListPage, Revision, Store, StoreError, StoredValue, WatchEvent,
+    WatchStream,
 };
 
 type WatchSender = mpsc::UnboundedSender<Result<WatchEvent, StoreError>>;
@@ -194,7 +194,7 @@ impl Store for MemStore {
         })
     }
 
-    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
+    async fn create(&self, key: &str, value: StoredValue) -> Result<KeyValue, StoreError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         // One search of the map for the check and the insert.
@@ -220,7 +220,7 @@ impl Store for MemStore {
     async fn update(
         &self,
         key: &str,
-        value: Bytes,
+        value: StoredValue,
         expected: Revision,
     ) -> Result<KeyValue, StoreError> {
         let mut guard = self.lock();
@@ -338,10 +338,14 @@ mod tests {
     #[tokio::test]
     async fn history_beyond_the_retention_is_compacted_away() {
         let s = MemStore::with_retention(3);
-        let mut kv = s.create("k", Bytes::from_static(b"1")).await.unwrap();
+        let mut kv = s.create("k", "1".into()).await.unwrap();
         for v in 2..=5 {
             kv = s
-                .update("k", Bytes::from(v.to_string()), kv.mod_revision)
+                .update(
+                    "k",
+                    bytes::Bytes::from(v.to_string()).into(),
+                    kv.mod_revision,
+                )
                 .await
                 .unwrap();
         }
@@ -372,9 +376,9 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert_eq!(seen, [Bytes::from("4"), Bytes::from("5")]);
+        assert_eq!(seen, [StoredValue::from("4"), StoredValue::from("5")]);
         // The current value is untouched by compaction.
         let now = s.get("k").await.unwrap().unwrap();
-        assert_eq!(now.value, Bytes::from("5"));
+        assert_eq!(now.value, StoredValue::from("5"));
     }
 }

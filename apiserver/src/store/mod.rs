@@ -11,12 +11,13 @@
 
 mod etcd;
 mod memory;
+mod value;
 
 pub use etcd::{parse_store_url, EtcdConfig, EtcdStore};
 pub use memory::MemStore;
+pub use value::StoredValue;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::stream::BoxStream;
 
 /// etcd's revision: a cluster-wide counter bumped by every write.
@@ -27,7 +28,7 @@ pub type Revision = i64;
 pub struct KeyValue {
     /// Relative key (prefix stripped).
     pub key: String,
-    pub value: Bytes,
+    pub value: StoredValue,
     pub create_revision: Revision,
     pub mod_revision: Revision,
 }
@@ -119,12 +120,12 @@ pub trait Store: Send + Sync + 'static {
     /// Keys starting with `prefix`, in key order, read at one revision.
     async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListPage, StoreError>;
     /// Create `key` only if absent (etcd txn `create_revision == 0`).
-    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError>;
+    async fn create(&self, key: &str, value: StoredValue) -> Result<KeyValue, StoreError>;
     /// Replace `key` only if its `mod_revision` is still `expected` (compare-and-swap).
     async fn update(
         &self,
         key: &str,
-        value: Bytes,
+        value: StoredValue,
         expected: Revision,
     ) -> Result<KeyValue, StoreError>;
     /// Delete `key`, optionally only at `expected` mod revision. Returns the deleted value
