@@ -21,7 +21,7 @@ impl At for Value {
         let mut cur = self;
         let mut start = 0;
         loop {
-            let mut end = start;
+            let mut end = skip_plain_words(bytes, start);
             let mut escaped = false;
             while end < bytes.len() && bytes[end] != b'/' {
                 escaped |= bytes[end] == b'~';
@@ -46,6 +46,26 @@ impl At for Value {
             start = end + 1;
         }
     }
+}
+
+/// The first index from `at` on whose 8-byte word holds a `/` or `~` (or the start of the
+/// last partial word): pointers are scanned a word at a time, as a byte loop was a tenth
+/// of all the simulator's instructions.
+#[inline]
+fn skip_plain_words(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        if has_zero(x ^ (ONES * u64::from(b'/'))) || has_zero(x ^ (ONES * u64::from(b'~'))) {
+            break;
+        }
+        at += 8;
+    }
+    at
 }
 
 /// Maps with at most this many fields are searched linearly (see [`field`]).
@@ -367,6 +387,26 @@ mod tests {
             "/metadata/labels/kubernetes.io/service-name",
         ] {
             assert_eq!(v.at(ptr), v.pointer(ptr), "pointer {ptr:?}");
+        }
+        // Tokens of every length around the 8-byte words the scan takes, with a `/` or `~`
+        // at every position.
+        for len in 1..=20usize {
+            for pos in 0..len {
+                for special in ['/', '~'] {
+                    let mut key: Vec<char> = "abcdefghijklmnopqrstu".chars().take(len).collect();
+                    key[pos] = special;
+                    let key: String = key.into_iter().collect();
+                    let escaped = key.replace('~', "~0").replace('/', "~1");
+                    let v = json!({"outer-field": {key.clone(): {"leaf": len}}, key: pos});
+                    for ptr in [
+                        format!("/{escaped}"),
+                        format!("/outer-field/{escaped}/leaf"),
+                        format!("/outer-field/{escaped}/missing"),
+                    ] {
+                        assert_eq!(v.at(&ptr), v.pointer(&ptr), "pointer {ptr:?}");
+                    }
+                }
+            }
         }
     }
 
