@@ -193,9 +193,7 @@ pub struct ApiServer {
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata")
-        .and_then(|m| m.get(field))
-        .and_then(Value::as_str)
+    crate::json::get_in(crate::json::get(obj, "metadata"), field).and_then(Value::as_str)
 }
 
 impl ApiServer {
@@ -296,15 +294,10 @@ impl ApiServer {
     fn finish(res: &Resource, mut obj: Value, rev: Revision) -> Value {
         let m = ensure_object(&mut obj);
         // Runs on every write: the (usual) fields already right are left alone.
-        let (group, version) = (res.group, res.version);
-        let api_version_is = |v: &str| match v.split_once('/') {
-            Some((g, ver)) => g == group && ver == version,
-            None => group.is_empty() && v == version,
-        };
         if !m
             .get("apiVersion")
             .and_then(Value::as_str)
-            .is_some_and(api_version_is)
+            .is_some_and(|v| res.is_api_version(v))
         {
             m.insert("apiVersion".into(), Value::String(res.api_version()));
         }
@@ -971,13 +964,17 @@ impl ApiServer {
     /// The resource a storage key belongs to (the longest matching storage prefix) and the
     /// rest of the key; allocation-free, as it runs for every watch event.
     fn resource_of_key(key: &str) -> Option<(&'static Resource, &str)> {
-        RESOURCES
-            .iter()
-            .filter_map(|r| {
-                let rest = key.strip_prefix(r.storage_name())?.strip_prefix('/')?;
-                Some((r, rest))
-            })
-            .max_by_key(|(r, _)| r.storage_name().len())
+        /// Storage names, longest first (so `services/endpoints` wins over a `services`).
+        static BY_STORAGE: std::sync::LazyLock<Vec<(&'static str, &'static Resource)>> =
+            std::sync::LazyLock::new(|| {
+                let mut v: Vec<_> = RESOURCES.iter().map(|r| (r.storage_name(), r)).collect();
+                v.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+                v
+            });
+        BY_STORAGE.iter().find_map(|(storage, r)| {
+            let rest = key.strip_prefix(storage)?.strip_prefix('/')?;
+            Some((*r, rest))
+        })
     }
 
     /// Decodes a raw store event into an object event.
@@ -1166,9 +1163,9 @@ fn has_status_subresource(res: &Resource) -> bool {
 
 /// A body's kind/apiVersion must name the resource it is sent to.
 fn check_type(res: &Resource, obj: &Value) -> Result<(), ApiError> {
-    let kind = obj.get("kind").and_then(Value::as_str);
-    let av = obj.get("apiVersion").and_then(Value::as_str);
-    if kind.is_some_and(|k| k != res.kind) || av.is_some_and(|a| a != res.api_version()) {
+    let kind = crate::json::get(obj, "kind").and_then(Value::as_str);
+    let av = crate::json::get(obj, "apiVersion").and_then(Value::as_str);
+    if kind.is_some_and(|k| k != res.kind) || av.is_some_and(|a| !res.is_api_version(a)) {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({}) does not match the expected API version ({})",
             av.unwrap_or(""),
@@ -1176,4 +1173,36 @@ fn check_type(res: &Resource, obj: &Value) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every resource's storage key names that resource again, including the ones stored
+    /// under another resource's prefix (`services/endpoints/...` is not a Service).
+    #[test]
+    fn storage_keys_parse_back_to_their_resource() {
+        for r in RESOURCES {
+            let ns = r.namespaced.then_some("default");
+            let key = r.key(ns, "web.v1");
+            let parsed = ApiServer::parse_key(&key).map(|(p, n, name)| (p.plural, n, name));
+            assert_eq!(
+                parsed,
+                Some((r.plural, ns.map(str::to_owned), "web.v1".to_owned())),
+                "{key}"
+            );
+        }
+        assert!(ApiServer::parse_key("services").is_none());
+        assert!(ApiServer::parse_key("nosuchthing/default/x").is_none());
+    }
+
+    #[test]
+    fn api_versions_match_without_building_them() {
+        for r in RESOURCES {
+            assert!(r.is_api_version(&r.api_version()), "{}", r.plural);
+            assert!(!r.is_api_version("v2"), "{}", r.plural);
+            assert!(!r.is_api_version(&format!("x{}", r.api_version())));
+        }
+    }
 }

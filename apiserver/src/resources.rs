@@ -234,6 +234,14 @@ pub const ALL_ORDER: &[&str] = &[
 
 impl Resource {
     /// `v1` or `apps/v1`.
+    /// `v == self.api_version()`, without building that string.
+    pub fn is_api_version(&self, v: &str) -> bool {
+        match v.split_once('/') {
+            Some((g, ver)) => g == self.group && ver == self.version,
+            None => self.group.is_empty() && v == self.version,
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.to_owned()
@@ -326,6 +334,14 @@ impl Resource {
 /// Finds a resource by any name kubectl accepts: plural, singular, short name, kind,
 /// and group-qualified forms (`deployments.apps`, `deploy.apps`). Case-insensitive.
 pub fn find(name: &str) -> Option<&'static Resource> {
+    // Controllers look resources up by plural on every write: that needs no lowering.
+    if let Some(r) = RESOURCES.iter().find(|r| r.plural == name) {
+        return Some(r);
+    }
+    find_by_any_name(name)
+}
+
+fn find_by_any_name(name: &str) -> Option<&'static Resource> {
     let lower = name.to_ascii_lowercase();
     let (base, group) = match lower.split_once('.') {
         Some((b, g)) => (b.to_owned(), Some(g.to_owned())),
@@ -361,6 +377,15 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plural_shortcut_finds_what_the_full_search_finds() {
+        for r in RESOURCES {
+            let full = find_by_any_name(r.plural).map(|f| f.plural);
+            assert_eq!(full, Some(r.plural));
+            assert_eq!(find(r.plural).map(|f| f.plural), full);
+        }
+    }
 
     #[test]
     fn kubectl_names_resolve() {

@@ -14,14 +14,25 @@ pub const DEFAULT_EPOCH_MS: i64 = 1_603_792_800_000;
 /// Virtual wall clock in milliseconds since the Unix epoch. Shared handle; only the cluster
 /// driver advances it.
 #[derive(Clone, Debug)]
-pub struct Clock(Arc<Mutex<i64>>);
+pub struct Clock(Arc<Mutex<ClockState>>);
+
+#[derive(Debug)]
+struct ClockState {
+    ms: i64,
+    /// The last second formatted by [`Clock::now_rfc3339`]: every object and Event written
+    /// carries a timestamp, most of them in a second already formatted.
+    formatted: Option<(i64, String)>,
+}
 
 impl Clock {
     pub fn new(epoch_ms: i64) -> Self {
-        Clock(Arc::new(Mutex::new(epoch_ms)))
+        Clock(Arc::new(Mutex::new(ClockState {
+            ms: epoch_ms,
+            formatted: None,
+        })))
     }
 
-    fn lock(&self) -> MutexGuard<'_, i64> {
+    fn lock(&self) -> MutexGuard<'_, ClockState> {
         match self.0.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -29,14 +40,14 @@ impl Clock {
     }
 
     pub fn now_ms(&self) -> i64 {
-        *self.lock()
+        self.lock().ms
     }
 
     /// Moves time forward (never backward).
     pub fn advance_to(&self, ms: i64) {
         let mut g = self.lock();
-        if ms > *g {
-            *g = ms;
+        if ms > g.ms {
+            g.ms = ms;
         }
     }
 
@@ -46,7 +57,16 @@ impl Clock {
 
     /// RFC 3339 with second precision, as metadata timestamps are written.
     pub fn now_rfc3339(&self) -> String {
-        rfc3339(self.now_ms())
+        let mut g = self.lock();
+        let second = g.ms.div_euclid(1000);
+        match &g.formatted {
+            Some((s, text)) if *s == second => text.clone(),
+            _ => {
+                let text = rfc3339(g.ms);
+                g.formatted = Some((second, text.clone()));
+                text
+            }
+        }
     }
 }
 
@@ -178,6 +198,21 @@ fn fnv1a(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_formats_each_second_afresh() {
+        let c = Clock::new(DEFAULT_EPOCH_MS);
+        assert_eq!(c.now_rfc3339(), "2020-10-27T10:00:00Z");
+        c.advance_to(DEFAULT_EPOCH_MS + 999);
+        assert_eq!(c.now_rfc3339(), "2020-10-27T10:00:00Z");
+        c.advance_to(DEFAULT_EPOCH_MS + 1000);
+        assert_eq!(c.now_rfc3339(), "2020-10-27T10:00:01Z");
+        c.advance_to(DEFAULT_EPOCH_MS + 62 * 60_000);
+        assert_eq!(c.now_rfc3339(), rfc3339(DEFAULT_EPOCH_MS + 62 * 60_000));
+        // Before 1970 a second still starts at its whole-second mark.
+        let early = Clock::new(-1);
+        assert_eq!(early.now_rfc3339(), "1969-12-31T23:59:59Z");
+    }
 
     #[test]
     fn derived_streams_leave_the_parent_alone() {

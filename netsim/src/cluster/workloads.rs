@@ -9,7 +9,7 @@ use apiserver::resources::{find, Resource};
 use apiserver::{ApiError, PatchType};
 use serde_json::{json, Value};
 
-use super::cache::{key_of, str_at, without, Key};
+use super::cache::{key_of, object, or_null, str_at, without, Key};
 use super::kubelet::{Owner, Timer};
 use super::{ignore_not_found, Cluster, ClusterError};
 
@@ -511,25 +511,31 @@ impl Cluster {
         let old_conds = d
             .at("/status/conditions")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[][..], Vec::as_slice);
+        // Built field by field (this runs on every sync of every Deployment; `json!` would
+        // serialize each piece into a new value).
         let cond = |ty: &str, status: &str, reason: &str, message: String| -> Value {
-            let prev = old_conds.iter().find(|c| c.get("type") == Some(&json!(ty)));
-            let same = prev.is_some_and(|p| {
-                p.get("status") == Some(&json!(status)) && p.get("reason") == Some(&json!(reason))
-            });
+            fn text<'a>(c: &'a Value, k: &str) -> Option<&'a str> {
+                json::get(c, k).and_then(Value::as_str)
+            }
+            let prev = old_conds.iter().find(|c| text(c, "type") == Some(ty));
+            let same_status = prev.is_some_and(|p| text(p, "status") == Some(status));
+            let same = same_status && prev.is_some_and(|p| text(p, "reason") == Some(reason));
+            let now_v = || Value::String(now.clone());
+            let kept = |p: &Value, k: &str| json::get(p, k).cloned().unwrap_or_else(now_v);
             let (lut, ltt) = match prev {
-                Some(p) if same => (
-                    p.get("lastUpdateTime").cloned().unwrap_or(json!(now)),
-                    p.get("lastTransitionTime").cloned().unwrap_or(json!(now)),
-                ),
-                Some(p) if p.get("status") == Some(&json!(status)) => (
-                    json!(now),
-                    p.get("lastTransitionTime").cloned().unwrap_or(json!(now)),
-                ),
-                _ => (json!(now), json!(now)),
+                Some(p) if same => (kept(p, "lastUpdateTime"), kept(p, "lastTransitionTime")),
+                Some(p) if same_status => (now_v(), kept(p, "lastTransitionTime")),
+                _ => (now_v(), now_v()),
             };
-            json!({"type": ty, "status": status, "reason": reason, "message": message, "lastUpdateTime": lut, "lastTransitionTime": ltt})
+            object([
+                ("type", ty.into()),
+                ("status", status.into()),
+                ("reason", reason.into()),
+                ("message", message.into()),
+                ("lastUpdateTime", lut),
+                ("lastTransitionTime", ltt),
+            ])
         };
         let available_cond = if available >= replicas - unavailable {
             cond(
@@ -561,14 +567,17 @@ impl Cluster {
                 format!("ReplicaSet \"{new_name}\" is progressing."),
             )
         };
-        let mut status = json!({
-            "observedGeneration": d.at("/metadata/generation"),
-            "replicas": sum("/status/replicas"),
-            "updatedReplicas": updated,
-            "readyReplicas": sum("/status/readyReplicas"),
-            "availableReplicas": available,
-            "conditions": [available_cond, progressing],
-        });
+        let mut status = object([
+            ("observedGeneration", or_null(d.at("/metadata/generation"))),
+            ("replicas", sum("/status/replicas").into()),
+            ("updatedReplicas", updated.into()),
+            ("readyReplicas", sum("/status/readyReplicas").into()),
+            ("availableReplicas", available.into()),
+            (
+                "conditions",
+                Value::Array(vec![available_cond, progressing]),
+            ),
+        ]);
         let unavail = (replicas.max(sum("/status/replicas")) - available).max(0);
         if unavail > 0 {
             status["unavailableReplicas"] = json!(unavail);
@@ -678,10 +687,13 @@ impl Cluster {
             // The status counts what the cache shows: this pass's creates and deletes reach
             // it in the next round, which runs this ReplicaSet again (its pods changed).
             let ready = pods.iter().filter(|p| is_ready(p)).count() as i64;
-            let mut status = json!({
-                "replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
-                "availableReplicas": ready, "observedGeneration": rs.at("/metadata/generation"),
-            });
+            let mut status = object([
+                ("replicas", pods.len().into()),
+                ("fullyLabeledReplicas", pods.len().into()),
+                ("readyReplicas", ready.into()),
+                ("availableReplicas", ready.into()),
+                ("observedGeneration", or_null(rs.at("/metadata/generation"))),
+            ]);
             strip_zero(
                 &mut status,
                 &["fullyLabeledReplicas", "readyReplicas", "availableReplicas"],
