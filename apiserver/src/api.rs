@@ -749,7 +749,10 @@ impl ApiServer {
             n
         } else {
             let mut n = obj;
-            // Identity and system fields are the server's, not the client's.
+            // Identity and system fields are the server's, not the client's. Each is written
+            // only where it differs: a controller's update carries them unchanged, and
+            // writing them anyway would copy its (shared, copy-on-write) metadata.
+            let old_meta = crate::json::get(&old, "metadata");
             for f in [
                 "uid",
                 "creationTimestamp",
@@ -759,12 +762,18 @@ impl ApiServer {
                 "deletionTimestamp",
                 "deletionGracePeriodSeconds",
             ] {
+                let want = crate::json::get_in(old_meta, f);
+                if crate::json::get_in(crate::json::get(&n, "metadata"), f) == want
+                    && crate::json::get(&n, "metadata").is_some_and(Value::is_object)
+                {
+                    continue;
+                }
                 let meta = ensure_object(
                     ensure_object(&mut n)
                         .entry("metadata")
                         .or_insert(Value::Null),
                 );
-                match old.get("metadata").and_then(|m| m.get(f)) {
+                match want {
                     Some(v) => {
                         meta.insert(f.into(), v.clone());
                     }

@@ -87,10 +87,11 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn apply(&mut self, ev: ObjectEvent) {
+    /// Applies a watch event to the object at `key` (the event object's [`key_of`], which
+    /// the caller has already made).
+    pub fn apply(&mut self, ev: ObjectEvent, key: Key) {
         self.revision = self.revision.max(ev.revision);
         let plural = ev.resource.plural;
-        let key = key_of(&ev.object);
         let old = self.objects.get_mut(plural).and_then(|m| m.remove(&key));
         let deleted = ev.kind == EventType::Deleted;
         // Most changes are status writes, which leave every index as it was.

@@ -301,28 +301,21 @@ impl Cluster {
             .into_iter()
             .flatten()
         {
-            let okey = format!(
-                "{ns}/{}",
-                owner
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            );
-            match owner.get("kind").and_then(Value::as_str) {
-                Some("ReplicaSet") => {
-                    self.dirty.replicasets.insert(okey);
-                }
-                Some("Deployment") => {
-                    self.dirty.deployments.insert(okey);
-                }
-                Some("DaemonSet") => {
-                    self.dirty.daemonsets.insert(okey);
-                }
-                Some("StatefulSet") => {
-                    self.dirty.statefulsets.insert(okey);
-                }
-                _ => {}
-            }
+            let set = match apiserver::json::get(owner, "kind").and_then(Value::as_str) {
+                Some("ReplicaSet") => &mut self.dirty.replicasets,
+                Some("Deployment") => &mut self.dirty.deployments,
+                Some("DaemonSet") => &mut self.dirty.daemonsets,
+                Some("StatefulSet") => &mut self.dirty.statefulsets,
+                _ => continue,
+            };
+            let name = apiserver::json::get(owner, "name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut okey = String::with_capacity(ns.len() + 1 + name.len());
+            okey.push_str(&ns);
+            okey.push('/');
+            okey.push_str(name);
+            set.insert(okey);
         }
         if ev.kind == EventType::Deleted {
             if let Some(uid) = str_at(obj, "/metadata/uid") {
@@ -415,7 +408,7 @@ impl Cluster {
                 .extend(self.cache.all("ingresses").map(key_of)),
             _ => {}
         }
-        self.cache.apply(ev);
+        self.cache.apply(ev, key);
     }
 
     /// Runs controllers until no more writes happen.
