@@ -21,8 +21,10 @@ pub fn tolerates_all(node: &Value, tolerations: &[Value], ignore_unschedulable: 
         .at("/spec/taints")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
-    let cordon = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
-    let cordoned = (unschedulable && !ignore_unschedulable).then_some(&cordon);
+    // Built only for a cordoned node: this runs for every node a pod or DaemonSet weighs.
+    let cordon = (unschedulable && !ignore_unschedulable)
+        .then(|| json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}));
+    let cordoned = cordon.as_ref();
     taints
         .iter()
         .chain(cordoned)

@@ -143,7 +143,7 @@ impl<K: Ord + Clone, V: Clone> VecMap<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Ord,
     {
-        const LINEAR: usize = 12;
+        const LINEAR: usize = 24;
         let entries = self.slice();
         if entries.len() <= LINEAR {
             entries.iter().position(|(k, _)| k.borrow() == key)
