@@ -78,11 +78,15 @@ pub struct Cache {
     /// (namespace, first selector key, value) → services: a pod can only be selected by a
     /// Service whose first selector pair it carries.
     services_by_selector: LabelIndex,
-    /// Pods bound to each node, and per (first owner uid, node): the scheduler's spread
-    /// counts, kept here so that scheduling one pod does not walk every pod.
-    pods_on_node: BTreeMap<String, usize>,
-    /// owner uid → node → pods.
-    owned_pods_on_node: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Each node name's number, given in the order names are first seen (a Node, or a pod
+    /// bound to that name): the scheduler's spread counts are indexed by it, where looking
+    /// every node up by name for every pod was a string compare per node per count.
+    node_numbers: BTreeMap<String, usize>,
+    /// Pods bound to each node, by node number, and per (first owner uid, node): the
+    /// scheduler's spread counts, kept here so that scheduling one pod does not walk every pod.
+    pods_on_node: Vec<usize>,
+    /// owner uid → node number → pods.
+    owned_pods_on_node: BTreeMap<String, BTreeMap<usize, usize>>,
     pub revision: i64,
 }
 
@@ -160,6 +164,11 @@ impl Cache {
                 .or_default()
                 .insert((plural, key.clone()));
         }
+        if plural == "nodes" {
+            if let Some(name) = str_at(obj, "/metadata/name") {
+                self.number_node(name);
+            }
+        }
         if plural == "pods" {
             let ns = str_at(obj, "/metadata/namespace")
                 .unwrap_or_default()
@@ -168,17 +177,29 @@ impl Cache {
                 self.pods_by_label.insert(&ns, &k, &v, key);
             }
             if let Some(node) = str_at(obj, "/spec/nodeName") {
-                *self.pods_on_node.entry(node.to_owned()).or_default() += 1;
+                let n = self.number_node(node);
+                self.pods_on_node[n] += 1;
                 if let Some(owner) = Self::first_owner(obj) {
                     *self
                         .owned_pods_on_node
                         .entry(owner.to_owned())
                         .or_default()
-                        .entry(node.to_owned())
+                        .entry(n)
                         .or_default() += 1;
                 }
             }
         }
+    }
+
+    /// `name`'s node number, given now if it has none yet.
+    fn number_node(&mut self, name: &str) -> usize {
+        if let Some(&n) = self.node_numbers.get(name) {
+            return n;
+        }
+        let n = self.pods_on_node.len();
+        self.node_numbers.insert(name.to_owned(), n);
+        self.pods_on_node.push(0);
+        n
     }
 
     fn unindex(&mut self, plural: &'static str, key: &Key, obj: &Value) {
@@ -202,11 +223,15 @@ impl Cache {
             for (k, v) in Self::labels(obj) {
                 self.pods_by_label.remove(&ns, &k, &v, key);
             }
-            if let Some(node) = str_at(obj, "/spec/nodeName") {
-                decrement(&mut self.pods_on_node, node.to_owned());
+            if let Some(&n) =
+                str_at(obj, "/spec/nodeName").and_then(|node| self.node_numbers.get(node))
+            {
+                if let Some(count) = self.pods_on_node.get_mut(n) {
+                    *count = count.saturating_sub(1);
+                }
                 if let Some(owner) = Self::first_owner(obj) {
                     if let Some(per_node) = self.owned_pods_on_node.get_mut(owner) {
-                        decrement(per_node, node.to_owned());
+                        decrement(per_node, n);
                         if per_node.is_empty() {
                             self.owned_pods_on_node.remove(owner);
                         }
@@ -220,13 +245,18 @@ impl Cache {
         str_at(obj, "/metadata/ownerReferences/0/uid")
     }
 
-    /// Pods bound to each node, by node name.
-    pub fn pods_per_node(&self) -> &BTreeMap<String, usize> {
-        &self.pods_on_node
+    /// The number the cache gave node `name` (every Node it has seen has one).
+    pub fn node_number(&self, name: &str) -> Option<usize> {
+        self.node_numbers.get(name).copied()
     }
 
-    /// Pods of `owner_uid` (first owner) bound to each node, by node name.
-    pub fn owned_pods_per_node(&self, owner_uid: &str) -> Option<&BTreeMap<String, usize>> {
+    /// Pods bound to the node numbered `n`.
+    pub fn pods_on_node(&self, n: usize) -> usize {
+        self.pods_on_node.get(n).copied().unwrap_or(0)
+    }
+
+    /// Pods of `owner_uid` (first owner) bound to each node, by node number.
+    pub fn owned_pods_per_node(&self, owner_uid: &str) -> Option<&BTreeMap<usize, usize>> {
         self.owned_pods_on_node.get(owner_uid)
     }
 
@@ -413,6 +443,63 @@ fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: K) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(plural: &str, kind: EventType, object: Value) -> ObjectEvent {
+        ObjectEvent {
+            resource: apiserver::resources::find(plural).unwrap(),
+            kind,
+            object: Arc::new(object),
+            old: None,
+            revision: 1,
+        }
+    }
+
+    fn pod(name: &str, node: &str, owner: &str) -> Value {
+        serde_json::json!({"metadata": {"name": name, "namespace": "default",
+            "ownerReferences": [{"uid": owner}]}, "spec": {"nodeName": node}})
+    }
+
+    #[test]
+    fn spread_counts_follow_pods_by_node_number() {
+        let mut c = Cache::default();
+        for n in ["node-b", "node-a"] {
+            let node = serde_json::json!({"metadata": {"name": n}});
+            c.apply(event("nodes", EventType::Added, node), n.to_owned());
+        }
+        // Numbered in the order first seen, pods or not.
+        assert_eq!(c.node_number("node-b"), Some(0));
+        assert_eq!(c.node_number("node-a"), Some(1));
+        assert_eq!(c.node_number("node-c"), None);
+        for (name, node, owner) in [
+            ("p1", "node-a", "rs1"),
+            ("p2", "node-a", "rs2"),
+            ("p3", "node-c", "rs1"),
+        ] {
+            let key = format!("default/{name}");
+            c.apply(event("pods", EventType::Added, pod(name, node, owner)), key);
+        }
+        // A pod bound to a name no Node has yet gives that name a number too.
+        assert_eq!(c.node_number("node-c"), Some(2));
+        assert_eq!(
+            (c.pods_on_node(0), c.pods_on_node(1), c.pods_on_node(2)),
+            (0, 2, 1)
+        );
+        assert_eq!(c.pods_on_node(9), 0);
+        let rs1: Vec<(usize, usize)> = c
+            .owned_pods_per_node("rs1")
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        assert_eq!(rs1, [(1, 1), (2, 1)]);
+        // Deleting a pod takes it off its node's counts, and an owner with none left goes.
+        c.apply(
+            event("pods", EventType::Deleted, pod("p2", "node-a", "rs2")),
+            "default/p2".to_owned(),
+        );
+        assert_eq!(c.pods_on_node(1), 1);
+        assert!(c.owned_pods_per_node("rs2").is_none());
+    }
 
     #[test]
     fn label_index_finds_inserts_and_prunes_what_it_empties() {

@@ -92,18 +92,8 @@ fn constraints_of(pod: &Value) -> String {
     .to_string()
 }
 
-/// The count of each of `nodes` (sorted by name) in `counts`: one merge walk over both,
-/// not a search per node (the scheduler scores every node for every pod).
-fn counts_on(nodes: &[String], counts: Option<&BTreeMap<String, usize>>) -> Vec<usize> {
-    let mut it = counts.into_iter().flatten().peekable();
-    nodes
-        .iter()
-        .map(|n| {
-            while it.next_if(|(k, _)| k.as_str() < n.as_str()).is_some() {}
-            it.next_if(|(k, _)| *k == n).map_or(0, |(_, c)| *c)
-        })
-        .collect()
-}
+/// A feasible node: its name and the cache's number for it.
+type Candidate = (String, Option<usize>);
 
 impl Cluster {
     pub(super) async fn run_scheduler(&mut self, keys: BTreeSet<Key>) -> Result<(), ClusterError> {
@@ -118,10 +108,11 @@ impl Cluster {
             .cloned()
             .collect();
         let total = self.cache.all("nodes").count();
-        let mut feasible_for: BTreeMap<String, Arc<[String]>> = BTreeMap::new();
-        // Bindings made in this pass, which the cache's counts do not show yet.
-        let mut bound_here: BTreeMap<String, usize> = BTreeMap::new();
-        let mut bound_here_owned: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        // Feasible nodes per set of constraints, by name.
+        let mut feasible_for: BTreeMap<String, Arc<[Candidate]>> = BTreeMap::new();
+        // Bindings made in this pass, which the cache's counts do not show yet, by node number.
+        let mut bound_here: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut bound_here_owned: BTreeMap<String, BTreeMap<usize, usize>> = BTreeMap::new();
         for key in keys {
             let Some(pod) = self.cache.get_shared("pods", &key).cloned() else {
                 continue;
@@ -150,8 +141,12 @@ impl Cluster {
                                 .is_none_or(|want| str_at(n, "/metadata/name") == Some(want))
                         })
                         .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
-                        .collect::<BTreeSet<String>>() // sorted, for `counts_on`
+                        .collect::<BTreeSet<String>>() // sorted: ties break in name order
                         .into_iter()
+                        .map(|name| {
+                            let number = self.cache.node_number(&name);
+                            (name, number)
+                        })
                         .collect()
                 })
                 .clone(); // an Arc: the list is shared, not copied per pod
@@ -167,21 +162,33 @@ impl Cluster {
                 }
                 continue;
             }
-            let owned = counts_on(&candidates, self.cache.owned_pods_per_node(&owner));
-            let owned_here = counts_on(&candidates, bound_here_owned.get(&owner));
-            let all = counts_on(&candidates, Some(self.cache.pods_per_node()));
-            let all_here = counts_on(&candidates, Some(&bound_here));
-            let scores: Vec<(usize, usize)> = (0..candidates.len())
-                .map(|i| (owned[i] + owned_here[i], all[i] + all_here[i]))
+            // Spread: fewest pods of this owner, then fewest pods, per node.
+            let count = |m: Option<&BTreeMap<usize, usize>>, n: usize| {
+                m.and_then(|m| m.get(&n)).copied().unwrap_or(0)
+            };
+            let (owned, owned_here) = (
+                self.cache.owned_pods_per_node(&owner),
+                bound_here_owned.get(&owner),
+            );
+            let scores: Vec<(usize, usize)> = candidates
+                .iter()
+                .map(|(_, number)| {
+                    number.map_or((0, 0), |n| {
+                        (
+                            count(owned, n) + count(owned_here, n),
+                            self.cache.pods_on_node(n) + count(Some(&bound_here), n),
+                        )
+                    })
+                })
                 .collect();
             let best = scores.iter().min().copied().unwrap_or((0, 0));
-            let tied: Vec<&String> = candidates
+            let tied: Vec<&Candidate> = candidates
                 .iter()
                 .zip(&scores)
                 .filter(|(_, s)| **s == best)
                 .map(|(n, _)| n)
                 .collect();
-            let chosen = tied[self.rng.below(tied.len() as u64) as usize].clone();
+            let (chosen, chosen_number) = tied[self.rng.below(tied.len() as u64) as usize].clone();
             // The binding subresource, as kube-scheduler posts it.
             let mut bound = (*pod).clone();
             bound["spec"]["nodeName"] = json!(chosen);
@@ -194,12 +201,14 @@ impl Cluster {
             {
                 continue;
             }
-            *bound_here.entry(chosen.clone()).or_default() += 1;
-            *bound_here_owned
-                .entry(owner.clone())
-                .or_default()
-                .entry(chosen.clone())
-                .or_default() += 1;
+            if let Some(n) = chosen_number {
+                *bound_here.entry(n).or_default() += 1;
+                *bound_here_owned
+                    .entry(owner.clone())
+                    .or_default()
+                    .entry(n)
+                    .or_default() += 1;
+            }
             let msg = format!(
                 "Successfully assigned {}/{} to {chosen}",
                 ns.unwrap_or("default"),
@@ -209,25 +218,5 @@ impl Cluster {
                 .await?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_on_reads_each_nodes_count_and_zero_for_the_absent() {
-        let nodes: Vec<String> = ["a", "b", "node-10", "node-2", "z"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let counts: BTreeMap<String, usize> = [("a", 3), ("aa", 9), ("node-2", 1), ("zz", 4)]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        assert_eq!(counts_on(&nodes, Some(&counts)), [3, 0, 0, 1, 0]);
-        assert_eq!(counts_on(&nodes, None), [0, 0, 0, 0, 0]);
-        assert!(counts_on(&[], Some(&counts)).is_empty());
     }
 }
