@@ -21,12 +21,7 @@ impl At for Value {
         let mut cur = self;
         let mut start = 0;
         loop {
-            let mut end = skip_plain_words(bytes, start);
-            let mut escaped = false;
-            while end < bytes.len() && bytes[end] != b'/' {
-                escaped |= bytes[end] == b'~';
-                end += 1;
-            }
+            let (end, escaped) = token_end(bytes, start);
             let raw = &rest[start..end];
             let unescaped: String;
             let tok = if escaped {
@@ -48,24 +43,48 @@ impl At for Value {
     }
 }
 
-/// The first index from `at` on whose 8-byte word holds a `/` or `~` (or the start of the
-/// last partial word): pointers are scanned a word at a time, as a byte loop was a tenth
-/// of all the simulator's instructions.
+/// Where the pointer token starting at `start` ends (the next `/`, or the end), and whether
+/// it holds a `~` (an escape). Eight bytes at a time: a byte loop here was a tenth of all
+/// the simulator's instructions. In `has_zero`'s mask the lowest set bit marks the first
+/// zero byte exactly (later bits may be borrows), which is all this reads of it.
 #[inline]
-fn skip_plain_words(bytes: &[u8], mut at: usize) -> usize {
+fn token_end(bytes: &[u8], start: usize) -> (usize, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let first = |mask: u64| (mask.trailing_zeros() / 8) as usize;
+    let len = bytes.len();
+    let word = |i: usize| {
         let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        if has_zero(x ^ (ONES * u64::from(b'/'))) || has_zero(x ^ (ONES * u64::from(b'~'))) {
-            break;
+        w.copy_from_slice(&bytes[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut at = start;
+    let mut escaped = false;
+    while at < len {
+        // The next 8 bytes; at the end, the last word shifted past what precedes `at`
+        // (its top bytes become zeros, which are neither `/` nor `~`).
+        let (x, n) = if at + 8 <= len {
+            (word(at), 8)
+        } else if len >= 8 {
+            (word(len - 8) >> (8 * (at + 8 - len)), len - at)
+        } else {
+            let x = bytes[at..]
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            (x, len - at)
+        };
+        let slash = zero_bytes(x ^ (ONES * u64::from(b'/')));
+        let tilde = zero_bytes(x ^ (ONES * u64::from(b'~')));
+        if slash != 0 && first(slash) < n {
+            let end = first(slash);
+            return (at + end, escaped || (tilde != 0 && first(tilde) < end));
         }
-        at += 8;
+        escaped |= tilde != 0 && first(tilde) < n;
+        at += n;
     }
-    at
+    (len, escaped)
 }
 
 /// Maps with at most this many fields are searched linearly (see [`field`]). A pod's

@@ -311,12 +311,12 @@ impl Cache {
 
     /// [`Self::owned_by`], as shared objects to keep past a write.
     pub fn owned_by_shared(&self, uid: &str, plural: &str) -> Vec<&Arc<Value>> {
-        self.by_owner
-            .get(uid)
-            .into_iter()
-            .flat_map(|s| s.iter())
+        let (Some(deps), Some(objects)) = (self.by_owner.get(uid), self.objects.get(plural)) else {
+            return Vec::new();
+        };
+        deps.iter()
             .filter(|(p, _)| *p == plural)
-            .filter_map(|(p, k)| self.get_shared(p, k))
+            .filter_map(|(_, k)| objects.get(k))
             .collect()
     }
 
