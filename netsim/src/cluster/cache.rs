@@ -29,6 +29,7 @@ pub fn key_of(obj: &Value) -> Key {
 
 /// A JSON object from owned parts. (`json!` serializes every embedded `Value` into a new
 /// one, a deep copy per field; controllers that write on every change build with this.)
+/// Pairs given in key order are taken as they are; any other order is sorted.
 pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }

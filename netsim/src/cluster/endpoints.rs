@@ -97,8 +97,8 @@ impl PodEndpoint {
         let ready = serving || publish_not_ready;
         let target_ref = object([
             ("kind", "Pod".into()),
-            ("namespace", ns.into()),
             ("name", or_null(p.at("/metadata/name"))),
+            ("namespace", ns.into()),
             ("uid", or_null(p.at("/metadata/uid"))),
         ]);
         let node_name = or_null(p.at("/spec/nodeName"));
@@ -257,9 +257,9 @@ impl Cluster {
                 labels["service.kubernetes.io/headless"] = json!("");
             }
             let metadata = object([
+                ("labels", labels.clone()),
                 ("name", name.as_str().into()),
                 ("namespace", ns.as_str().into()),
-                ("labels", labels.clone()),
             ]);
             let mut ep = object([
                 ("apiVersion", "v1".into()),

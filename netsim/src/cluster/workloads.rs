@@ -529,12 +529,12 @@ impl Cluster {
                 _ => (now_v(), now_v()),
             };
             object([
-                ("type", ty.into()),
-                ("status", status.into()),
-                ("reason", reason.into()),
-                ("message", message.into()),
-                ("lastUpdateTime", lut),
                 ("lastTransitionTime", ltt),
+                ("lastUpdateTime", lut),
+                ("message", message.into()),
+                ("reason", reason.into()),
+                ("status", status.into()),
+                ("type", ty.into()),
             ])
         };
         let available_cond = if available >= replicas - unavailable {
@@ -568,15 +568,15 @@ impl Cluster {
             )
         };
         let mut status = object([
-            ("observedGeneration", or_null(d.at("/metadata/generation"))),
-            ("replicas", sum("/status/replicas").into()),
-            ("updatedReplicas", updated.into()),
-            ("readyReplicas", sum("/status/readyReplicas").into()),
             ("availableReplicas", available.into()),
             (
                 "conditions",
                 Value::Array(vec![available_cond, progressing]),
             ),
+            ("observedGeneration", or_null(d.at("/metadata/generation"))),
+            ("readyReplicas", sum("/status/readyReplicas").into()),
+            ("replicas", sum("/status/replicas").into()),
+            ("updatedReplicas", updated.into()),
         ]);
         let unavail = (replicas.max(sum("/status/replicas")) - available).max(0);
         if unavail > 0 {
@@ -688,11 +688,11 @@ impl Cluster {
             // it in the next round, which runs this ReplicaSet again (its pods changed).
             let ready = pods.iter().filter(|p| is_ready(p)).count() as i64;
             let mut status = object([
-                ("replicas", pods.len().into()),
-                ("fullyLabeledReplicas", pods.len().into()),
-                ("readyReplicas", ready.into()),
                 ("availableReplicas", ready.into()),
+                ("fullyLabeledReplicas", pods.len().into()),
                 ("observedGeneration", or_null(rs.at("/metadata/generation"))),
+                ("readyReplicas", ready.into()),
+                ("replicas", pods.len().into()),
             ]);
             strip_zero(
                 &mut status,

@@ -271,13 +271,16 @@ impl<K: Ord + Clone, V: Clone> VecMap<K, V> {
 impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for VecMap<K, V> {
     /// As `BTreeMap::from_iter`: sorted by key, and of equal keys the last one stays.
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
-        let mut entries: Vec<(K, V)> = iter.into_iter().collect();
+        // Straight into the map's own vector when the keys arrive in order, as they do
+        // from a parser of our own output and from builders that list them sorted.
+        let entries: EcoVec<(K, V)> = iter.into_iter().collect();
+        if entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            return VecMap { entries };
+        }
+        let mut entries: Vec<(K, V)> = entries.into_iter().collect();
         let wrap = |entries: Vec<(K, V)>| VecMap {
             entries: EcoVec::from(entries),
         };
-        if entries.windows(2).all(|w| w[0].0 < w[1].0) {
-            return wrap(entries);
-        }
         // Stable: equal keys keep their order, so the last of a run is the last given.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out: Vec<(K, V)> = Vec::with_capacity(entries.len());
