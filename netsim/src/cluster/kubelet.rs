@@ -154,7 +154,13 @@ pub(super) fn pods_res() -> Result<&'static apiserver::resources::Resource, ApiE
 pub(super) fn image_id(image: &str) -> String {
     let q = images::qualified(image);
     let digest = Sha256::digest(q.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    // One String, not a formatted one per byte: this runs for every container start.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(2 * digest.len());
+    for b in digest {
+        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
     let repo = q.rsplit_once(':').map(|(r, _)| r).unwrap_or(&q);
     format!("{repo}@sha256:{hex}")
 }
