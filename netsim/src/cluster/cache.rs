@@ -97,8 +97,17 @@ impl Cache {
     pub fn apply(&mut self, ev: ObjectEvent, key: Key) {
         self.revision = self.revision.max(ev.revision);
         let plural = ev.resource.plural;
-        let old = self.objects.get_mut(plural).and_then(|m| m.remove(&key));
         let deleted = ev.kind == EventType::Deleted;
+        // One search of the kind's map: the new object takes the old one's slot.
+        let objects = self.objects.entry(plural).or_default();
+        let old = if deleted {
+            objects.remove(&key)
+        } else if let Some(slot) = objects.get_mut(&key) {
+            Some(std::mem::replace(slot, Arc::clone(&ev.object)))
+        } else {
+            objects.insert(key.clone(), Arc::clone(&ev.object));
+            None
+        };
         // Most changes are status writes, which leave every index as it was.
         let reindex = deleted
             || old
@@ -109,14 +118,8 @@ impl Cache {
                 self.unindex(plural, &key, old);
             }
         }
-        if !deleted {
-            if reindex {
-                self.index(plural, &key, &ev.object);
-            }
-            self.objects
-                .entry(plural)
-                .or_default()
-                .insert(key, ev.object);
+        if !deleted && reindex {
+            self.index(plural, &key, &ev.object);
         }
     }
 

@@ -292,9 +292,7 @@ impl Cluster {
     fn observe(&mut self, ev: ObjectEvent) {
         let obj = &ev.object;
         let key = key_of(obj);
-        let ns = str_at(obj, "/metadata/namespace")
-            .unwrap_or_default()
-            .to_owned();
+        let ns = str_at(obj, "/metadata/namespace").unwrap_or_default();
         for owner in obj
             .at("/metadata/ownerReferences")
             .and_then(Value::as_array)
@@ -312,7 +310,7 @@ impl Cluster {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let mut okey = String::with_capacity(ns.len() + 1 + name.len());
-            okey.push_str(&ns);
+            okey.push_str(ns);
             okey.push('/');
             okey.push_str(name);
             set.insert(okey);
@@ -330,10 +328,10 @@ impl Cluster {
             // A terminating namespace finishes once its last object is gone.
             if self
                 .cache
-                .get("namespaces", &ns)
+                .get("namespaces", ns)
                 .is_some_and(|n| n.at("/metadata/deletionTimestamp").is_some())
             {
-                self.dirty.namespaces.insert(ns.clone());
+                self.dirty.namespaces.insert(ns.to_owned());
             }
         }
         match ev.resource.plural {
@@ -373,12 +371,12 @@ impl Cluster {
                 if ev.kind == EventType::Deleted
                     && str_at(obj, "/metadata/name") == Some("default") =>
             {
-                self.dirty.ns_defaults.insert(ns.clone());
+                self.dirty.ns_defaults.insert(ns.to_owned());
             }
             "configmaps"
                 if str_at(obj, "/metadata/name") == Some(serviceaccounts::ROOT_CA_CONFIGMAP) =>
             {
-                self.dirty.ns_defaults.insert(ns.clone());
+                self.dirty.ns_defaults.insert(ns.to_owned());
             }
             "pods" => {
                 if ev.kind != EventType::Deleted {
@@ -394,7 +392,7 @@ impl Cluster {
                 if endpoint_view(old) != endpoint_view(new) {
                     let mut svcs = BTreeSet::new();
                     for p in [new, old].into_iter().flatten() {
-                        svcs.extend(self.cache.services_selecting(&ns, p));
+                        svcs.extend(self.cache.services_selecting(ns, p));
                     }
                     self.dirty.services.extend(svcs);
                 }
