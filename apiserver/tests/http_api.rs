@@ -392,6 +392,21 @@ async fn writes_made_behind_the_apiservers_back_are_seen() {
         .await
         .unwrap_err();
     assert_eq!((err.code, err.reason), (409, "Conflict"));
+    // This server's next write gets a revision it did not expect (theirs came in between):
+    // what it returns, and what is read after, carry the revision the store gave.
+    let mut next = got.clone();
+    next["data"]["k"] = json!("after");
+    let updated = api
+        .update(cms, Some("default"), "c", next, false)
+        .await
+        .unwrap();
+    let stored = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(
+        updated["metadata"]["resourceVersion"],
+        stored.mod_revision.to_string()
+    );
+    let reread = api.get(cms, Some("default"), "c").await.unwrap();
+    assert_eq!(reread, updated);
 }
 
 /// Watches for resources an informer skips arrive as bookmarks: the revision moves on, the

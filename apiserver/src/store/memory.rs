@@ -326,6 +326,10 @@ impl Store for MemStore {
         Ok(())
     }
 
+    fn returns_written_values(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         "memory".to_owned()
     }

@@ -145,4 +145,10 @@ pub trait Store: Send + Sync + 'static {
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
     /// Where the data lives, for messages (`memory`, `etcd://127.0.0.1:2379`).
     fn describe(&self) -> String;
+    /// True when what `get`, `list` and `watch` return are the very values written (an
+    /// in-process store): a value written as an object comes back as that object, so its
+    /// reader needs no decoded copy of its own.
+    fn returns_written_values(&self) -> bool {
+        false
+    }
 }
