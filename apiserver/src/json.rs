@@ -526,7 +526,8 @@ mod tests {
         let v = json!({
             "metadata": {"name": "web", "resourceVersion": "42", "labels": {"a/b": "c\"d"}},
             "spec": {"n": [0, -1, 18446744073709551615u64, 9223372036854775807i64, 1.5, -0.25, 1e300, 3.0]},
-            "s": ["", "plain", "tab\there", "nl\n", "quote\"", "back\\slash", "\u{1}\u{1f}\u{7f}", "ünï©ødé ✓", "</script>"],
+            "s": ["", "plain", "tab\there", "nl\n", "quote\"", "back\\slash", "\u{1}\u{1f}\u{7f}", "ünï©ødé ✓", "</script>",
+                "\"", "a\"", "\\", "7chars\n", "seven!!", "eight!!!", "nine!!!!!", " ", "ü"],
             "t": true, "f": false, "z": null, "e": {}, "ea": [],
             "k\"ey": {"\u{0}": 1}
         });
