@@ -45,8 +45,8 @@ impl At for Value {
 
 /// Where the pointer token starting at `start` ends (the next `/`, or the end), and whether
 /// it holds a `~` (an escape). Eight bytes at a time: a byte loop here was a tenth of all
-/// the simulator's instructions. In `has_zero`'s mask the lowest set bit marks the first
-/// zero byte exactly (later bits may be borrows), which is all this reads of it.
+/// the simulator's instructions. In a `zero_bytes` mask the lowest set bit marks the first
+/// zero byte exactly (higher ones may be borrows), which is all this reads of it.
 #[inline]
 fn token_end(bytes: &[u8], start: usize) -> (usize, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
