@@ -105,7 +105,6 @@ pub enum WatchItem {
 ///
 /// A store that hands back the values written (`MemStore`) hands back the objects too: then
 /// nothing is kept here (`keeping` is off) and a read takes the object from the value.
-#[derive(Default)]
 struct Decoded {
     by_key: Mutex<BTreeMap<String, Kept>>,
     keeping: bool,

@@ -580,7 +580,7 @@ async fn etcd_bench(endpoints: &[String], out: &mut String) -> anyhow::Result<()
     writeln!(
         out,
         "raw Store::create on etcd ({} bytes each): {raw_rate:.0} puts/s ({:.3} s, {:.0} µs each)",
-        sample.value.len(),
+        sample.value.bytes().len(),
         raw_time.as_secs_f64(),
         raw_time.as_secs_f64() * 1e6 / ETCD_N as f64
     )?;

@@ -63,14 +63,6 @@ impl StoredValue {
             Repr::Object(e) => e.bytes.get_or_init(|| encode(&e.obj)),
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.bytes().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The stored form, as [`crate::json::write_compact`] writes it. Writing JSON into a
@@ -103,12 +95,6 @@ impl PartialEq for StoredValue {
 }
 
 impl Eq for StoredValue {}
-
-impl PartialEq<Bytes> for StoredValue {
-    fn eq(&self, other: &Bytes) -> bool {
-        self.bytes() == other
-    }
-}
 
 impl fmt::Debug for StoredValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
