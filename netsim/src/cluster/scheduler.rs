@@ -82,14 +82,32 @@ fn node_ready(node: &Value) -> bool {
 }
 
 /// What filters a pod's node choice; pods of one controller share it, so the filtered node
-/// list is computed once per distinct constraint set per scheduling pass.
-fn constraints_of(pod: &Value) -> String {
-    json!([
-        pod.at("/spec/tolerations"),
-        pod.at("/spec/nodeSelector"),
-        required_node_name(pod)
-    ])
-    .to_string()
+/// list is computed once per distinct constraint set per scheduling pass. The three parts'
+/// compact JSON, written into one buffer (no copy of the parts into a new array first).
+fn constraints_of(pod: &Value) -> Vec<u8> {
+    let mut key = Vec::with_capacity(256);
+    // A NUL cannot appear in JSON text, so the parts cannot run into each other.
+    for part in [pod.at("/spec/tolerations"), pod.at("/spec/nodeSelector")] {
+        if let Some(v) = part {
+            // Writing into a Vec cannot fail.
+            let _ = json::write_compact(v, &mut key, false);
+        }
+        key.push(0);
+    }
+    key.extend_from_slice(required_node_name(pod).unwrap_or_default().as_bytes());
+    key
+}
+
+/// `counts[n]`, for a count vector indexed by node number that may be shorter than `n`.
+fn count_at(counts: &[usize], n: usize) -> usize {
+    counts.get(n).copied().unwrap_or(0)
+}
+
+fn bump(counts: &mut Vec<usize>, n: usize) {
+    if counts.len() <= n {
+        counts.resize(n + 1, 0);
+    }
+    counts[n] += 1;
 }
 
 /// A feasible node: its name and the cache's number for it.
@@ -109,10 +127,13 @@ impl Cluster {
             .collect();
         let total = self.cache.all("nodes").count();
         // Feasible nodes per set of constraints, by name.
-        let mut feasible_for: BTreeMap<String, Arc<[Candidate]>> = BTreeMap::new();
-        // Bindings made in this pass, which the cache's counts do not show yet, by node number.
-        let mut bound_here: BTreeMap<usize, usize> = BTreeMap::new();
-        let mut bound_here_owned: BTreeMap<String, BTreeMap<usize, usize>> = BTreeMap::new();
+        let mut feasible_for: BTreeMap<Vec<u8>, Arc<[Candidate]>> = BTreeMap::new();
+        // Bindings made in this pass, which the cache's counts do not show yet, indexed by
+        // node number: a pod weighs every node, so its counts are read as vectors, not maps.
+        let mut bound_here: Vec<usize> = Vec::new();
+        let mut bound_here_owned: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        // The owner's pods per node from the cache, spread into a vector for one pod.
+        let mut owned_dense: Vec<usize> = Vec::new();
         for key in keys {
             let Some(pod) = self.cache.get_shared("pods", &key).cloned() else {
                 continue;
@@ -163,20 +184,21 @@ impl Cluster {
                 continue;
             }
             // Spread: fewest pods of this owner, then fewest pods, per node.
-            let count = |m: Option<&BTreeMap<usize, usize>>, n: usize| {
-                m.and_then(|m| m.get(&n)).copied().unwrap_or(0)
-            };
-            let (owned, owned_here) = (
-                self.cache.owned_pods_per_node(&owner),
-                bound_here_owned.get(&owner),
-            );
+            owned_dense.clear();
+            for (&n, &c) in self.cache.owned_pods_per_node(&owner).into_iter().flatten() {
+                if owned_dense.len() <= n {
+                    owned_dense.resize(n + 1, 0);
+                }
+                owned_dense[n] = c;
+            }
+            let owned_here = bound_here_owned.get(&owner).map_or(&[][..], Vec::as_slice);
             let scores: Vec<(usize, usize)> = candidates
                 .iter()
                 .map(|(_, number)| {
                     number.map_or((0, 0), |n| {
                         (
-                            count(owned, n) + count(owned_here, n),
-                            self.cache.pods_on_node(n) + count(Some(&bound_here), n),
+                            count_at(&owned_dense, n) + count_at(owned_here, n),
+                            self.cache.pods_on_node(n) + count_at(&bound_here, n),
                         )
                     })
                 })
@@ -202,12 +224,8 @@ impl Cluster {
                 continue;
             }
             if let Some(n) = chosen_number {
-                *bound_here.entry(n).or_default() += 1;
-                *bound_here_owned
-                    .entry(owner.clone())
-                    .or_default()
-                    .entry(n)
-                    .or_default() += 1;
+                bump(&mut bound_here, n);
+                bump(bound_here_owned.entry(owner.clone()).or_default(), n);
             }
             let msg = format!(
                 "Successfully assigned {}/{} to {chosen}",
