@@ -72,8 +72,10 @@ fn indexed(obj: &Value) -> [Option<&Value>; 4] {
 pub struct Cache {
     /// plural → key → object, shared with the apiserver's decoded objects.
     objects: BTreeMap<&'static str, BTreeMap<Key, Arc<Value>>>,
-    /// owner uid → (plural, key) of dependents.
-    by_owner: BTreeMap<String, BTreeSet<(&'static str, Key)>>,
+    /// owner uid → plural → key → dependent. The objects themselves, kept current on every
+    /// change: a controller syncing an owner reads its dependents from here, where a key
+    /// would cost a search of the kind's whole map per dependent.
+    by_owner: BTreeMap<String, BTreeMap<&'static str, BTreeMap<Key, Arc<Value>>>>,
     /// (namespace, label key, label value) → pod keys.
     pods_by_label: LabelIndex,
     /// (namespace, first selector key, value) → services: a pod can only be selected by a
@@ -120,19 +122,27 @@ impl Cache {
         }
         if !deleted && reindex {
             self.index(plural, &key, &ev.object);
+        } else if !deleted {
+            // Same owners: the owner index's copy moves to the new version.
+            for uid in Self::owner_uids(&ev.object) {
+                let slot = self
+                    .by_owner
+                    .get_mut(uid)
+                    .and_then(|kinds| kinds.get_mut(plural))
+                    .and_then(|deps| deps.get_mut(&key));
+                if let Some(slot) = slot {
+                    *slot = Arc::clone(&ev.object);
+                }
+            }
         }
     }
 
-    fn owner_uids(obj: &Value) -> Vec<String> {
+    fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
         obj.at("/metadata/ownerReferences")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|o| o.get("uid").and_then(Value::as_str))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| json::get(o, "uid").and_then(Value::as_str))
     }
 
     fn labels(obj: &Value) -> Vec<(String, String)> {
@@ -156,17 +166,21 @@ impl Cache {
         Some((ns, k.clone(), v.as_str().unwrap_or_default().to_owned()))
     }
 
-    fn index(&mut self, plural: &'static str, key: &Key, obj: &Value) {
+    fn index(&mut self, plural: &'static str, key: &Key, obj: &Arc<Value>) {
         if plural == "services" {
             if let Some((ns, k, v)) = Self::first_selector_pair(obj) {
                 self.services_by_selector.insert(&ns, &k, &v, key);
             }
         }
         for uid in Self::owner_uids(obj) {
-            self.by_owner
-                .entry(uid)
+            let kinds = match self.by_owner.get_mut(uid) {
+                Some(kinds) => kinds,
+                None => self.by_owner.entry(uid.to_owned()).or_default(),
+            };
+            kinds
+                .entry(plural)
                 .or_default()
-                .insert((plural, key.clone()));
+                .insert(key.clone(), Arc::clone(obj));
         }
         if plural == "nodes" {
             if let Some(name) = str_at(obj, "/metadata/name") {
@@ -213,10 +227,15 @@ impl Cache {
             }
         }
         for uid in Self::owner_uids(obj) {
-            if let Some(s) = self.by_owner.get_mut(&uid) {
-                s.remove(&(plural, key.clone()));
-                if s.is_empty() {
-                    self.by_owner.remove(&uid);
+            if let Some(kinds) = self.by_owner.get_mut(uid) {
+                if let Some(deps) = kinds.get_mut(plural) {
+                    deps.remove(key);
+                    if deps.is_empty() {
+                        kinds.remove(plural);
+                    }
+                }
+                if kinds.is_empty() {
+                    self.by_owner.remove(uid);
                 }
             }
         }
@@ -315,20 +334,20 @@ impl Cache {
 
     /// [`Self::owned_by`], as shared objects to keep past a write.
     pub fn owned_by_shared(&self, uid: &str, plural: &str) -> Vec<&Arc<Value>> {
-        let (Some(deps), Some(objects)) = (self.by_owner.get(uid), self.objects.get(plural)) else {
-            return Vec::new();
-        };
-        deps.iter()
-            .filter(|(p, _)| *p == plural)
-            .filter_map(|(_, k)| objects.get(k))
-            .collect()
+        self.by_owner
+            .get(uid)
+            .and_then(|kinds| kinds.get(plural))
+            .map(|deps| deps.values().collect())
+            .unwrap_or_default()
     }
 
     pub fn dependents(&self, uid: &str) -> Vec<(&'static str, Key)> {
         self.by_owner
             .get(uid)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .flat_map(|(plural, deps)| deps.keys().map(|k| (*plural, k.clone())))
+            .collect()
     }
 
     /// Services in `ns` whose (non-empty) selector matches `pod`'s labels, in key order.
