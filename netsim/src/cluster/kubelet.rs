@@ -15,7 +15,7 @@ use apiserver::ApiError;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::cache::{str_at, without, Key};
+use super::cache::{object, or_null, str_at, without, Key};
 use super::{ignore_not_found, split_key, Cluster, ClusterError};
 use crate::images;
 
@@ -284,28 +284,69 @@ impl Cluster {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        // Built field by field, in key order (`json!` would serialize every borrowed field
+        // into a new value): this runs once for every pod.
+        let text = |s: &str| Value::String(s.to_owned());
         let statuses: Vec<Value> = containers
             .iter()
-            .map(|c| json!({
-                "name": c.get("name"), "image": c.get("image"), "imageID": "", "ready": false, "restartCount": 0,
-                "started": false, "state": {"waiting": {"reason": "ContainerCreating"}}, "lastState": {}
-            }))
+            .map(|c| {
+                object([
+                    ("image", or_null(c.get("image"))),
+                    ("imageID", text("")),
+                    ("lastState", object([])),
+                    ("name", or_null(c.get("name"))),
+                    ("ready", false.into()),
+                    ("restartCount", 0.into()),
+                    ("started", false.into()),
+                    (
+                        "state",
+                        object([("waiting", object([("reason", text("ContainerCreating"))]))]),
+                    ),
+                ])
+            })
             .collect();
-        let mut status = json!({
-            "phase": "Pending",
-            "conditions": [
-                {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now, "lastProbeTime": null},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now, "lastProbeTime": null},
-                {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": format!("containers with unready status: [{}]", names(&containers)), "lastTransitionTime": now, "lastProbeTime": null},
-                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "message": format!("containers with unready status: [{}]", names(&containers)), "lastTransitionTime": now, "lastProbeTime": null},
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": pod.at("/metadata/creationTimestamp"), "lastProbeTime": null},
-            ],
-            "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
-            "startTime": now, "containerStatuses": statuses, "qosClass": "BestEffort",
-        });
+        let condition = |kind: &str, ok: bool, at: Value| {
+            let mut c = object([
+                ("lastProbeTime", Value::Null),
+                ("lastTransitionTime", at),
+                ("status", text(if ok { "True" } else { "False" })),
+                ("type", text(kind)),
+            ]);
+            if !ok {
+                c["message"] = Value::String(format!(
+                    "containers with unready status: [{}]",
+                    names(&containers)
+                ));
+                c["reason"] = text("ContainersNotReady");
+            }
+            c
+        };
+        let ips = |ip: &str| Value::Array(vec![object([("ip", text(ip))])]);
+        let mut status = object([
+            (
+                "conditions",
+                Value::Array(vec![
+                    condition("PodReadyToStartContainers", true, text(&now)),
+                    condition("Initialized", true, text(&now)),
+                    condition("Ready", false, text(&now)),
+                    condition("ContainersReady", false, text(&now)),
+                    condition(
+                        "PodScheduled",
+                        true,
+                        or_null(pod.at("/metadata/creationTimestamp")),
+                    ),
+                ]),
+            ),
+            ("containerStatuses", Value::Array(statuses)),
+            ("hostIP", text(&host_ip)),
+            ("hostIPs", ips(&host_ip)),
+            ("phase", text("Pending")),
+            ("qosClass", text("BestEffort")),
+            ("startTime", text(&now)),
+        ]);
         if let Some(ip) = &pod_ip {
-            status["podIP"] = json!(ip);
-            status["podIPs"] = json!([{"ip": ip}]);
+            status["podIP"] = text(ip);
+            status["podIPs"] = ips(ip);
         }
         let (ns, name) = split_key(key);
         let mut n = without(pod, &["status"]);
@@ -566,12 +607,27 @@ impl Cluster {
                 Some(&node),
             )
             .await?;
-            statuses.push(json!({
-                "name": cname, "image": q, "imageID": image_id(&image),
-                "containerID": format!("containerd://{}", self.rng.hex(64)),
-                "ready": true, "restartCount": 0, "started": true,
-                "state": {"running": {"startedAt": now}}, "lastState": {}
-            }));
+            // Field by field, in key order (see `start_sandbox`).
+            statuses.push(object([
+                (
+                    "containerID",
+                    Value::String(format!("containerd://{}", self.rng.hex(64))),
+                ),
+                ("image", Value::String(q)),
+                ("imageID", Value::String(image_id(&image))),
+                ("lastState", object([])),
+                ("name", Value::String(cname)),
+                ("ready", true.into()),
+                ("restartCount", 0.into()),
+                ("started", true.into()),
+                (
+                    "state",
+                    object([(
+                        "running",
+                        object([("startedAt", Value::String(now.clone()))]),
+                    )]),
+                ),
+            ]));
         }
         let mut n = (*pod).clone();
         n["status"]["phase"] = json!("Running");
@@ -585,7 +641,12 @@ impl Cluster {
                     c.get("type").and_then(Value::as_str),
                     Some("Ready") | Some("ContainersReady")
                 ) {
-                    *c = json!({"type": c.get("type"), "status": "True", "lastTransitionTime": now, "lastProbeTime": null});
+                    *c = object([
+                        ("lastProbeTime", Value::Null),
+                        ("lastTransitionTime", Value::String(now.clone())),
+                        ("status", "True".into()),
+                        ("type", or_null(c.get("type"))),
+                    ]);
                 }
             }
         }

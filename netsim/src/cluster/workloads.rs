@@ -46,12 +46,17 @@ pub fn pod_template_hash(template: &Value, collision_count: Option<i64>) -> Stri
         .collect()
 }
 
+/// Built field by field, in key order: `json!` would serialize each borrowed field into a
+/// new value, and every pod a controller creates carries one of these.
 fn owner_ref(owner: &Value) -> Value {
-    json!({
-        "apiVersion": owner.get("apiVersion"), "kind": owner.get("kind"),
-        "name": owner.at("/metadata/name"), "uid": owner.at("/metadata/uid"),
-        "controller": true, "blockOwnerDeletion": true
-    })
+    object([
+        ("apiVersion", or_null(owner.get("apiVersion"))),
+        ("blockOwnerDeletion", true.into()),
+        ("controller", true.into()),
+        ("kind", or_null(owner.get("kind"))),
+        ("name", or_null(owner.at("/metadata/name"))),
+        ("uid", or_null(owner.at("/metadata/uid"))),
+    ])
 }
 
 fn is_active(pod: &Value) -> bool {
@@ -90,20 +95,30 @@ fn int_or_percent(v: Option<&Value>, total: i64, round_up: bool) -> i64 {
 }
 
 /// A pod built from a template, as `controller.GetPodFromTemplate` does.
+/// The pod shares the template's spec and labels (maps are copied on write): `json!` would
+/// have serialized the whole spec into a new tree for every pod.
 fn pod_from_template(template: &Value, ns: &str, owner: &Value) -> Value {
-    let mut pod = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {
-            "namespace": ns,
-            "labels": template.at("/metadata/labels").cloned().unwrap_or(json!({})),
-            "ownerReferences": [owner_ref(owner)],
-        },
-        "spec": template.get("spec").cloned().unwrap_or(json!({})),
-    });
+    let empty = || Value::Object(serde_json::Map::new());
+    let mut metadata = object([
+        (
+            "labels",
+            template
+                .at("/metadata/labels")
+                .cloned()
+                .unwrap_or_else(empty),
+        ),
+        ("namespace", ns.into()),
+        ("ownerReferences", Value::Array(vec![owner_ref(owner)])),
+    ]);
     if let Some(a) = template.at("/metadata/annotations") {
-        pod["metadata"]["annotations"] = a.clone();
+        metadata["annotations"] = a.clone();
     }
-    pod
+    object([
+        ("apiVersion", "v1".into()),
+        ("kind", "Pod".into()),
+        ("metadata", metadata),
+        ("spec", template.get("spec").cloned().unwrap_or_else(empty)),
+    ])
 }
 
 /// A controller's object as the cache has it, with the identity fields every sync needs.
