@@ -23,16 +23,16 @@ impl At for Value {
         loop {
             let (end, escaped) = token_end(bytes, start);
             let raw = &rest[start..end];
-            let unescaped: String;
-            let tok = if escaped {
-                unescaped = raw.replace("~1", "/").replace("~0", "~");
-                unescaped.as_str()
-            } else {
-                raw
-            };
             cur = match cur {
-                Value::Object(m) => field(m, tok)?,
-                Value::Array(a) => a.get(array_index(tok)?)?,
+                // An escaped token (a label or annotation key with a `/`) is compared with
+                // each key as it is unescaped, rather than unescaped into a new String.
+                Value::Object(m) if escaped => m
+                    .iter()
+                    .find(|(k, _)| is_unescaped(k, raw))
+                    .map(|(_, v)| v)?,
+                Value::Object(m) => field(m, raw)?,
+                // An index has no escapes; an escaped token is not an index.
+                Value::Array(a) if !escaped => a.get(array_index(raw)?)?,
                 _ => return None,
             };
             if end == bytes.len() {
@@ -41,6 +41,26 @@ impl At for Value {
             start = end + 1;
         }
     }
+}
+
+/// Whether `key` is the JSON-pointer token `raw` unescaped (`~1` is `/`, `~0` is `~`).
+fn is_unescaped(key: &str, raw: &str) -> bool {
+    let (mut k, mut r) = (key.as_bytes(), raw.as_bytes());
+    while let Some((&c, rest)) = r.split_first() {
+        let (want, rest) = match (c, rest.split_first()) {
+            (b'~', Some((b'1', more))) => (b'/', more),
+            (b'~', Some((b'0', more))) => (b'~', more),
+            // Not an escape: taken as it stands, as `Value::pointer` does.
+            (b'~', _) => (b'~', rest),
+            _ => (c, rest),
+        };
+        match k.split_first() {
+            Some((&have, krest)) if have == want => k = krest,
+            _ => return false,
+        }
+        r = rest;
+    }
+    k.is_empty()
 }
 
 /// Where the pointer token starting at `start` ends (the next `/`, or the end), and whether
@@ -488,6 +508,33 @@ mod tests {
             None,
             "fields only, not array indexes"
         );
+    }
+
+    #[test]
+    fn escaped_tokens_find_what_value_pointer_finds() {
+        let keys = [
+            "a/b", "a~b", "~1", "/", "~", "a~/b", "x~2y", "~0", "plain", "a//b",
+        ];
+        let obj = Value::Object(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (k.to_string(), Value::from(i)))
+                .collect(),
+        );
+        let tokens = [
+            "a~1b", "a~0b", "~01", "~1", "~0", "a~0~1b", "x~2y", "~00", "plain", "a~1~1b", "a~1",
+            "~", "~~1", "a~", "~2", "",
+        ];
+        for t in tokens {
+            let ptr = format!("/{t}");
+            assert_eq!(obj.at(&ptr), obj.pointer(&ptr), "token {t:?}");
+        }
+        let nested = serde_json::json!({"m": {"l": {"kubernetes.io/service-name": "web"}}});
+        assert_eq!(
+            nested.at("/m/l/kubernetes.io~1service-name"),
+            Some(&Value::from("web"))
+        );
+        assert_eq!(nested.at("/m/l/kubernetes.io~1service-nam"), None);
     }
 
     #[test]
