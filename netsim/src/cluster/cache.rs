@@ -22,7 +22,15 @@ pub fn key_of(obj: &Value) -> Key {
         .and_then(|m| json::get(m, "namespace"))
         .and_then(Value::as_str)
     {
-        Some(ns) => format!("{ns}/{name}"),
+        // Not `format!`: this runs for every watch event, and the formatting machinery
+        // cost several times the copy.
+        Some(ns) => {
+            let mut key = String::with_capacity(ns.len() + 1 + name.len());
+            key.push_str(ns);
+            key.push('/');
+            key.push_str(name);
+            key
+        }
         None => name.to_owned(),
     }
 }
