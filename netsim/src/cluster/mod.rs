@@ -178,6 +178,12 @@ pub struct Cluster {
     events: EventLog,
     /// Per Service, each selected pod's Endpoints entries by pod IP (`endpoints.rs`).
     endpoint_memo: BTreeMap<Key, BTreeMap<String, endpoints::PodEndpoint>>,
+    /// The resourceVersion of the last status this driver's Deployment and ReplicaSet
+    /// controllers wrote, per (kind, key), when that status was the sync's only write: see
+    /// [`Cluster::is_own_status_echo`].
+    own_status_writes: BTreeMap<(&'static str, Key), String>,
+    /// The store revision when the current Deployment or ReplicaSet sync began.
+    sync_began_at: i64,
 }
 
 impl Cluster {
@@ -213,6 +219,8 @@ impl Cluster {
             create_failures: BTreeMap::new(),
             events: EventLog::default(),
             endpoint_memo: BTreeMap::new(),
+            own_status_writes: BTreeMap::new(),
+            sync_began_at: 0,
         };
         cluster.cache.revision = start;
         // A kept store (etcd under `serve`) already holds objects: load them into the cache.
@@ -288,6 +296,24 @@ impl Cluster {
         Ok(())
     }
 
+    /// Whether `obj` is the version of `key` that this driver's own status write made, in
+    /// a sync that wrote nothing else. A controller's informer sees its own status write
+    /// come back and syncs the object again. When that sync had nothing to create, scale
+    /// or delete and no error to retry (the status was its only write), the next one can
+    /// only compute the status it just wrote: its owner's and dependents' changes arrive as
+    /// their own events. So it is skipped. Those echoes were half of all the syncs of both
+    /// controllers. A sync that also wrote something (a pod create, a refused create's
+    /// Event) is echoed as before, which retries what it tried.
+    fn is_own_status_echo(&mut self, plural: &'static str, key: &Key, obj: &Value) -> bool {
+        let rv = str_at(obj, "/metadata/resourceVersion");
+        let slot = (plural, key.clone());
+        if rv.is_some() && self.own_status_writes.get(&slot).map(String::as_str) == rv {
+            self.own_status_writes.remove(&slot);
+            return true;
+        }
+        false
+    }
+
     /// Marks what an event makes dirty, then applies it to the cache.
     fn observe(&mut self, ev: ObjectEvent) {
         let obj = &ev.object;
@@ -335,10 +361,10 @@ impl Cluster {
             }
         }
         match ev.resource.plural {
-            "deployments" => {
+            "deployments" if !self.is_own_status_echo("deployments", &key, obj) => {
                 self.dirty.deployments.insert(key.clone());
             }
-            "replicasets" => {
+            "replicasets" if !self.is_own_status_echo("replicasets", &key, obj) => {
                 self.dirty.replicasets.insert(key.clone());
             }
             "daemonsets" => {

@@ -205,7 +205,22 @@ impl Cluster {
         let name = str_at(obj, "/metadata/name").unwrap_or_default();
         let mut n = without(obj, &["status"]);
         n["status"] = status;
-        ignore_not_found(self.api.update_status(res(plural)?, ns, name, n).await)?;
+        let written = ignore_not_found(self.api.update_status(res(plural)?, ns, name, n).await)?;
+        let kind = match plural {
+            "deployments" => Some("deployments"),
+            "replicasets" => Some("replicasets"),
+            _ => None,
+        };
+        if let (Some(kind), Some(written)) = (kind, written) {
+            let rv = str_at(&written, "/metadata/resourceVersion");
+            let only_write = rv
+                .and_then(|r| r.parse::<i64>().ok())
+                .is_some_and(|r| r == self.sync_began_at + 1);
+            if let (true, Some(rv)) = (only_write, rv) {
+                self.own_status_writes
+                    .insert((kind, key_of(&written)), rv.to_owned());
+            }
+        }
         Ok(())
     }
 
@@ -263,6 +278,7 @@ impl Cluster {
             if d.at("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
+            self.sync_began_at = self.api.last_write_revision();
             self.sync_deployment(&d).await?;
         }
         Ok(())
@@ -624,6 +640,7 @@ impl Cluster {
             else {
                 continue;
             };
+            self.sync_began_at = self.api.last_write_revision();
             let mut pods: Vec<Arc<Value>> = self
                 .cache
                 .owned_by_shared(&uid, "pods")
