@@ -342,6 +342,9 @@ impl Cluster {
             set.insert(okey);
         }
         if ev.kind == EventType::Deleted {
+            // Gone before its status write came back: nothing will echo it now.
+            self.own_status_writes
+                .remove(&(ev.resource.plural, key.clone()));
             if let Some(uid) = str_at(obj, "/metadata/uid") {
                 self.dirty.deleted_uids.insert(uid.to_owned());
                 if ev.resource.plural == "deployments" {
