@@ -178,10 +178,11 @@ pub struct Cluster {
     events: EventLog,
     /// Per Service, each selected pod's Endpoints entries by pod IP (`endpoints.rs`).
     endpoint_memo: BTreeMap<Key, BTreeMap<String, endpoints::PodEndpoint>>,
-    /// The resourceVersion of the last status this driver's Deployment and ReplicaSet
-    /// controllers wrote, per (kind, key), when that status was the sync's only write: see
-    /// [`Cluster::is_own_status_echo`].
-    own_status_writes: BTreeMap<(&'static str, Key), String>,
+    /// Per key, the kind and resourceVersion of the last status this driver's Deployment
+    /// and ReplicaSet controllers wrote, when that status was the sync's only write: see
+    /// [`Cluster::is_own_status_echo`]. (A Deployment and a ReplicaSet of one name would
+    /// share a slot; the loser is only synced once more than it needs.)
+    own_status_writes: BTreeMap<Key, (&'static str, String)>,
     /// The store revision when the current Deployment or ReplicaSet sync began.
     sync_began_at: i64,
 }
@@ -305,13 +306,13 @@ impl Cluster {
     /// controllers. A sync that also wrote something (a pod create, a refused create's
     /// Event) is echoed as before, which retries what it tried.
     fn is_own_status_echo(&mut self, plural: &'static str, key: &Key, obj: &Value) -> bool {
-        let rv = str_at(obj, "/metadata/resourceVersion");
-        let slot = (plural, key.clone());
-        if rv.is_some() && self.own_status_writes.get(&slot).map(String::as_str) == rv {
-            self.own_status_writes.remove(&slot);
-            return true;
+        let echo = self.own_status_writes.get(key).is_some_and(|(kind, rv)| {
+            *kind == plural && str_at(obj, "/metadata/resourceVersion") == Some(rv.as_str())
+        });
+        if echo {
+            self.own_status_writes.remove(key);
         }
-        false
+        echo
     }
 
     /// Marks what an event makes dirty, then applies it to the cache.
@@ -343,8 +344,7 @@ impl Cluster {
         }
         if ev.kind == EventType::Deleted {
             // Gone before its status write came back: nothing will echo it now.
-            self.own_status_writes
-                .remove(&(ev.resource.plural, key.clone()));
+            self.own_status_writes.remove(&key);
             if let Some(uid) = str_at(obj, "/metadata/uid") {
                 self.dirty.deleted_uids.insert(uid.to_owned());
                 if ev.resource.plural == "deployments" {

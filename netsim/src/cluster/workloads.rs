@@ -194,7 +194,7 @@ impl Cluster {
     /// must not bump resourceVersions for nothing: that would wake every watcher).
     async fn write_status(
         &mut self,
-        plural: &str,
+        plural: &'static str,
         obj: &Value,
         status: Value,
     ) -> Result<(), ClusterError> {
@@ -206,19 +206,15 @@ impl Cluster {
         let mut n = without(obj, &["status"]);
         n["status"] = status;
         let written = ignore_not_found(self.api.update_status(res(plural)?, ns, name, n).await)?;
-        let kind = match plural {
-            "deployments" => Some("deployments"),
-            "replicasets" => Some("replicasets"),
-            _ => None,
-        };
-        if let (Some(kind), Some(written)) = (kind, written) {
+        let echoed = matches!(plural, "deployments" | "replicasets");
+        if let (true, Some(written)) = (echoed, written) {
             let rv = str_at(&written, "/metadata/resourceVersion");
             let only_write = rv
                 .and_then(|r| r.parse::<i64>().ok())
                 .is_some_and(|r| r == self.sync_began_at + 1);
             if let (true, Some(rv)) = (only_write, rv) {
                 self.own_status_writes
-                    .insert((kind, key_of(&written)), rv.to_owned());
+                    .insert(key_of(&written), (plural, rv.to_owned()));
             }
         }
         Ok(())
