@@ -270,9 +270,9 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
     {
         if let Some(ip) = old.at("/spec/clusterIP").cloned() {
             let spec = obj_mut(new, "spec");
-            spec.insert("clusterIP".into(), ip);
+            spec.insert("clusterIP", ip);
             if let Some(ips) = old.at("/spec/clusterIPs").cloned() {
-                spec.insert("clusterIPs".into(), ips);
+                spec.insert("clusterIPs", ips);
             }
         }
     }
@@ -313,7 +313,7 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
     if new.at("/spec/healthCheckNodePort").is_none() && new_type == "LoadBalancer" {
         if let Some(hc) = old.at("/spec/healthCheckNodePort").cloned() {
             if str_at(new, "/spec/externalTrafficPolicy") == Some("Local") {
-                obj_mut(new, "spec").insert("healthCheckNodePort".into(), hc);
+                obj_mut(new, "spec").insert("healthCheckNodePort", hc);
             }
         }
     }
@@ -358,7 +358,7 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
     }
     if !spec.contains_key("tolerations") {
         spec.insert(
-            "tolerations".into(),
+            "tolerations",
             json!([
                 {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300},
                 {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300}
@@ -373,8 +373,8 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
 fn mirror_service_account(spec: &mut Map<String, Value>) {
     match named_service_account(spec).map(str::to_owned) {
         Some(n) => {
-            spec.insert("serviceAccountName".into(), Value::String(n.clone()));
-            spec.insert("serviceAccount".into(), Value::String(n));
+            spec.insert("serviceAccountName", Value::String(n.clone()));
+            spec.insert("serviceAccount", Value::String(n));
         }
         None => {
             spec.remove("serviceAccount");
@@ -410,7 +410,7 @@ pub fn is_mirror_pod(pod: &Value) -> bool {
 pub fn pod_service_account(pod: &mut Value) -> String {
     let spec = obj_mut(pod, "spec");
     let given = named_service_account(spec).unwrap_or("default").to_owned();
-    spec.insert("serviceAccountName".into(), Value::String(given.clone()));
+    spec.insert("serviceAccountName", Value::String(given.clone()));
     given
 }
 
@@ -870,8 +870,8 @@ fn allocate_service(
         };
         if let Some(ip) = ip {
             let spec = obj_mut(obj, "spec");
-            spec.insert("clusterIP".into(), json!(ip));
-            spec.insert("clusterIPs".into(), json!([ip]));
+            spec.insert("clusterIP", json!(ip));
+            spec.insert("clusterIPs", json!([ip]));
         }
     }
     let wants_np = matches!(ty.as_str(), "NodePort" | "LoadBalancer")
@@ -919,7 +919,7 @@ fn allocate_service(
         if hc == 0 {
             if let Ok(p) = ctx.alloc.node_ports.allocate_next(ctx.rng) {
                 taken.ports.push(p);
-                obj_mut(obj, "spec").insert("healthCheckNodePort".into(), json!(p));
+                obj_mut(obj, "spec").insert("healthCheckNodePort", json!(p));
             }
         } else if old_hc != Some(hc) {
             match ctx.alloc.node_ports.allocate_specific(hc) {

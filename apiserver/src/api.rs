@@ -317,13 +317,13 @@ impl ApiServer {
             .and_then(Value::as_str)
             .is_some_and(|v| res.is_api_version(v))
         {
-            m.insert("apiVersion".into(), Value::String(res.api_version()));
+            m.insert("apiVersion", Value::String(res.api_version()));
         }
         if m.get("kind").and_then(Value::as_str) != Some(res.kind) {
-            m.insert("kind".into(), Value::String(res.kind.to_owned()));
+            m.insert("kind", Value::String(res.kind.to_owned()));
         }
         if !m.get("metadata").is_some_and(Value::is_object) {
-            m.insert("metadata".into(), Value::Object(serde_json::Map::new()));
+            m.insert("metadata", Value::Object(serde_json::Map::new()));
         }
         if let Some(Value::Object(meta)) = m.get_mut("metadata") {
             let rv = rev.to_string();
@@ -331,7 +331,7 @@ impl ApiServer {
                 Some(Value::String(v)) if *v == rv => {}
                 Some(v) => *v = Value::String(rv),
                 None => {
-                    meta.insert("resourceVersion".into(), Value::String(rv));
+                    meta.insert("resourceVersion", Value::String(rv));
                 }
             }
         }
@@ -466,14 +466,14 @@ impl ApiServer {
                     .or_insert(Value::Null),
             );
             if let Some(ns) = ns {
-                meta.insert("namespace".into(), json!(ns));
+                meta.insert("namespace", json!(ns));
             }
             meta.remove("resourceVersion");
             meta.remove("deletionTimestamp");
-            meta.insert("uid".into(), json!(self.uids.uuid()));
-            meta.insert("creationTimestamp".into(), json!(self.clock.now_rfc3339()));
+            meta.insert("uid", json!(self.uids.uuid()));
+            meta.insert("creationTimestamp", json!(self.clock.now_rfc3339()));
             if matches!(res.group, "apps") {
-                meta.insert("generation".into(), json!(1));
+                meta.insert("generation", json!(1));
             }
         }
         if res.plural == "pods" {
@@ -496,7 +496,7 @@ impl ApiServer {
                 name.clone()
             };
             if let Some(meta) = candidate.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("name".into(), json!(this_name));
+                meta.insert("name", json!(this_name));
             }
             let errs = name_errors("metadata.name", &this_name, admission::name_rule(res));
             if !errs.is_empty() {
@@ -793,7 +793,7 @@ impl ApiServer {
                 );
                 match want {
                     Some(v) => {
-                        meta.insert(f.into(), v.clone());
+                        meta.insert(f, v.clone());
                     }
                     None => {
                         meta.remove(f);

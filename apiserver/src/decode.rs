@@ -78,7 +78,7 @@ fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<String
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
                 let p = if path.is_empty() {
-                    k.clone()
+                    k.to_string()
                 } else {
                     format!("{path}.{k}")
                 };

@@ -303,8 +303,8 @@ mod tests {
         for k in ["spec", "apiVersion", "status", "kind", "metadata"] {
             assert!(m.insert(k.to_owned(), json!(k.len())).is_none());
         }
-        assert_eq!(m.insert("kind".into(), json!("Pod")), Some(json!(4)));
-        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(m.insert("kind", json!("Pod")), Some(json!(4)));
+        let keys: Vec<&str> = m.keys().map(|k| k.as_str()).collect();
         assert_eq!(keys, ["apiVersion", "kind", "metadata", "spec", "status"]);
         assert_eq!(
             serde_json::to_string(&m).unwrap(),
@@ -331,13 +331,25 @@ mod tests {
         *m.entry("kind").or_insert(json!(0)) = json!("Service");
         m.entry("zz").or_insert(json!([]));
         m.entry("a").or_insert(json!(null));
-        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = m.keys().map(|k| k.as_str()).collect();
         assert_eq!(keys, ["a", "apiVersion", "kind", "spec", "status", "zz"]);
         assert_eq!(m["kind"], "Service");
         m.retain(|k, _| k.len() > 1);
         assert_eq!(m.len(), 5);
-        let back: Vec<(String, Value)> = m.clone().into_iter().rev().take(1).collect();
-        assert_eq!(back, [("zz".to_owned(), json!([]))]);
+        let back: Vec<(serde_json::map::Key, Value)> =
+            m.clone().into_iter().rev().take(1).collect();
+        assert_eq!(back, [("zz".into(), json!([]))]);
+        // Keys longer than the 24 bytes a key holds inline order and compare as the short
+        // ones do (they live on the heap instead).
+        let long = "kubectl.kubernetes.io/last-applied-configuration";
+        let mixed: Map<String, Value> = [(long, 1), ("kubectl", 2), ("kubernetes.io/zz", 3)]
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        let keys: Vec<&str> = mixed.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["kubectl", long, "kubernetes.io/zz"]);
+        assert_eq!(mixed.get(long), Some(&json!(1)));
+        assert_eq!(field(&mixed, long), Some(&json!(1)));
         // Parsing keeps the sorted order whatever the document's order.
         let parsed: Value = serde_json::from_str(r#"{"z":1,"a":{"y":2,"b":3},"m":[]}"#).unwrap();
         assert_eq!(parsed.to_string(), r#"{"a":{"b":3,"y":2},"m":[],"z":1}"#);
@@ -359,10 +371,7 @@ mod tests {
         };
         assert!(copy_root.ptr_eq(root));
         copy["metadata"]["labels"]["app"] = json!("b");
-        copy["spec"]
-            .as_object_mut()
-            .unwrap()
-            .insert("m".into(), json!(2));
+        copy["spec"].as_object_mut().unwrap().insert("m", json!(2));
         *copy["metadata"]
             .as_object_mut()
             .unwrap()
@@ -399,7 +408,7 @@ mod tests {
             .unwrap()
             .clone()
             .into_iter()
-            .map(|(k, _)| k)
+            .map(|(k, _)| k.to_string())
             .collect();
         assert_eq!(into, ["metadata", "spec"]);
     }

@@ -81,7 +81,7 @@ impl LabelSelector {
         if let Some(m) = v.get("matchLabels").and_then(Value::as_object) {
             for (k, val) in m {
                 reqs.push(Req::Eq(
-                    k.clone(),
+                    k.to_string(),
                     val.as_str().unwrap_or_default().to_owned(),
                 ));
             }

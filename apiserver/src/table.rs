@@ -662,7 +662,8 @@ fn format_labels(map: Option<&Value>) -> String {
         .map(|m| {
             // serde_json's Map iterates in key order, but sort anyway so the output does not
             // depend on that feature flag.
-            let sorted: std::collections::BTreeMap<&String, &Value> = m.iter().collect();
+            let sorted: std::collections::BTreeMap<&str, &Value> =
+                m.iter().map(|(k, v)| (k.as_str(), v)).collect();
             sorted
                 .into_iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
@@ -685,7 +686,7 @@ fn selector_string(sel: Option<&Value>) -> Option<String> {
     let mut reqs: Vec<(String, String)> = Vec::new();
     if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
         for (k, v) in m {
-            reqs.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
+            reqs.push((k.to_string(), format!("{k}={}", v.as_str().unwrap_or(""))));
         }
     }
     for e in list(sel, "/matchExpressions") {

@@ -39,7 +39,7 @@ pub fn key_of(obj: &Value) -> Key {
 /// one, a deep copy per field; controllers that write on every change build with this.)
 /// Pairs given in key order are taken as they are; any other order is sorted.
 pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    Value::Object(pairs.into_iter().collect())
 }
 
 /// A field's value, or `null` where it is missing (as `json!` writes a `None`).
@@ -158,7 +158,7 @@ impl Cache {
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .map(|(k, v)| (k.to_string(), v.as_str().unwrap_or_default().to_owned()))
                     .collect()
             })
             .unwrap_or_default()
@@ -171,7 +171,7 @@ impl Cache {
             .and_then(Value::as_object)?
             .iter()
             .next()?;
-        Some((ns, k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        Some((ns, k.to_string(), v.as_str().unwrap_or_default().to_owned()))
     }
 
     fn index(&mut self, plural: &'static str, key: &Key, obj: &Arc<Value>) {

@@ -136,9 +136,9 @@ fn since(ts: Option<&Value>, now_ms: i64) -> String {
 /// describe.go `printLabelsMultilineWithIndent` (labels, node selectors).
 fn labels_multiline(w: &mut Prefix, title: &str, labels: Option<&Value>) {
     w.w(0, &format!("{title}:\t"));
-    let mut pairs: Vec<(&String, String)> = labels
+    let mut pairs: Vec<(&str, String)> = labels
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, x)| (k, v(Some(x)))).collect())
+        .map(|m| m.iter().map(|(k, x)| (k.as_str(), v(Some(x)))).collect())
         .unwrap_or_default();
     if pairs.is_empty() {
         w.w(0, "<none>\n");
@@ -156,12 +156,12 @@ fn labels_multiline(w: &mut Prefix, title: &str, labels: Option<&Value>) {
 /// describe.go `printAnnotationsMultiline`.
 fn annotations_multiline(w: &mut Prefix, title: &str, ann: Option<&Value>) {
     w.w(0, &format!("{title}:\t"));
-    let mut pairs: Vec<(&String, String)> = ann
+    let mut pairs: Vec<(&str, String)> = ann
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .filter(|(k, _)| k.as_str() != LAST_APPLIED)
-                .map(|(k, x)| (k, v(Some(x))))
+                .map(|(k, x)| (k.as_str(), v(Some(x))))
                 .collect()
         })
         .unwrap_or_default();
@@ -290,7 +290,7 @@ fn selector_string(sel: Option<&Value>) -> String {
     let mut reqs: Vec<(String, String)> = Vec::new();
     if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
         for (k, x) in m {
-            reqs.push((k.clone(), format!("{k}={}", v(Some(x)))));
+            reqs.push((k.to_string(), format!("{k}={}", v(Some(x)))));
         }
     }
     for e in arr(sel, &["matchExpressions"]) {

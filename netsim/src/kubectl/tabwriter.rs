@@ -344,7 +344,7 @@ pub fn format_labels(labels: Option<&Value>) -> String {
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .map(|(k, v)| (k.to_string(), v.as_str().unwrap_or_default().to_string()))
                 .collect()
         })
         .unwrap_or_default();

@@ -14,9 +14,9 @@
 use crate::error::Error;
 use crate::value::Value;
 use alloc::string::String;
+use core::marker::PhantomData;
 #[cfg(feature = "preserve_order")]
 use alloc::vec::Vec;
-use core::borrow::Borrow;
 use core::fmt::{self, Debug};
 use core::hash::{Hash, Hasher};
 use core::iter::FusedIterator;
@@ -31,9 +31,20 @@ use crate::vecmap::{self as btree_map, BTreeMap};
 #[cfg(feature = "preserve_order")]
 use indexmap::IndexMap;
 
+/// netsim's patch: the type a map's keys are stored as. Kubernetes objects are made of
+/// small maps with short keys (`metadata`, `status`, `lastTransitionTime`), and a `String`
+/// key is a heap allocation of its own: every copy of a map copied each key into a new one,
+/// and every lookup read each candidate key's bytes from wherever it had been allocated.
+/// A `CompactString` holds up to 24 bytes inline, in the entry itself, and orders and
+/// compares exactly as `str` does, so iteration order and every serialized byte are
+/// unchanged. The map is still spelled `Map<String, Value>`; only the type its iterators
+/// and entries hand out for a key is this one (it derefs to `str`).
+pub type Key = compact_str::CompactString;
+
 /// Represents a JSON key/value type.
 pub struct Map<K, V> {
-    map: MapImpl<K, V>,
+    map: MapImpl<Key, V>,
+    key: PhantomData<K>,
 }
 
 #[cfg(not(feature = "preserve_order"))]
@@ -52,6 +63,7 @@ impl Map<String, Value> {
     pub fn new() -> Self {
         Map {
             map: MapImpl::default(),
+            key: PhantomData,
         }
     }
 
@@ -67,6 +79,7 @@ impl Map<String, Value> {
             },
             #[cfg(feature = "preserve_order")]
             map: IndexMap::with_capacity_and_hasher(capacity, BuildHasherImpl::default()),
+            key: PhantomData,
         }
     }
 
@@ -83,10 +96,9 @@ impl Map<String, Value> {
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<&Value>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
-        self.map.get(key)
+        self.map.get(key.as_ref())
     }
 
     /// Returns true if the map contains a value for the specified key.
@@ -96,10 +108,9 @@ impl Map<String, Value> {
     #[inline]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
-        self.map.contains_key(key)
+        self.map.contains_key(key.as_ref())
     }
 
     /// Returns a mutable reference to the value corresponding to the key.
@@ -109,10 +120,9 @@ impl Map<String, Value> {
     #[inline]
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut Value>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
-        self.map.get_mut(key)
+        self.map.get_mut(key.as_ref())
     }
 
     /// Returns the key-value pair matching the given key.
@@ -120,12 +130,11 @@ impl Map<String, Value> {
     /// The key may be any borrowed form of the map's key type, but the ordering
     /// on the borrowed form *must* match the ordering on the key type.
     #[inline]
-    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&String, &Value)>
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&Key, &Value)>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
-        self.map.get_key_value(key)
+        self.map.get_key_value(key.as_ref())
     }
 
     /// Inserts a key-value pair into the map.
@@ -135,8 +144,8 @@ impl Map<String, Value> {
     /// If the map did have this key present, the value is updated, and the old
     /// value is returned.
     #[inline]
-    pub fn insert(&mut self, k: String, v: Value) -> Option<Value> {
-        self.map.insert(k, v)
+    pub fn insert(&mut self, k: impl Into<Key>, v: Value) -> Option<Value> {
+        self.map.insert(k.into(), v)
     }
 
     /// Insert a key-value pair in the map at the given index.
@@ -148,8 +157,8 @@ impl Map<String, Value> {
     #[cfg(feature = "preserve_order")]
     #[cfg_attr(docsrs, doc(cfg(feature = "preserve_order")))]
     #[inline]
-    pub fn shift_insert(&mut self, index: usize, k: String, v: Value) -> Option<Value> {
-        self.map.shift_insert(index, k, v)
+    pub fn shift_insert(&mut self, index: usize, k: impl Into<Key>, v: Value) -> Option<Value> {
+        self.map.shift_insert(index, k.into(), v)
     }
 
     /// Removes a key from the map, returning the value at the key if the key
@@ -166,13 +175,12 @@ impl Map<String, Value> {
     #[inline]
     pub fn remove<Q>(&mut self, key: &Q) -> Option<Value>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
         #[cfg(feature = "preserve_order")]
         return self.swap_remove(key);
         #[cfg(not(feature = "preserve_order"))]
-        return self.map.remove(key);
+        return self.map.remove(key.as_ref());
     }
 
     /// Removes a key from the map, returning the stored key and value if the
@@ -187,15 +195,14 @@ impl Map<String, Value> {
     /// preserve the relative order of the keys in the map, use
     /// [`.shift_remove_entry(key)`][Self::shift_remove_entry] instead.
     #[inline]
-    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(String, Value)>
+    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(Key, Value)>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
         #[cfg(feature = "preserve_order")]
         return self.swap_remove_entry(key);
         #[cfg(not(feature = "preserve_order"))]
-        return self.map.remove_entry(key);
+        return self.map.remove_entry(key.as_ref());
     }
 
     /// Removes and returns the value corresponding to the key from the map.
@@ -210,10 +217,9 @@ impl Map<String, Value> {
     #[inline]
     pub fn swap_remove<Q>(&mut self, key: &Q) -> Option<Value>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
-        self.map.swap_remove(key)
+        self.map.swap_remove(key.as_ref())
     }
 
     /// Remove and return the key-value pair.
@@ -226,12 +232,11 @@ impl Map<String, Value> {
     #[cfg(feature = "preserve_order")]
     #[cfg_attr(docsrs, doc(cfg(feature = "preserve_order")))]
     #[inline]
-    pub fn swap_remove_entry<Q>(&mut self, key: &Q) -> Option<(String, Value)>
+    pub fn swap_remove_entry<Q>(&mut self, key: &Q) -> Option<(Key, Value)>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
-        self.map.swap_remove_entry(key)
+        self.map.swap_remove_entry(key.as_ref())
     }
 
     /// Removes and returns the value corresponding to the key from the map.
@@ -246,10 +251,9 @@ impl Map<String, Value> {
     #[inline]
     pub fn shift_remove<Q>(&mut self, key: &Q) -> Option<Value>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
-        self.map.shift_remove(key)
+        self.map.shift_remove(key.as_ref())
     }
 
     /// Remove and return the key-value pair.
@@ -262,12 +266,11 @@ impl Map<String, Value> {
     #[cfg(feature = "preserve_order")]
     #[cfg_attr(docsrs, doc(cfg(feature = "preserve_order")))]
     #[inline]
-    pub fn shift_remove_entry<Q>(&mut self, key: &Q) -> Option<(String, Value)>
+    pub fn shift_remove_entry<Q>(&mut self, key: &Q) -> Option<(Key, Value)>
     where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord + Eq + Hash,
+        Q: ?Sized + AsRef<str>,
     {
-        self.map.shift_remove_entry(key)
+        self.map.shift_remove_entry(key.as_ref())
     }
 
     /// Moves all elements from other into self, leaving other empty.
@@ -284,7 +287,7 @@ impl Map<String, Value> {
     /// manipulation.
     pub fn entry<S>(&mut self, key: S) -> Entry
     where
-        S: Into<String>,
+        S: Into<Key>,
     {
         #[cfg(not(feature = "preserve_order"))]
         use crate::vecmap::Entry as EntryImpl; // netsim's patch
@@ -372,7 +375,7 @@ impl Map<String, Value> {
     #[inline]
     pub fn retain<F>(&mut self, f: F)
     where
-        F: FnMut(&String, &mut Value) -> bool,
+        F: FnMut(&Key, &mut Value) -> bool,
     {
         self.map.retain(f);
     }
@@ -414,6 +417,7 @@ impl Clone for Map<String, Value> {
     fn clone(&self) -> Self {
         Map {
             map: self.map.clone(),
+            key: PhantomData,
         }
     }
 
@@ -466,13 +470,12 @@ impl Hash for Map<String, Value> {
 /// ```
 impl<Q> ops::Index<&Q> for Map<String, Value>
 where
-    String: Borrow<Q>,
-    Q: ?Sized + Ord + Eq + Hash,
+    Q: ?Sized + AsRef<str>,
 {
     type Output = Value;
 
     fn index(&self, index: &Q) -> &Value {
-        self.map.index(index)
+        self.map.index(index.as_ref())
     }
 }
 
@@ -489,11 +492,10 @@ where
 /// ```
 impl<Q> ops::IndexMut<&Q> for Map<String, Value>
 where
-    String: Borrow<Q>,
-    Q: ?Sized + Ord + Eq + Hash,
+    Q: ?Sized + AsRef<str>,
 {
     fn index_mut(&mut self, index: &Q) -> &mut Value {
-        self.map.get_mut(index).expect("no entry found for key")
+        self.map.get_mut(index.as_ref()).expect("no entry found for key")
     }
 }
 
@@ -514,7 +516,7 @@ impl serde::ser::Serialize for Map<String, Value> {
         use serde::ser::SerializeMap;
         let mut map = tri!(serializer.serialize_map(Some(self.len())));
         for (k, v) in self {
-            tri!(map.serialize_entry(k, v));
+            tri!(map.serialize_entry(k.as_str(), v));
         }
         map.end()
     }
@@ -551,7 +553,7 @@ impl<'de> de::Deserialize<'de> for Map<String, Value> {
             {
                 let mut values = Map::new();
 
-                while let Some((key, value)) = tri!(visitor.next_entry()) {
+                while let Some((key, value)) = tri!(visitor.next_entry::<String, Value>()) {
                     values.insert(key, value);
                 }
 
@@ -563,23 +565,27 @@ impl<'de> de::Deserialize<'de> for Map<String, Value> {
     }
 }
 
-impl FromIterator<(String, Value)> for Map<String, Value> {
+/// netsim's patch: from pairs keyed by anything a [`Key`] is made from (`String`, `&str`,
+/// `Key`), so that building from borrowed names allocates no key.
+impl<S: Into<Key>> FromIterator<(S, Value)> for Map<String, Value> {
     fn from_iter<T>(iter: T) -> Self
     where
-        T: IntoIterator<Item = (String, Value)>,
+        T: IntoIterator<Item = (S, Value)>,
     {
         Map {
-            map: FromIterator::from_iter(iter),
+            map: FromIterator::from_iter(iter.into_iter().map(|(k, v)| (k.into(), v))),
+            key: PhantomData,
         }
     }
 }
 
-impl Extend<(String, Value)> for Map<String, Value> {
+impl<S: Into<Key>> Extend<(S, Value)> for Map<String, Value> {
     fn extend<T>(&mut self, iter: T)
     where
-        T: IntoIterator<Item = (String, Value)>,
+        T: IntoIterator<Item = (S, Value)>,
     {
-        self.map.extend(iter);
+        self.map
+            .extend(iter.into_iter().map(|(k, v)| (k.into(), v)));
     }
 }
 
@@ -655,14 +661,14 @@ pub struct OccupiedEntry<'a> {
 }
 
 #[cfg(not(feature = "preserve_order"))]
-type VacantEntryImpl<'a> = btree_map::VacantEntry<'a, String, Value>;
+type VacantEntryImpl<'a> = btree_map::VacantEntry<'a, Key, Value>;
 #[cfg(feature = "preserve_order")]
-type VacantEntryImpl<'a> = indexmap::map::VacantEntry<'a, String, Value>;
+type VacantEntryImpl<'a> = indexmap::map::VacantEntry<'a, Key, Value>;
 
 #[cfg(not(feature = "preserve_order"))]
-type OccupiedEntryImpl<'a> = btree_map::OccupiedEntry<'a, String, Value>;
+type OccupiedEntryImpl<'a> = btree_map::OccupiedEntry<'a, Key, Value>;
 #[cfg(feature = "preserve_order")]
-type OccupiedEntryImpl<'a> = indexmap::map::OccupiedEntry<'a, String, Value>;
+type OccupiedEntryImpl<'a> = indexmap::map::OccupiedEntry<'a, Key, Value>;
 
 impl<'a> Entry<'a> {
     /// Returns a reference to this entry's key.
@@ -673,7 +679,7 @@ impl<'a> Entry<'a> {
     /// let mut map = serde_json::Map::new();
     /// assert_eq!(map.entry("serde").key(), &"serde");
     /// ```
-    pub fn key(&self) -> &String {
+    pub fn key(&self) -> &Key {
         match self {
             Entry::Vacant(e) => e.key(),
             Entry::Occupied(e) => e.key(),
@@ -778,7 +784,7 @@ impl<'a> VacantEntry<'a> {
     /// }
     /// ```
     #[inline]
-    pub fn key(&self) -> &String {
+    pub fn key(&self) -> &Key {
         self.vacant.key()
     }
 
@@ -828,7 +834,7 @@ impl<'a> OccupiedEntry<'a> {
     /// }
     /// ```
     #[inline]
-    pub fn key(&self) -> &String {
+    pub fn key(&self) -> &Key {
         self.occupied.key()
     }
 
@@ -1023,7 +1029,7 @@ impl<'a> OccupiedEntry<'a> {
     /// }
     /// ```
     #[inline]
-    pub fn remove_entry(self) -> (String, Value) {
+    pub fn remove_entry(self) -> (Key, Value) {
         #[cfg(feature = "preserve_order")]
         return self.swap_remove_entry();
         #[cfg(not(feature = "preserve_order"))]
@@ -1040,7 +1046,7 @@ impl<'a> OccupiedEntry<'a> {
     #[cfg(feature = "preserve_order")]
     #[cfg_attr(docsrs, doc(cfg(feature = "preserve_order")))]
     #[inline]
-    pub fn swap_remove_entry(self) -> (String, Value) {
+    pub fn swap_remove_entry(self) -> (Key, Value) {
         self.occupied.swap_remove_entry()
     }
 
@@ -1054,7 +1060,7 @@ impl<'a> OccupiedEntry<'a> {
     #[cfg(feature = "preserve_order")]
     #[cfg_attr(docsrs, doc(cfg(feature = "preserve_order")))]
     #[inline]
-    pub fn shift_remove_entry(self) -> (String, Value) {
+    pub fn shift_remove_entry(self) -> (Key, Value) {
         self.occupied.shift_remove_entry()
     }
 }
@@ -1062,7 +1068,7 @@ impl<'a> OccupiedEntry<'a> {
 //////////////////////////////////////////////////////////////////////////////
 
 impl<'a> IntoIterator for &'a Map<String, Value> {
-    type Item = (&'a String, &'a Value);
+    type Item = (&'a Key, &'a Value);
     type IntoIter = Iter<'a>;
     #[inline]
     fn into_iter(self) -> Self::IntoIter {
@@ -1079,16 +1085,16 @@ pub struct Iter<'a> {
 }
 
 #[cfg(not(feature = "preserve_order"))]
-type IterImpl<'a> = btree_map::Iter<'a, String, Value>;
+type IterImpl<'a> = btree_map::Iter<'a, Key, Value>;
 #[cfg(feature = "preserve_order")]
-type IterImpl<'a> = indexmap::map::Iter<'a, String, Value>;
+type IterImpl<'a> = indexmap::map::Iter<'a, Key, Value>;
 
-delegate_iterator!((Iter<'a>) => (&'a String, &'a Value));
+delegate_iterator!((Iter<'a>) => (&'a Key, &'a Value));
 
 //////////////////////////////////////////////////////////////////////////////
 
 impl<'a> IntoIterator for &'a mut Map<String, Value> {
-    type Item = (&'a String, &'a mut Value);
+    type Item = (&'a Key, &'a mut Value);
     type IntoIter = IterMut<'a>;
     #[inline]
     fn into_iter(self) -> Self::IntoIter {
@@ -1105,16 +1111,16 @@ pub struct IterMut<'a> {
 }
 
 #[cfg(not(feature = "preserve_order"))]
-type IterMutImpl<'a> = btree_map::IterMut<'a, String, Value>;
+type IterMutImpl<'a> = btree_map::IterMut<'a, Key, Value>;
 #[cfg(feature = "preserve_order")]
-type IterMutImpl<'a> = indexmap::map::IterMut<'a, String, Value>;
+type IterMutImpl<'a> = indexmap::map::IterMut<'a, Key, Value>;
 
-delegate_iterator!((IterMut<'a>) => (&'a String, &'a mut Value));
+delegate_iterator!((IterMut<'a>) => (&'a Key, &'a mut Value));
 
 //////////////////////////////////////////////////////////////////////////////
 
 impl IntoIterator for Map<String, Value> {
-    type Item = (String, Value);
+    type Item = (Key, Value);
     type IntoIter = IntoIter;
     #[inline]
     fn into_iter(self) -> Self::IntoIter {
@@ -1131,11 +1137,11 @@ pub struct IntoIter {
 }
 
 #[cfg(not(feature = "preserve_order"))]
-type IntoIterImpl = btree_map::IntoIter<String, Value>;
+type IntoIterImpl = btree_map::IntoIter<Key, Value>;
 #[cfg(feature = "preserve_order")]
-type IntoIterImpl = indexmap::map::IntoIter<String, Value>;
+type IntoIterImpl = indexmap::map::IntoIter<Key, Value>;
 
-delegate_iterator!((IntoIter) => (String, Value));
+delegate_iterator!((IntoIter) => (Key, Value));
 
 //////////////////////////////////////////////////////////////////////////////
 
@@ -1146,11 +1152,11 @@ pub struct Keys<'a> {
 }
 
 #[cfg(not(feature = "preserve_order"))]
-type KeysImpl<'a> = btree_map::Keys<'a, String, Value>;
+type KeysImpl<'a> = btree_map::Keys<'a, Key, Value>;
 #[cfg(feature = "preserve_order")]
-type KeysImpl<'a> = indexmap::map::Keys<'a, String, Value>;
+type KeysImpl<'a> = indexmap::map::Keys<'a, Key, Value>;
 
-delegate_iterator!((Keys<'a>) => &'a String);
+delegate_iterator!((Keys<'a>) => &'a Key);
 
 //////////////////////////////////////////////////////////////////////////////
 
@@ -1161,9 +1167,9 @@ pub struct Values<'a> {
 }
 
 #[cfg(not(feature = "preserve_order"))]
-type ValuesImpl<'a> = btree_map::Values<'a, String, Value>;
+type ValuesImpl<'a> = btree_map::Values<'a, Key, Value>;
 #[cfg(feature = "preserve_order")]
-type ValuesImpl<'a> = indexmap::map::Values<'a, String, Value>;
+type ValuesImpl<'a> = indexmap::map::Values<'a, Key, Value>;
 
 delegate_iterator!((Values<'a>) => &'a Value);
 
@@ -1176,9 +1182,9 @@ pub struct ValuesMut<'a> {
 }
 
 #[cfg(not(feature = "preserve_order"))]
-type ValuesMutImpl<'a> = btree_map::ValuesMut<'a, String, Value>;
+type ValuesMutImpl<'a> = btree_map::ValuesMut<'a, Key, Value>;
 #[cfg(feature = "preserve_order")]
-type ValuesMutImpl<'a> = indexmap::map::ValuesMut<'a, String, Value>;
+type ValuesMutImpl<'a> = indexmap::map::ValuesMut<'a, Key, Value>;
 
 delegate_iterator!((ValuesMut<'a>) => &'a mut Value);
 
@@ -1191,8 +1197,8 @@ pub struct IntoValues {
 }
 
 #[cfg(not(feature = "preserve_order"))]
-type IntoValuesImpl = btree_map::IntoValues<String, Value>;
+type IntoValuesImpl = btree_map::IntoValues<Key, Value>;
 #[cfg(feature = "preserve_order")]
-type IntoValuesImpl = indexmap::map::IntoValues<String, Value>;
+type IntoValuesImpl = indexmap::map::IntoValues<Key, Value>;
 
 delegate_iterator!((IntoValues) => Value);

@@ -137,7 +137,7 @@ impl<'de> Deserialize<'de> for Value {
                         let mut values = Map::new();
 
                         values.insert(first_key, tri!(visitor.next_value()));
-                        while let Some((key, value)) = tri!(visitor.next_entry()) {
+                        while let Some((key, value)) = tri!(visitor.next_entry::<String, Value>()) {
                             values.insert(key, value);
                         }
 
@@ -259,7 +259,7 @@ impl<'de> serde::Deserializer<'de> for Map<String, Value> {
         }
 
         visitor.visit_enum(EnumDeserializer {
-            variant,
+            variant: variant.into_string(),
             value: Some(value),
         })
     }
@@ -676,7 +676,7 @@ impl<'de> MapAccess<'de> for MapDeserializer {
             Some((key, value)) => {
                 self.value = Some(value);
                 let key_de = MapKeyDeserializer {
-                    key: Cow::Owned(key),
+                    key: Cow::Owned(key.into_string()),
                 };
                 seed.deserialize(key_de).map(Some)
             }

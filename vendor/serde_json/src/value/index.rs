@@ -98,13 +98,26 @@ impl Index for str {
             *v = Value::Object(Map::new());
         }
         match v {
-            Value::Object(map) => map.entry(self.to_owned()).or_insert(Value::Null),
+            Value::Object(map) => map.entry(self).or_insert(Value::Null),
             _ => panic!("cannot access key {:?} in JSON {}", self, Type(v)),
         }
     }
 }
 
 impl Index for String {
+    fn index_into<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        self[..].index_into(v)
+    }
+    fn index_into_mut<'v>(&self, v: &'v mut Value) -> Option<&'v mut Value> {
+        self[..].index_into_mut(v)
+    }
+    fn index_or_insert<'v>(&self, v: &'v mut Value) -> &'v mut Value {
+        self[..].index_or_insert(v)
+    }
+}
+
+// netsim's patch: a map's own keys index a value too.
+impl Index for crate::map::Key {
     fn index_into<'v>(&self, v: &'v Value) -> Option<&'v Value> {
         self[..].index_into(v)
     }
@@ -137,6 +150,7 @@ mod private {
     impl Sealed for usize {}
     impl Sealed for str {}
     impl Sealed for alloc::string::String {}
+    impl Sealed for crate::map::Key {}
     impl<T> Sealed for &T where T: ?Sized + Sealed {}
 }
 

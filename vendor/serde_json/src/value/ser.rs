@@ -25,7 +25,7 @@ impl Serialize for Value {
                 use serde::ser::SerializeMap;
                 let mut map = tri!(serializer.serialize_map(Some(m.len())));
                 for (k, v) in m {
-                    tri!(map.serialize_entry(k, v));
+                    tri!(map.serialize_entry(k.as_str(), v));
                 }
                 map.end()
             }
@@ -213,7 +213,7 @@ impl serde::Serializer for Serializer {
         T: ?Sized + Serialize,
     {
         let mut values = Map::new();
-        values.insert(String::from(variant), tri!(to_value(value)));
+        values.insert(variant, tri!(to_value(value)));
         Ok(Value::Object(values))
     }
 
@@ -701,7 +701,7 @@ impl serde::ser::SerializeStructVariant for SerializeStructVariant {
     where
         T: ?Sized + Serialize,
     {
-        self.map.insert(String::from(key), tri!(to_value(value)));
+        self.map.insert(key, tri!(to_value(value)));
         Ok(())
     }
 
