@@ -553,7 +553,7 @@ impl<'de> de::Deserialize<'de> for Map<String, Value> {
             {
                 let mut values = Map::new();
 
-                while let Some((key, value)) = tri!(visitor.next_entry::<String, Value>()) {
+                while let Some((key, value)) = tri!(visitor.next_entry::<Key, Value>()) {
                     values.insert(key, value);
                 }
 

@@ -137,7 +137,7 @@ impl<'de> Deserialize<'de> for Value {
                         let mut values = Map::new();
 
                         values.insert(first_key, tri!(visitor.next_value()));
-                        while let Some((key, value)) = tri!(visitor.next_entry::<String, Value>()) {
+                        while let Some((key, value)) = tri!(visitor.next_entry::<crate::map::Key, Value>()) {
                             values.insert(key, value);
                         }
 
