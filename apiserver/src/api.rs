@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::stream::BoxStream;
@@ -14,6 +14,7 @@ use crate::admission::{self, ensure_object, Allocators, Ctx, Taken};
 use crate::alloc::{IpAllocator, PortAllocator};
 use crate::decode::strict_decode;
 use crate::error::{ApiError, FieldError};
+use crate::events::{Admitted, EventRecord, EventWriter, SplitStore};
 use crate::json::At;
 use crate::resources::{Resource, RESOURCES};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -202,9 +203,13 @@ pub struct ApiServer {
     uids: SimRng,
     alloc: Mutex<Allocators>,
     last_write: AtomicI64,
+    /// Writes made through this server, Events recorded included (see [`Self::writes_made`]).
+    writes: AtomicU64,
     config: ApiConfig,
     decoded: Arc<Decoded>,
     write_counts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Events' own store and writer thread, over an in-memory store (see `events.rs`).
+    events: Option<Arc<EventWriter>>,
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
@@ -240,12 +245,21 @@ impl ApiServer {
                 let _ = alloc.node_ports.allocate_specific(p);
             }
         }
+        let (store, events) = if store.returns_written_values() {
+            let writer = EventWriter::start();
+            let split: Arc<dyn Store> = Arc::new(SplitStore::new(store, Arc::clone(&writer)));
+            (split, Some(writer))
+        } else {
+            (store, None)
+        };
         Ok(ApiServer {
+            events,
             clock,
             uids: rng.derive("uid"),
             rng,
             alloc: Mutex::new(alloc),
             last_write: AtomicI64::new(page.revision),
+            writes: AtomicU64::new(0),
             config,
             decoded: Arc::new(Decoded {
                 by_key: Mutex::default(),
@@ -273,8 +287,19 @@ impl ApiServer {
         self.last_write.load(Ordering::SeqCst)
     }
 
+    /// How many writes this server has made, Events recorded included. A controller that
+    /// wants to know whether a stretch of its work wrote anything but one object compares
+    /// this, not revisions: Events apart take no revision of the main store.
+    pub fn writes_made(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
     fn note_write(&self, res: &Resource, op: &'static str, rev: Revision) {
-        self.last_write.fetch_max(rev, Ordering::SeqCst);
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        // Events apart count their own revisions: not the main store's.
+        if self.events.is_none() || res.plural != "events" {
+            self.last_write.fetch_max(rev, Ordering::SeqCst);
+        }
         let mut counts = match self.write_counts.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -285,9 +310,53 @@ impl ApiServer {
     /// Writes made through this server, by (resource, `create`/`update`/`delete`) — as
     /// kube-apiserver's `apiserver_request_total` counts them; the benchmark reports them.
     pub fn write_counts(&self) -> BTreeMap<(&'static str, &'static str), u64> {
-        match self.write_counts.lock() {
+        let mut counts = match self.write_counts.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
+        };
+        if let Some(w) = &self.events {
+            let n = w.created();
+            if n > 0 {
+                *counts.entry(("events", "create")).or_insert(0) += n;
+            }
+        }
+        counts
+    }
+
+    /// Records an Event (a POST of it, as client-go's recorder makes). Over an in-memory
+    /// store the checks, uid and creation time are taken now and the write is left to the
+    /// events writer (`events.rs`); an error of an earlier such write is returned by a later
+    /// call, or by [`Self::flush_events`].
+    pub async fn create_event(&self, event: EventRecord) -> Result<(), ApiError> {
+        let res = crate::resources::find("events")
+            .ok_or_else(|| ApiError::internal("no events resource"))?;
+        let Some(writer) = &self.events else {
+            let ns = event.namespace.clone();
+            return self
+                .create_shared(res, Some(&ns), event.to_object())
+                .await
+                .map(|_| ());
+        };
+        // What `create_shared` checks and draws before the write, in the same order.
+        self.namespace_must_exist(&event.namespace).await?;
+        let uid = self.uids.uuid();
+        let created = self.clock.now_rfc3339();
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        writer.submit(Admitted {
+            event,
+            uid,
+            created,
+        })
+    }
+
+    /// Waits until every recorded Event is stored; fails if one could not be.
+    pub fn flush_events(&self) -> Result<(), ApiError> {
+        match &self.events {
+            Some(w) => {
+                w.wait();
+                w.take_error()
+            }
+            None => Ok(()),
         }
     }
 
@@ -309,7 +378,7 @@ impl ApiServer {
         Ok(Self::finish(res, obj, kv.mod_revision))
     }
 
-    fn finish(res: &Resource, mut obj: Value, rev: Revision) -> Value {
+    pub(crate) fn finish(res: &Resource, mut obj: Value, rev: Revision) -> Value {
         let m = ensure_object(&mut obj);
         // Runs on every write: the (usual) fields already right are left alone.
         if !m

@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod api;
 pub mod decode;
 pub mod error;
+pub mod events;
 pub mod http;
 mod ingress_validation;
 pub mod json;
@@ -23,3 +24,4 @@ pub mod validation;
 
 pub use api::{ApiConfig, ApiServer, EventType, ListQuery, ObjectEvent, PatchType, WatchItem};
 pub use error::ApiError;
+pub use events::{EventRecord, ObjectRef};

@@ -410,21 +410,26 @@ async fn writes_made_behind_the_apiservers_back_are_seen() {
 }
 
 /// Watches for resources an informer skips arrive as bookmarks: the revision moves on, the
-/// object is not decoded.
+/// object is not decoded. (The cluster skips Events; in memory they do not even pass
+/// through this watch, being apart — see `recorded_events_are_all_readable_at_once_and_apart`.)
 #[tokio::test]
 async fn skipped_resources_arrive_as_bookmarks() {
     use apiserver::store::Store;
     let store = Arc::new(MemStore::new());
     let api = api_over(store.clone()).await;
     let ns = apiserver::resources::find("ns").unwrap();
-    let events = apiserver::resources::find("events").unwrap();
+    let cm = apiserver::resources::find("configmaps").unwrap();
     let start = store.current_revision().await.unwrap() + 1;
-    let mut watch = api.watch_all(start, &["events"]).await.unwrap();
+    let mut watch = api.watch_all(start, &["configmaps"]).await.unwrap();
     api.create(ns, None, json!({"metadata": {"name": "default"}}))
         .await
         .unwrap();
     let ev = api
-        .create(events, Some("default"), json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Started", "message": "m"}))
+        .create(
+            cm,
+            Some("default"),
+            json!({"metadata": {"name": "c"}, "data": {"k": "v"}}),
+        )
         .await
         .unwrap();
     let rev: i64 = ev["metadata"]["resourceVersion"]
@@ -807,4 +812,112 @@ async fn strategic_merge_patches_merge_lists_by_key() {
             .contains("does not contain declared merge key: name"),
         "{out}"
     );
+}
+
+fn event(name: &str, ns: &str, n: usize) -> apiserver::EventRecord {
+    apiserver::EventRecord {
+        name: name.to_owned(),
+        namespace: ns.to_owned(),
+        involved: apiserver::ObjectRef {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: "web".into(),
+            namespace: ns.to_owned(),
+            resource_version: None,
+            uid: Some("u-1".into()),
+        },
+        type_: "Normal".into(),
+        reason: "Pulled".into(),
+        message: format!("message {n}"),
+        component: "kubelet".into(),
+        host: Some("node-1".into()),
+        time: "2020-10-27T10:00:00Z".into(),
+    }
+}
+
+/// In memory, Events are written by a thread of their own (more than one batch of them
+/// here), yet a read right after sees every one, in order, as a POST would have made it;
+/// and they take no revision of the store the other objects live in.
+#[tokio::test]
+async fn recorded_events_are_all_readable_at_once_and_apart() {
+    let api = Arc::new(api_over(Arc::new(MemStore::new())).await);
+    let r = apiserver::http::router(Arc::clone(&api));
+    let (c, out) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "default"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(c, 201, "{out}");
+    let before = api.store().current_revision().await.unwrap();
+    for i in 0..600 {
+        api.create_event(event(&format!("web.{i:04}"), "default", i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(api.store().current_revision().await.unwrap(), before);
+    let (c, list) = call(&r, "GET", "/api/v1/namespaces/default/events", None, &[]).await;
+    assert_eq!(c, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 600);
+    for (i, ev) in items.iter().enumerate() {
+        assert_eq!(ev["metadata"]["name"], format!("web.{i:04}"));
+        assert_eq!(ev["message"], format!("message {i}"));
+        assert_eq!(ev["count"], 1);
+        assert_eq!(
+            ev["source"],
+            json!({"component": "kubelet", "host": "node-1"})
+        );
+        assert_eq!(ev["metadata"]["creationTimestamp"], "2020-10-27T10:00:00Z");
+        assert!(ev["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| u.len() == 36));
+    }
+    // Their own revisions: one per event, counted from the start of their store.
+    assert_eq!(items[599]["metadata"]["resourceVersion"], "600");
+    assert_eq!(api.write_counts()[&("events", "create")], 600);
+    // A count bump (a PATCH) waits for the writer too and lands on the stored event.
+    let (c, out) = call(
+        &r,
+        "PATCH",
+        "/api/v1/namespaces/default/events/web.0599",
+        Some(json!({"count": 2})),
+        &[("content-type", "application/merge-patch+json")],
+    )
+    .await;
+    assert_eq!(c, 200, "{out}");
+    assert_eq!(out["count"], 2);
+    api.flush_events().unwrap();
+}
+
+/// What is checked when an event is recorded fails at once; what the writer finds wrong
+/// later is not lost: the next call reports it.
+#[tokio::test]
+async fn a_refused_event_is_reported() {
+    let api = api_over(Arc::new(MemStore::new())).await;
+    let err = api
+        .create_event(event("web.1", "nowhere", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 404, "{err:?}");
+    let ns = apiserver::resources::find("namespaces").unwrap();
+    api.create(ns, None, json!({"metadata": {"name": "default"}}))
+        .await
+        .unwrap();
+    api.create_event(event("Not_A_Name", "default", 0))
+        .await
+        .unwrap();
+    let err = api.flush_events().unwrap_err();
+    assert!(
+        err.message.contains("recording an event failed") && err.message.contains("Not_A_Name"),
+        "{err:?}"
+    );
+    // Reported once; the writer goes on.
+    api.flush_events().unwrap();
+    api.create_event(event("web.2", "default", 0))
+        .await
+        .unwrap();
+    api.flush_events().unwrap();
 }

@@ -183,8 +183,8 @@ pub struct Cluster {
     /// [`Cluster::is_own_status_echo`]. (A Deployment and a ReplicaSet of one name would
     /// share a slot; the loser is only synced once more than it needs.)
     own_status_writes: BTreeMap<Key, (&'static str, String)>,
-    /// The store revision when the current Deployment or ReplicaSet sync began.
-    sync_began_at: i64,
+    /// The apiserver's write count when the current Deployment or ReplicaSet sync began.
+    sync_began_at: u64,
 }
 
 impl Cluster {
@@ -536,44 +536,28 @@ impl Cluster {
         }
         self.event_seq += 1;
         let nanos = self.clock.now_ms() as u128 * 1_000_000 + u128::from(self.event_seq);
-        let now = self.clock.now_rfc3339();
-        let text = |s: &str| Value::String(s.to_owned());
-        let mut source = cache::object([("component", text(component))]);
-        if let Some(h) = host {
-            source["host"] = text(h);
-        }
-        let involved = cache::object([
-            ("apiVersion", cache::or_null(obj.get("apiVersion"))),
-            ("kind", cache::or_null(obj.get("kind"))),
-            ("name", text(name)),
-            ("namespace", text(&ns)),
-            (
-                "resourceVersion",
-                cache::or_null(obj.at("/metadata/resourceVersion")),
-            ),
-            ("uid", cache::or_null(obj.at("/metadata/uid"))),
-        ]);
+        let text = |s: Option<&Value>| s.and_then(Value::as_str).map(str::to_owned);
         let ev_name = format!("{name}.{nanos:x}");
-        let metadata = cache::object([("name", text(&ev_name)), ("namespace", text(&ns))]);
-        // Built field by field: `json!` would serialize each embedded value into a copy, and
-        // events are a third of all writes. In key order, so the map needs no sorting.
-        let ev = cache::object([
-            ("apiVersion", text("v1")),
-            ("count", Value::from(1)),
-            ("firstTimestamp", text(&now)),
-            ("involvedObject", involved),
-            ("kind", text("Event")),
-            ("lastTimestamp", Value::String(now)),
-            ("message", Value::String(message)),
-            ("metadata", metadata),
-            ("reason", text(reason)),
-            ("reportingComponent", text(component)),
-            ("reportingInstance", text(host.unwrap_or_default())),
-            ("source", source),
-            ("type", text(kind)),
-        ]);
-        match self.api.create_shared(res, Some(&ns), ev).await {
-            Ok(_) => {
+        let event = apiserver::EventRecord {
+            name: ev_name.clone(),
+            namespace: ns.clone(),
+            involved: apiserver::ObjectRef {
+                api_version: text(obj.get("apiVersion")),
+                kind: text(obj.get("kind")),
+                name: name.to_owned(),
+                namespace: ns,
+                resource_version: text(obj.at("/metadata/resourceVersion")),
+                uid: text(obj.at("/metadata/uid")),
+            },
+            type_: kind.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            component: component.to_owned(),
+            host: host.map(str::to_owned),
+            time: self.clock.now_rfc3339(),
+        };
+        match self.api.create_event(event).await {
+            Ok(()) => {
                 self.events.remember(same, ev_name);
                 Ok(())
             }

@@ -209,9 +209,7 @@ impl Cluster {
         let echoed = matches!(plural, "deployments" | "replicasets");
         if let (true, Some(written)) = (echoed, written) {
             let rv = str_at(&written, "/metadata/resourceVersion");
-            let only_write = rv
-                .and_then(|r| r.parse::<i64>().ok())
-                .is_some_and(|r| r == self.sync_began_at + 1);
+            let only_write = self.api.writes_made() == self.sync_began_at + 1;
             if let (true, Some(rv)) = (only_write, rv) {
                 self.own_status_writes
                     .insert(key_of(&written), (plural, rv.to_owned()));
@@ -274,7 +272,7 @@ impl Cluster {
             if d.at("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
-            self.sync_began_at = self.api.last_write_revision();
+            self.sync_began_at = self.api.writes_made();
             self.sync_deployment(&d).await?;
         }
         Ok(())
@@ -636,7 +634,7 @@ impl Cluster {
             else {
                 continue;
             };
-            self.sync_began_at = self.api.last_write_revision();
+            self.sync_began_at = self.api.writes_made();
             let mut pods: Vec<Arc<Value>> = self
                 .cache
                 .owned_by_shared(&uid, "pods")
