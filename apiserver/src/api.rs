@@ -245,8 +245,8 @@ impl ApiServer {
                 let _ = alloc.node_ports.allocate_specific(p);
             }
         }
-        let (store, events) = if store.returns_written_values() {
-            let writer = EventWriter::start();
+        let (store, events) = if let Some(apart) = store.events_store() {
+            let writer = EventWriter::start(apart);
             let split: Arc<dyn Store> = Arc::new(SplitStore::new(store, Arc::clone(&writer)));
             (split, Some(writer))
         } else {

@@ -26,8 +26,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::resources::Resource;
 use crate::store::{
-    KeyValue, ListOptions, ListPage, MemStore, Revision, Store, StoreError, StoredValue,
-    WatchStream,
+    KeyValue, ListOptions, ListPage, Revision, Store, StoreError, StoredValue, WatchStream,
 };
 
 /// The object an Event is about (`involvedObject`); a field missing from the object is
@@ -180,7 +179,7 @@ const BATCH: usize = 256;
 
 /// The thread that writes Events into their store, in the order they were recorded.
 pub(crate) struct EventWriter {
-    store: Arc<MemStore>,
+    store: Arc<dyn Store>,
     /// Recorded, not yet handed over (a batch fills here).
     pending: Mutex<Vec<Admitted>>,
     tx: Mutex<Option<mpsc::Sender<Vec<Admitted>>>>,
@@ -189,10 +188,10 @@ pub(crate) struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer over a store of its own. Falls back to no thread (each event is
-    /// written in line by the caller, see [`Self::submit`]) if the OS refuses one.
-    pub(crate) fn start() -> Arc<Self> {
-        let store = Arc::new(MemStore::new());
+    /// Starts the writer over Events' own `store` (an in-process one: the writer blocks on
+    /// its futures). Falls back to no thread (each event is written in line by the caller,
+    /// see [`Self::submit`]) if the OS refuses one.
+    pub(crate) fn start(store: Arc<dyn Store>) -> Arc<Self> {
         let progress = Arc::new(Progress::default());
         let (tx, rx) = mpsc::channel::<Vec<Admitted>>();
         let thread = {
@@ -237,7 +236,7 @@ impl EventWriter {
         })
     }
 
-    pub(crate) fn store(&self) -> &Arc<MemStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
@@ -259,20 +258,23 @@ impl EventWriter {
         Ok(())
     }
 
-    /// Hands the pending events to the writer.
+    /// Hands the pending events to the writer. If it is gone they stay pending (and
+    /// [`Drop`] writes them in line).
     fn hand_over(&self) -> Result<(), ApiError> {
-        let batch = std::mem::replace(&mut *lock(&self.pending), Vec::with_capacity(BATCH));
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let n = batch.len() as u64;
         let tx = lock(&self.tx);
         let Some(tx) = tx.as_ref() else {
             return Err(ApiError::internal("the event writer has stopped"));
         };
+        let mut pending = lock(&self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut *pending, Vec::with_capacity(BATCH));
+        let n = batch.len() as u64;
         self.progress.lock().sent += n;
-        tx.send(batch).map_err(|_| {
+        tx.send(batch).map_err(|mpsc::SendError(batch)| {
             self.progress.lock().sent -= n;
+            *pending = batch;
             ApiError::internal("the event writer has stopped")
         })
     }
@@ -291,6 +293,12 @@ impl EventWriter {
             };
         }
         s.waiting = false;
+        if s.done < s.sent {
+            let lost = s.sent - s.done;
+            s.error.get_or_insert(format!(
+                "the event writer stopped with {lost} events unwritten"
+            ));
+        }
     }
 
     /// The first event write that failed since the last call, as an error.
@@ -311,7 +319,13 @@ impl EventWriter {
 }
 
 impl Drop for EventWriter {
+    /// Stores what is still pending (an apiserver going away loses no Event), then stops.
     fn drop(&mut self) {
+        if self.hand_over().is_err() {
+            for job in std::mem::take(&mut *lock(&self.pending)) {
+                let _ = write(&self.store, job);
+            }
+        }
         lock(&self.tx).take();
         if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
@@ -327,7 +341,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// What the create path does after its checks: validate the name, finish, encode, store.
-fn write(store: &MemStore, job: Admitted) -> Result<(), String> {
+fn write(store: &Arc<dyn Store>, job: Admitted) -> Result<(), String> {
     let res = events_resource().ok_or("no events resource")?;
     let errs = crate::validation::name_errors(
         "metadata.name",

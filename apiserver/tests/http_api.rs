@@ -921,3 +921,32 @@ async fn a_refused_event_is_reported() {
         .unwrap();
     api.flush_events().unwrap();
 }
+
+/// Events apart belong to the store, not to one apiserver: a second apiserver over the
+/// same MemStore (a restart) serves the Events the first one recorded.
+#[tokio::test]
+async fn events_apart_outlive_their_apiserver() {
+    let store = Arc::new(MemStore::new());
+    let first = api_over(Arc::clone(&store)).await;
+    let ns = apiserver::resources::find("namespaces").unwrap();
+    first
+        .create(ns, None, json!({"metadata": {"name": "default"}}))
+        .await
+        .unwrap();
+    first
+        .create_event(event("web.1", "default", 7))
+        .await
+        .unwrap();
+    drop(first);
+    let r = apiserver::http::router(Arc::new(api_over(store).await));
+    let (c, ev) = call(
+        &r,
+        "GET",
+        "/api/v1/namespaces/default/events/web.1",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(c, 200, "{ev}");
+    assert_eq!(ev["message"], "message 7");
+}

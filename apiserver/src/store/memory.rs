@@ -2,7 +2,7 @@
 //! revision semantics (modelled on madsim's in-memory etcd).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_trait::async_trait;
 use futures::channel::mpsc;
@@ -32,6 +32,8 @@ struct Inner {
 /// In-memory Store. Cheap to create; one per cluster.
 pub struct MemStore {
     inner: Mutex<Inner>,
+    /// Events' store, made when first asked for ([`Store::events_store`]).
+    events: OnceLock<Arc<MemStore>>,
 }
 
 impl Default for MemStore {
@@ -63,6 +65,7 @@ impl MemStore {
                 watchers: Vec::new(),
                 retention: revisions.max(1),
             }),
+            events: OnceLock::new(),
         }
     }
 
@@ -328,6 +331,16 @@ impl Store for MemStore {
 
     fn returns_written_values(&self) -> bool {
         true
+    }
+
+    /// A sibling store with the same retention, kept as long as this one: a second
+    /// apiserver over this store finds the Events the first one recorded.
+    fn events_store(&self) -> Option<Arc<dyn Store>> {
+        let retention = self.lock().retention;
+        let events = self
+            .events
+            .get_or_init(|| Arc::new(MemStore::with_retention(retention)));
+        Some(Arc::clone(events) as Arc<dyn Store>)
     }
 
     fn describe(&self) -> String {

@@ -17,6 +17,8 @@ pub use etcd::{parse_store_url, EtcdConfig, EtcdStore};
 pub use memory::MemStore;
 pub use value::StoredValue;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
@@ -150,5 +152,12 @@ pub trait Store: Send + Sync + 'static {
     /// reader needs no decoded copy of its own.
     fn returns_written_values(&self) -> bool {
         false
+    }
+    /// A store of its own for Events, written in this process without waiting on I/O, when
+    /// this store has one to give (`MemStore`); the apiserver then writes Events on a
+    /// thread of their own (`events.rs`), as `--etcd-servers-overrides=/events#…` gives a
+    /// cluster an etcd for them. `None` keeps Events here (`EtcdStore`).
+    fn events_store(&self) -> Option<Arc<dyn Store>> {
+        None
     }
 }
