@@ -219,3 +219,27 @@ fn reapplying_a_pod_merges_its_containers_by_name_and_restarts_it() {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
 }
+
+/// A deleted namespace takes its Events with it (the namespace controller deletes every
+/// namespaced object, Events included, though no informer follows them).
+#[test]
+fn deleting_a_namespace_deletes_its_events() {
+    let p = scenario(
+        "ns-events.yaml",
+        "name: ns-events\nsteps:\n  - run: kubectl create ns lab\n  - run: kubectl create deployment web --image=nginx -n lab\n  - run: kubectl wait --for=condition=Available deploy/web -n lab --timeout=2m\n  - run: kubectl get events -n lab -o name\n    capture: BEFORE\n  - run: kubectl delete ns lab\n  - run: kubectl get ns lab\n  - run: kubectl get events -n lab\n",
+    );
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("event/web."),
+        "the pod recorded events:\n{out}"
+    );
+    assert_shows(
+        &out,
+        &[
+            "kubectl delete ns lab\nnamespace \"lab\" deleted\n",
+            "kubectl get ns lab\nError from server (NotFound): namespaces \"lab\" not found\n[exit 1]\n",
+            "kubectl get events -n lab\nNo resources found in lab namespace.\n",
+        ],
+    );
+}

@@ -594,18 +594,25 @@ impl Cluster {
                 .iter()
                 .filter(|r| r.namespaced)
             {
-                let names: Vec<(String, bool)> = self
-                    .cache
-                    .in_ns(res.plural, &ns)
-                    .map(|o| {
-                        (
-                            str_at(o, "/metadata/name").unwrap_or_default().to_owned(),
-                            o.at("/metadata/deletionTimestamp").is_some(),
-                        )
-                    })
-                    .collect();
+                let entry = |o: &Value| {
+                    (
+                        str_at(o, "/metadata/name").unwrap_or_default().to_owned(),
+                        o.at("/metadata/deletionTimestamp").is_some(),
+                    )
+                };
+                let unwatched = UNWATCHED.contains(&res.plural);
+                let names: Vec<(String, bool)> = if unwatched {
+                    // Not in the cache (Events): ask the apiserver. They have no
+                    // finalizers, so they are gone once deleted: nothing to wait for (and
+                    // their deletions would not come back through the informer).
+                    let q = apiserver::ListQuery::default();
+                    let (items, _, _) = self.api.list_objects(res, Some(&ns), &q).await?;
+                    items.iter().map(entry).collect()
+                } else {
+                    self.cache.in_ns(res.plural, &ns).map(entry).collect()
+                };
                 for (name, terminating) in names {
-                    remaining += 1;
+                    remaining += usize::from(!unwatched);
                     if !terminating {
                         ignore_not_found(self.api.delete(res, Some(&ns), &name, None).await)?;
                     }
