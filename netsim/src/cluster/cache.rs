@@ -83,7 +83,7 @@ pub struct Cache {
     /// owner uid → plural → key → dependent. The objects themselves, kept current on every
     /// change: a controller syncing an owner reads its dependents from here, where a key
     /// would cost a search of the kind's whole map per dependent.
-    by_owner: BTreeMap<String, BTreeMap<&'static str, BTreeMap<Key, Arc<Value>>>>,
+    by_owner: BTreeMap<String, BTreeMap<&'static str, BTreeMap<Key, Dependent>>>,
     /// (namespace, label key, label value) → pod keys.
     pods_by_label: LabelIndex,
     /// (namespace, first selector key, value) → services: a pod can only be selected by a
@@ -99,6 +99,47 @@ pub struct Cache {
     /// owner uid → node number → pods.
     owned_pods_on_node: BTreeMap<String, BTreeMap<usize, usize>>,
     pub revision: i64,
+}
+
+/// A dependent in the owner index, with what its owner's controller asks of a pod on
+/// every sync, read once per change of the pod instead of once per sync of its owner
+/// (a ReplicaSet of ten pods is synced about forty times on its way up).
+#[derive(Clone, Debug)]
+struct Dependent {
+    obj: Arc<Value>,
+    facts: PodFacts,
+}
+
+/// A pod's standing with its controller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PodFacts {
+    /// Neither terminating nor finished (`controller.IsPodActive`).
+    pub active: bool,
+    /// Its Ready condition is True.
+    pub ready: bool,
+}
+
+impl PodFacts {
+    pub fn of(pod: &Value) -> Self {
+        PodFacts {
+            active: super::workloads::is_active(pod),
+            ready: super::workloads::is_ready(pod),
+        }
+    }
+}
+
+impl Dependent {
+    fn new(plural: &str, obj: &Arc<Value>) -> Self {
+        let facts = if plural == "pods" {
+            PodFacts::of(obj)
+        } else {
+            PodFacts::default()
+        };
+        Dependent {
+            obj: Arc::clone(obj),
+            facts,
+        }
+    }
 }
 
 impl Cache {
@@ -132,6 +173,7 @@ impl Cache {
             self.index(plural, &key, &ev.object);
         } else if !deleted {
             // Same owners: the owner index's copy moves to the new version.
+            let mut dependent = None;
             for uid in Self::owner_uids(&ev.object) {
                 let slot = self
                     .by_owner
@@ -139,7 +181,9 @@ impl Cache {
                     .and_then(|kinds| kinds.get_mut(plural))
                     .and_then(|deps| deps.get_mut(&key));
                 if let Some(slot) = slot {
-                    *slot = Arc::clone(&ev.object);
+                    *slot = dependent
+                        .get_or_insert_with(|| Dependent::new(plural, &ev.object))
+                        .clone();
                 }
             }
         }
@@ -188,7 +232,7 @@ impl Cache {
             kinds
                 .entry(plural)
                 .or_default()
-                .insert(key.clone(), Arc::clone(obj));
+                .insert(key.clone(), Dependent::new(plural, obj));
         }
         if plural == "nodes" {
             if let Some(name) = str_at(obj, "/metadata/name") {
@@ -345,8 +389,17 @@ impl Cache {
         self.by_owner
             .get(uid)
             .and_then(|kinds| kinds.get(plural))
-            .map(|deps| deps.values().collect())
+            .map(|deps| deps.values().map(|d| &d.obj).collect())
             .unwrap_or_default()
+    }
+
+    /// The pods `uid` owns, in key order, each with its [`PodFacts`].
+    pub fn owned_pods(&self, uid: &str) -> impl Iterator<Item = (&Arc<Value>, PodFacts)> {
+        self.by_owner
+            .get(uid)
+            .and_then(|kinds| kinds.get("pods"))
+            .into_iter()
+            .flat_map(|deps| deps.values().map(|d| (&d.obj, d.facts)))
     }
 
     pub fn dependents(&self, uid: &str) -> Vec<(&'static str, Key)> {

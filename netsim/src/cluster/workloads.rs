@@ -59,7 +59,7 @@ fn owner_ref(owner: &Value) -> Value {
     ])
 }
 
-fn is_active(pod: &Value) -> bool {
+pub(super) fn is_active(pod: &Value) -> bool {
     json::path(pod, &["metadata", "deletionTimestamp"]).is_none()
         && !matches!(
             json::path(pod, &["status", "phase"]).and_then(Value::as_str),
@@ -635,12 +635,11 @@ impl Cluster {
                 continue;
             };
             self.sync_began_at = self.api.writes_made();
-            let mut pods: Vec<Arc<Value>> = self
+            let mut pods: Vec<(Arc<Value>, bool)> = self
                 .cache
-                .owned_by_shared(&uid, "pods")
-                .into_iter()
-                .filter(|p| is_active(p))
-                .cloned()
+                .owned_pods(&uid)
+                .filter(|(_, f)| f.active)
+                .map(|(p, f)| (Arc::clone(p), f.ready))
                 .collect();
             let want = i64_at(&rs, "/spec/replicas");
             let diff = want - pods.len() as i64;
@@ -682,7 +681,7 @@ impl Cluster {
                 }
             } else if diff < 0 {
                 // controller.ActivePods ranking: unscheduled, pending, not ready, newest go first.
-                pods.sort_by_key(|p| {
+                pods.sort_by_key(|(p, ready)| {
                     let scheduled = str_at(p, "/spec/nodeName").is_some();
                     let phase = match str_at(p, "/status/phase") {
                         Some("Pending") => 0,
@@ -694,9 +693,9 @@ impl Cluster {
                             .unwrap_or_default()
                             .to_owned(),
                     );
-                    (scheduled, phase, is_ready(p), ts, key_of(p))
+                    (scheduled, phase, *ready, ts, key_of(p))
                 });
-                for p in pods.iter().take((-diff) as usize) {
+                for (p, _) in pods.iter().take((-diff) as usize) {
                     let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
                     ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
                     self.record_event(
@@ -712,7 +711,7 @@ impl Cluster {
             }
             // The status counts what the cache shows: this pass's creates and deletes reach
             // it in the next round, which runs this ReplicaSet again (its pods changed).
-            let ready = pods.iter().filter(|p| is_ready(p)).count() as i64;
+            let ready = pods.iter().filter(|(_, ready)| *ready).count() as i64;
             let mut status = object([
                 ("availableReplicas", ready.into()),
                 ("fullyLabeledReplicas", pods.len().into()),
