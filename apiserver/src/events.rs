@@ -262,13 +262,13 @@ impl EventWriter {
     /// [`Drop`] writes them in line).
     fn hand_over(&self) -> Result<(), ApiError> {
         let tx = lock(&self.tx);
-        let Some(tx) = tx.as_ref() else {
-            return Err(ApiError::internal("the event writer has stopped"));
-        };
         let mut pending = lock(&self.pending);
         if pending.is_empty() {
             return Ok(());
         }
+        let Some(tx) = tx.as_ref() else {
+            return Err(ApiError::internal("the event writer has stopped"));
+        };
         let batch = std::mem::replace(&mut *pending, Vec::with_capacity(BATCH));
         let n = batch.len() as u64;
         self.progress.lock().sent += n;
