@@ -1,6 +1,5 @@
 use super::Value;
 use crate::map::Map;
-use alloc::borrow::ToOwned;
 use alloc::string::String;
 use core::fmt::{self, Display};
 use core::ops;
