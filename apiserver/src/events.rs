@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::json::object;
 use crate::resources::Resource;
 use crate::store::{
     KeyValue, ListOptions, ListPage, Revision, Store, StoreError, StoredValue, WatchStream,
@@ -105,10 +106,6 @@ impl EventRecord {
     }
 }
 
-fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().collect())
-}
-
 /// An Event whose checks, uid and creation time were taken by the caller.
 pub(crate) struct Admitted {
     pub event: EventRecord,
@@ -156,10 +153,7 @@ struct Progress {
 
 impl Progress {
     fn lock(&self) -> MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        lock(&self.state)
     }
 }
 

@@ -150,6 +150,13 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     word(a, n - 8) == word(b, n - 8)
 }
 
+/// A JSON object from owned parts. (`json!` serializes every embedded `Value` into a new
+/// one, a deep copy per field; code that writes on every change builds with this.)
+/// Pairs given in key order are taken as they are; any other order is sorted.
+pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().collect())
+}
+
 /// [`get`] on a value that may be missing.
 pub fn get_in<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a Value> {
     v.and_then(|v| get(v, key))

@@ -35,12 +35,7 @@ pub fn key_of(obj: &Value) -> Key {
     }
 }
 
-/// A JSON object from owned parts. (`json!` serializes every embedded `Value` into a new
-/// one, a deep copy per field; controllers that write on every change build with this.)
-/// Pairs given in key order are taken as they are; any other order is sorted.
-pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().collect())
-}
+pub use apiserver::json::object;
 
 /// A field's value, or `null` where it is missing (as `json!` writes a `None`).
 pub fn or_null(v: Option<&Value>) -> Value {
