@@ -14,6 +14,7 @@ pub mod events;
 pub mod http;
 mod ingress_validation;
 pub mod json;
+pub mod reaper;
 pub mod resources;
 pub mod selector;
 pub mod sim;

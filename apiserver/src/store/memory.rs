@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use futures::channel::mpsc;
 use futures::StreamExt;
 
+use crate::reaper::Garbage;
+
 use super::{
     KeyValue, ListOptions, ListPage, Revision, Store, StoreError, StoredValue, WatchEvent,
     WatchStream,
@@ -27,6 +29,8 @@ struct Inner {
     watchers: Vec<(String, Revision, WatchSender)>,
     /// How many revisions of history to keep (see [`MemStore::DEFAULT_RETENTION`]).
     retention: usize,
+    /// History that fell off the log, freed off the writer's thread.
+    compacted_away: Garbage<WatchEvent>,
 }
 
 /// In-memory Store. Cheap to create; one per cluster.
@@ -64,6 +68,7 @@ impl MemStore {
                 compacted: 0,
                 watchers: Vec::new(),
                 retention: revisions.max(1),
+                compacted_away: Garbage::default(),
             }),
             events: OnceLock::new(),
         }
@@ -94,6 +99,7 @@ impl Inner {
         while self.log.len() > self.retention {
             if let Some(old) = self.log.pop_front() {
                 self.compacted = old.revision() + 1;
+                self.compacted_away.push(old);
             }
         }
     }
