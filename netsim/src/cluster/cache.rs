@@ -433,35 +433,49 @@ impl Cache {
         out
     }
 
-    /// Pods in `ns` whose labels match a `key=value` selector map (all pairs).
+    /// Pods in `ns` whose labels match a `key=value` selector map (all pairs), with their
+    /// keys, in key order.
     pub fn pods_matching(
         &self,
         ns: &str,
         selector: &serde_json::Map<String, Value>,
-    ) -> Vec<&Arc<Value>> {
-        let mut best: Option<&BTreeSet<Key>> = None;
+    ) -> Vec<(&Key, &Arc<Value>)> {
+        // The pods carrying the rarest pair are the candidates.
+        let mut best: Option<(&str, &BTreeSet<Key>)> = None;
         for (k, v) in selector {
-            match self
-                .pods_by_label
-                .get(ns, k, v.as_str().unwrap_or_default())
-            {
+            // A label's value is a string: no pod carries any other.
+            let Some(v) = v.as_str() else {
+                return Vec::new();
+            };
+            match self.pods_by_label.get(ns, k, v) {
                 None => return Vec::new(),
                 Some(s) => {
-                    if best.is_none_or(|b| s.len() < b.len()) {
-                        best = Some(s);
+                    if best.is_none_or(|(_, b)| s.len() < b.len()) {
+                        best = Some((k.as_str(), s));
                     }
                 }
             }
         }
-        let Some(cands) = best else { return Vec::new() };
+        let Some((found_by, cands)) = best else {
+            return Vec::new();
+        };
+        // Every candidate carries the pair it was found by: only the others are looked at,
+        // and a one-pair selector (the common case) does not read the pods at all.
+        let others: Vec<(&str, &Value)> = selector
+            .iter()
+            .filter(|(k, _)| k.as_str() != found_by)
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
         cands
             .iter()
-            .filter_map(|k| self.get_shared("pods", k))
-            .filter(|p| {
-                let labels = json::path(p, &["metadata", "labels"]);
-                selector
-                    .iter()
-                    .all(|(k, v)| json::get_in(labels, k) == Some(v))
+            .filter_map(|k| Some((k, self.get_shared("pods", k)?)))
+            .filter(|(_, p)| {
+                others.is_empty() || {
+                    let labels = json::path(p, &["metadata", "labels"]);
+                    others
+                        .iter()
+                        .all(|&(k, v)| json::get_in(labels, k) == Some(v))
+                }
             })
             .collect()
     }
@@ -578,6 +592,49 @@ mod tests {
         );
         assert_eq!(c.pods_on_node(1), 1);
         assert!(c.owned_pods_per_node("rs2").is_none());
+    }
+
+    #[test]
+    fn pods_matching_checks_every_pair_of_a_selector() {
+        let mut c = Cache::default();
+        for (name, labels) in [
+            ("a", serde_json::json!({"app": "web", "tier": "front"})),
+            ("b", serde_json::json!({"app": "web"})),
+            ("c", serde_json::json!({"app": "db", "tier": "front"})),
+        ] {
+            let p = serde_json::json!({"metadata": {"name": name, "namespace": "default",
+                "labels": labels}});
+            c.apply(
+                event("pods", EventType::Added, p),
+                format!("default/{name}"),
+            );
+        }
+        let names = |sel: Value| -> Vec<String> {
+            c.pods_matching("default", sel.as_object().unwrap())
+                .into_iter()
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        assert_eq!(
+            names(serde_json::json!({"app": "web"})),
+            ["default/a", "default/b"]
+        );
+        assert_eq!(
+            names(serde_json::json!({"app": "web", "tier": "front"})),
+            ["default/a"],
+            "a pod carrying one pair of two is not selected"
+        );
+        assert!(names(serde_json::json!({"app": "web", "tier": "back"})).is_empty());
+        assert!(
+            names(serde_json::json!({"app": 1})).is_empty(),
+            "labels are strings"
+        );
+        assert!(c
+            .pods_matching(
+                "other",
+                serde_json::json!({"app": "web"}).as_object().unwrap()
+            )
+            .is_empty());
     }
 
     #[test]

@@ -45,10 +45,21 @@ fn service_ports(svc: &Value) -> &[Value] {
 /// syncs: a Service with many pods is synced once per pod that changes, and rebuilding
 /// every other pod's entry each time was a large part of its work. An entry is reused
 /// while the Service and the pod are the very objects it was built from (the informer
-/// replaces an object's `Arc` when it changes), so it is never stale.
+/// replaces an object's `Arc` when it changes), so it is never stale, and reusing it reads
+/// neither object.
 pub(super) struct PodEndpoint {
+    /// The pod's key: a Service's entries are kept in key order, the order the label index
+    /// gives its pods in, so that a sync pairs them up in one pass.
+    key: Key,
     svc: Arc<Value>,
     pod: Arc<Value>,
+    /// What the pod shows, if it is shown at all (it has an IP, has not finished, and is
+    /// not terminating unless the Service publishes not-ready addresses).
+    shown: Option<Shown>,
+}
+
+struct Shown {
+    ip: String,
     /// The Service's ports resolved against the pod's named container ports.
     ports: Vec<Value>,
     ready: bool,
@@ -61,12 +72,37 @@ pub(super) struct PodEndpoint {
 impl PodEndpoint {
     fn new(
         svc: &Arc<Value>,
-        ns: &str,
         name: &str,
         publish_not_ready: bool,
-        ip: &str,
+        key: &Key,
         p: &Arc<Value>,
     ) -> PodEndpoint {
+        let terminating = p.at("/metadata/deletionTimestamp").is_some();
+        let ip = str_at(p, "/status/podIP").filter(|_| {
+            !matches!(
+                str_at(p, "/status/phase"),
+                Some("Succeeded") | Some("Failed")
+            ) && (publish_not_ready || !terminating)
+        });
+        PodEndpoint {
+            key: key.clone(),
+            svc: Arc::clone(svc),
+            pod: Arc::clone(p),
+            shown: ip.map(|ip| Shown::new(svc, name, publish_not_ready, terminating, ip, p)),
+        }
+    }
+}
+
+impl Shown {
+    fn new(
+        svc: &Value,
+        name: &str,
+        publish_not_ready: bool,
+        terminating: bool,
+        ip: &str,
+        p: &Value,
+    ) -> Shown {
+        let ns = str_at(p, "/metadata/namespace").unwrap_or("default");
         let svc_ports = service_ports(svc);
         let ports: Vec<Value> = svc_ports
             .iter()
@@ -112,7 +148,6 @@ impl PodEndpoint {
         if let Some(h) = hostname {
             address["hostname"] = h.into();
         }
-        let terminating = p.at("/metadata/deletionTimestamp").is_some();
         let conditions = object([
             ("ready", (ready && !terminating).into()),
             ("serving", serving.into()),
@@ -127,15 +162,48 @@ impl PodEndpoint {
         if let Some(h) = hostname {
             slice_endpoint["hostname"] = h.into();
         }
-        PodEndpoint {
-            svc: Arc::clone(svc),
-            pod: Arc::clone(p),
+        Shown {
+            ip: ip.to_owned(),
             ports,
             ready,
             address,
             slice_endpoint,
         }
     }
+}
+
+/// A Service's entries for `pods` (its selected pods, in key order), reusing those of
+/// `old` (the last sync's, in the same order) that are still current.
+fn pod_endpoints(
+    old: Vec<PodEndpoint>,
+    pods: &[(&Key, &Arc<Value>)],
+    svc: &Arc<Value>,
+    name: &str,
+    publish_not_ready: bool,
+) -> Vec<PodEndpoint> {
+    let mut old = old.into_iter().peekable();
+    let mut out: Vec<PodEndpoint> = Vec::with_capacity(pods.len());
+    for &(key, p) in pods {
+        // Both in key order: entries before this pod are pods that left.
+        while old.next_if(|e| e.key < *key).is_some() {}
+        let kept = old
+            .next_if(|e| e.key == *key)
+            .filter(|e| Arc::ptr_eq(&e.pod, p) && Arc::ptr_eq(&e.svc, svc));
+        let mut e = kept.unwrap_or_else(|| PodEndpoint::new(svc, name, publish_not_ready, key, p));
+        // Pods resolving the Service's ports alike share one copy of them, so that the
+        // sync's grouping by port set compares them by pointer.
+        if let Some(shown) = &mut e.shown {
+            let same = out
+                .iter()
+                .filter_map(|o| o.shown.as_ref())
+                .find(|o| o.ports == shown.ports);
+            if let Some(o) = same {
+                shown.ports.clone_from(&o.ports);
+            }
+        }
+        out.push(e);
+    }
+    out
 }
 
 impl Cluster {
@@ -169,37 +237,19 @@ impl Cluster {
                 .and_then(Value::as_bool)
                 == Some(true);
             let headless = str_at(&svc, "/spec/clusterIP") == Some("None");
-            // (pod IP, pod), sorted by IP: each IP is looked up once, not once per comparison.
-            let mut pods: Vec<(&str, &Arc<Value>)> = self
-                .cache
-                .pods_matching(&ns, selector)
-                .into_iter()
-                .filter_map(|p| Some((str_at(p, "/status/podIP")?, p)))
-                .filter(|(_, p)| {
-                    !matches!(
-                        str_at(p, "/status/phase"),
-                        Some("Succeeded") | Some("Failed")
-                    )
-                })
-                .filter(|(_, p)| publish_not_ready || p.at("/metadata/deletionTimestamp").is_none())
-                .collect();
-            pods.sort_by(|a, b| a.0.cmp(b.0));
+            let pods = self.cache.pods_matching(&ns, selector);
+            let old = self.endpoint_memo.remove(&key).unwrap_or_default();
+            let entries = pod_endpoints(old, &pods, &svc, &name, publish_not_ready);
+            // The shown pods, by IP.
+            let mut shown: Vec<&Shown> = entries.iter().filter_map(|e| e.shown.as_ref()).collect();
+            shown.sort_by(|a, b| a.ip.cmp(&b.ip));
 
             // Endpoints (legacy): one subset per distinct resolved port set.
             let mut subsets: Vec<(Vec<Value>, Vec<Value>, Vec<Value>)> = Vec::new();
             let mut slice_eps = Vec::new();
             let mut slice_ports: Option<Vec<Value>> = None;
             let has_ports = !service_ports(&svc).is_empty();
-            let memo = self.endpoint_memo.entry(key.clone()).or_default();
-            for &(ip, p) in &pods {
-                let fresh = memo
-                    .get(ip)
-                    .is_some_and(|m| Arc::ptr_eq(&m.pod, p) && Arc::ptr_eq(&m.svc, &svc));
-                if !fresh {
-                    let entry = PodEndpoint::new(&svc, &ns, &name, publish_not_ready, ip, p);
-                    memo.insert(ip.to_owned(), entry);
-                }
-                let Some(m) = memo.get(ip) else { continue };
+            for m in shown {
                 if m.ports.is_empty() && has_ports {
                     continue;
                 }
@@ -231,10 +281,7 @@ impl Cluster {
                     );
                 }
             }
-            if memo.len() > pods.len() {
-                let current: BTreeSet<&str> = pods.iter().map(|(ip, _)| *ip).collect();
-                memo.retain(|ip, _| current.contains(ip.as_str()));
-            }
+            self.endpoint_memo.insert(key.clone(), entries);
             let svc_ports = service_ports(&svc);
             let subsets: Vec<Value> = subsets
                 .into_iter()

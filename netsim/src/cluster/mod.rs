@@ -176,8 +176,8 @@ pub struct Cluster {
     /// Refused pod creates in a row, per workload: its workqueue back-off.
     create_failures: BTreeMap<(kubelet::Owner, Key), u32>,
     events: EventLog,
-    /// Per Service, each selected pod's Endpoints entries by pod IP (`endpoints.rs`).
-    endpoint_memo: BTreeMap<Key, BTreeMap<String, endpoints::PodEndpoint>>,
+    /// Per Service, each selected pod's Endpoints entries, in pod key order (`endpoints.rs`).
+    endpoint_memo: BTreeMap<Key, Vec<endpoints::PodEndpoint>>,
     /// Per key, the kind and resourceVersion of the last status this driver's Deployment
     /// and ReplicaSet controllers wrote, when that status was the sync's only write: see
     /// [`Cluster::is_own_status_echo`]. (A Deployment and a ReplicaSet of one name would
