@@ -86,8 +86,7 @@ impl MemStore {
 
 impl Inner {
     fn record(&mut self, ev: WatchEvent) {
-        let key = ev.key().to_owned();
-        let rev = ev.revision();
+        let (key, rev) = (ev.key(), ev.revision());
         self.watchers.retain(|(prefix, from, tx)| {
             if key.starts_with(prefix.as_str()) && rev >= *from {
                 tx.unbounded_send(Ok(ev.clone())).is_ok()

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use apiserver::json::At;
+use apiserver::reaper::Garbage;
 use apiserver::resources::find;
 use apiserver::ApiError;
 use serde_json::{json, Value};
@@ -173,22 +174,31 @@ impl Shown {
 }
 
 /// A Service's entries for `pods` (its selected pods, in key order), reusing those of
-/// `old` (the last sync's, in the same order) that are still current.
+/// `old` (the last sync's, in the same order) that are still current. The rest go to
+/// `garbage`: an entry can hold the last reference to an old version of its pod.
 fn pod_endpoints(
     old: Vec<PodEndpoint>,
     pods: &[(&Key, &Arc<Value>)],
     svc: &Arc<Value>,
     name: &str,
     publish_not_ready: bool,
+    garbage: &mut Garbage<PodEndpoint>,
 ) -> Vec<PodEndpoint> {
     let mut old = old.into_iter().peekable();
     let mut out: Vec<PodEndpoint> = Vec::with_capacity(pods.len());
     for &(key, p) in pods {
         // Both in key order: entries before this pod are pods that left.
-        while old.next_if(|e| e.key < *key).is_some() {}
-        let kept = old
-            .next_if(|e| e.key == *key)
-            .filter(|e| Arc::ptr_eq(&e.pod, p) && Arc::ptr_eq(&e.svc, svc));
+        while let Some(left) = old.next_if(|e| e.key < *key) {
+            garbage.push(left);
+        }
+        let kept = match old.next_if(|e| e.key == *key) {
+            Some(e) if Arc::ptr_eq(&e.pod, p) && Arc::ptr_eq(&e.svc, svc) => Some(e),
+            Some(stale) => {
+                garbage.push(stale);
+                None
+            }
+            None => None,
+        };
         let mut e = kept.unwrap_or_else(|| PodEndpoint::new(svc, name, publish_not_ready, key, p));
         // Pods resolving the Service's ports alike share one copy of them, so that the
         // sync's grouping by port set compares them by pointer.
@@ -203,6 +213,7 @@ fn pod_endpoints(
         }
         out.push(e);
     }
+    old.for_each(|left| garbage.push(left));
     out
 }
 
@@ -239,7 +250,14 @@ impl Cluster {
             let headless = str_at(&svc, "/spec/clusterIP") == Some("None");
             let pods = self.cache.pods_matching(&ns, selector);
             let old = self.endpoint_memo.remove(&key).unwrap_or_default();
-            let entries = pod_endpoints(old, &pods, &svc, &name, publish_not_ready);
+            let entries = pod_endpoints(
+                old,
+                &pods,
+                &svc,
+                &name,
+                publish_not_ready,
+                &mut self.endpoint_garbage,
+            );
             // The shown pods, by IP.
             let mut shown: Vec<&Shown> = entries.iter().filter_map(|e| e.shown.as_ref()).collect();
             shown.sort_by(|a, b| a.ip.cmp(&b.ip));

@@ -178,6 +178,8 @@ pub struct Cluster {
     events: EventLog,
     /// Per Service, each selected pod's Endpoints entries, in pod key order (`endpoints.rs`).
     endpoint_memo: BTreeMap<Key, Vec<endpoints::PodEndpoint>>,
+    /// Entries the memo let go of, freed off the driver (`apiserver::reaper`).
+    endpoint_garbage: apiserver::reaper::Garbage<endpoints::PodEndpoint>,
     /// Per key, the kind and resourceVersion of the last status this driver's Deployment
     /// and ReplicaSet controllers wrote, when that status was the sync's only write: see
     /// [`Cluster::is_own_status_echo`]. (A Deployment and a ReplicaSet of one name would
@@ -220,6 +222,7 @@ impl Cluster {
             create_failures: BTreeMap::new(),
             events: EventLog::default(),
             endpoint_memo: BTreeMap::new(),
+            endpoint_garbage: Default::default(),
             own_status_writes: BTreeMap::new(),
             sync_began_at: 0,
         };
