@@ -422,11 +422,15 @@ impl Cluster {
                 let old = self.cache.get("pods", &key);
                 let new = (ev.kind != EventType::Deleted).then_some(&**obj);
                 if endpoint_view(old) != endpoint_view(new) {
-                    let mut svcs = BTreeSet::new();
-                    for p in [new, old].into_iter().flatten() {
-                        svcs.extend(self.cache.services_selecting(ns, p));
+                    // The Services selecting a pod depend on its labels alone: the old
+                    // version is asked only when its labels were different.
+                    let relabelled = old.filter(|o| {
+                        new.is_none_or(|n| o.at("/metadata/labels") != n.at("/metadata/labels"))
+                    });
+                    for p in [new, relabelled].into_iter().flatten() {
+                        let svcs = self.cache.services_selecting(ns, p);
+                        self.dirty.services.extend(svcs);
                     }
-                    self.dirty.services.extend(svcs);
                 }
             }
             "ingresses" => {
