@@ -199,18 +199,21 @@ fn pod_endpoints(
             }
             None => None,
         };
-        let mut e = kept.unwrap_or_else(|| PodEndpoint::new(svc, name, publish_not_ready, key, p));
-        // Pods resolving the Service's ports alike share one copy of them, so that the
-        // sync's grouping by port set compares them by pointer.
-        if let Some(shown) = &mut e.shown {
-            let same = out
-                .iter()
-                .filter_map(|o| o.shown.as_ref())
-                .find(|o| o.ports == shown.ports);
-            if let Some(o) = same {
-                shown.ports.clone_from(&o.ports);
+        let e = kept.unwrap_or_else(|| {
+            let mut e = PodEndpoint::new(svc, name, publish_not_ready, key, p);
+            // A new entry resolving the Service's ports as another does shares that copy,
+            // so that the sync's grouping by port set compares them by pointer.
+            if let Some(shown) = &mut e.shown {
+                let same = out
+                    .iter()
+                    .filter_map(|o| o.shown.as_ref())
+                    .find(|o| o.ports == shown.ports);
+                if let Some(o) = same {
+                    shown.ports.clone_from(&o.ports);
+                }
             }
-        }
+            e
+        });
         out.push(e);
     }
     old.for_each(|left| garbage.push(left));
