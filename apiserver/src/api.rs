@@ -1,7 +1,7 @@
 //! The registry: Kubernetes object semantics over the Store. Both the HTTP surface and
 //! in-process controllers call this, so every write gets the same admission.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -210,6 +210,19 @@ pub struct ApiServer {
     write_counts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Events' own store and writer thread, over an in-memory store (see `events.rs`).
     events: Option<Arc<EventWriter>>,
+    /// Namespaces last seen present and not terminating: NamespaceLifecycle admission's
+    /// lister. kube-apiserver reads namespaces from an informer cache, not etcd, on every
+    /// create; here every namespace write goes through this server, so the set is exact:
+    /// any such write empties it (see [`Self::note_write`]).
+    live_namespaces: Mutex<LiveNamespaces>,
+}
+
+/// See `ApiServer::live_namespaces`. `generation` counts the emptyings, so that a lookup
+/// that raced with a namespace write does not put back what the write made stale.
+#[derive(Default)]
+struct LiveNamespaces {
+    generation: u64,
+    names: BTreeSet<String>,
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
@@ -267,6 +280,7 @@ impl ApiServer {
             }),
             store,
             write_counts: Mutex::default(),
+            live_namespaces: Mutex::default(),
         })
     }
 
@@ -296,6 +310,11 @@ impl ApiServer {
 
     fn note_write(&self, res: &Resource, op: &'static str, rev: Revision) {
         self.writes.fetch_add(1, Ordering::SeqCst);
+        if res.plural == "namespaces" {
+            let mut live = self.live_namespaces();
+            live.generation += 1;
+            live.names.clear();
+        }
         // Events apart count their own revisions: not the main store's.
         if self.events.is_none() || res.plural != "events" {
             self.last_write.fetch_max(rev, Ordering::SeqCst);
@@ -458,7 +477,21 @@ impl ApiServer {
         }
     }
 
+    fn live_namespaces(&self) -> MutexGuard<'_, LiveNamespaces> {
+        match self.live_namespaces.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
     async fn namespace_must_exist(&self, ns: &str) -> Result<(), ApiError> {
+        let generation = {
+            let live = self.live_namespaces();
+            if live.names.contains(ns) {
+                return Ok(());
+            }
+            live.generation
+        };
         let nsr = crate::resources::find("namespaces")
             .ok_or_else(|| ApiError::internal("no namespaces"))?;
         let got = self
@@ -476,6 +509,10 @@ impl ApiServer {
                         message: format!("unable to create new content in namespace {ns} because it is being terminated"),
                         details: None,
                     });
+                }
+                let mut live = self.live_namespaces();
+                if live.generation == generation {
+                    live.names.insert(ns.to_owned());
                 }
                 Ok(())
             }

@@ -241,6 +241,55 @@ async fn invalid_objects_get_422_with_causes() {
     );
 }
 
+/// NamespaceLifecycle: a namespace that was fine for one create refuses the next once it
+/// is terminating, and once it is gone (the lookup it passed is not reused stale).
+#[tokio::test]
+async fn creates_follow_the_namespace_lifecycle() {
+    let r = server().await;
+    post(
+        &r,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "lab"}}),
+    )
+    .await;
+    let svc = |name: &str| json!({"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}});
+    let (c, _) = post(&r, "/api/v1/namespaces/lab/services", svc("a")).await;
+    assert_eq!(c, 201);
+    let (c, _) = call(&r, "DELETE", "/api/v1/namespaces/lab", None, &[]).await;
+    assert_eq!(c, 200);
+    let (c, body) = post(&r, "/api/v1/namespaces/lab/services", svc("b")).await;
+    assert_eq!(
+        (c, body["reason"].as_str(), body["message"].as_str()),
+        (
+            403,
+            Some("Forbidden"),
+            Some("unable to create new content in namespace lab because it is being terminated")
+        )
+    );
+    let (c, _) = call(
+        &r,
+        "DELETE",
+        "/api/v1/namespaces/lab?gracePeriodSeconds=0",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(c, 200);
+    let (c, body) = post(&r, "/api/v1/namespaces/lab/services", svc("c")).await;
+    assert_eq!(
+        (c, body["message"].as_str()),
+        (404, Some("namespaces \"lab\" not found"))
+    );
+    post(
+        &r,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "lab"}}),
+    )
+    .await;
+    let (c, _) = post(&r, "/api/v1/namespaces/lab/services", svc("d")).await;
+    assert_eq!(c, 201, "a namespace made again takes content again");
+}
+
 #[tokio::test]
 async fn watch_streams_changes_from_a_resource_version() {
     let r = server().await;
