@@ -518,15 +518,17 @@ impl Cluster {
         component: &str,
         host: Option<&str>,
     ) -> Result<(), ClusterError> {
-        let ns = str_at(obj, "/metadata/namespace")
-            .unwrap_or("default")
-            .to_owned();
-        let name = str_at(obj, "/metadata/name").unwrap_or_default();
+        // Four metadata fields: `metadata` is found once (this runs for every Event).
+        let meta = apiserver::json::get(obj, "metadata");
+        let meta_str = |field| apiserver::json::get_in(meta, field).and_then(Value::as_str);
+        let ns = meta_str("namespace").unwrap_or("default").to_owned();
+        let name = meta_str("name").unwrap_or_default();
+        let uid = meta_str("uid");
         let res = apiserver::resources::find("events")
             .ok_or_else(|| ApiError::internal("no events resource"))?;
         let same = [
             ns.as_str(),
-            str_at(obj, "/metadata/uid").unwrap_or(name),
+            uid.unwrap_or(name),
             kind,
             reason,
             &message,
@@ -563,8 +565,8 @@ impl Cluster {
                 kind: text(obj.get("kind")),
                 name: name.to_owned(),
                 namespace: ns,
-                resource_version: text(obj.at("/metadata/resourceVersion")),
-                uid: text(obj.at("/metadata/uid")),
+                resource_version: meta_str("resourceVersion").map(str::to_owned),
+                uid: uid.map(str::to_owned),
             },
             type_: kind.to_owned(),
             reason: reason.to_owned(),
