@@ -1097,14 +1097,24 @@ impl ApiServer {
     /// The resource a storage key belongs to (the longest matching storage prefix) and the
     /// rest of the key; allocation-free, as it runs for every watch event.
     fn resource_of_key(key: &str) -> Option<(&'static Resource, &str)> {
-        /// Storage names, longest first (so `services/endpoints` wins over a `services`).
-        static BY_STORAGE: std::sync::LazyLock<Vec<(&'static str, &'static Resource)>> =
-            std::sync::LazyLock::new(|| {
-                let mut v: Vec<_> = RESOURCES.iter().map(|r| (r.storage_name(), r)).collect();
+        /// Storage names by their first segment, longest first within one (so
+        /// `services/endpoints` is tried whole): one map search instead of a prefix test
+        /// per resource.
+        type ByHead = BTreeMap<&'static str, Vec<(&'static str, &'static Resource)>>;
+        static BY_HEAD: std::sync::LazyLock<ByHead> = std::sync::LazyLock::new(|| {
+            let mut m = ByHead::new();
+            for r in RESOURCES {
+                let storage = r.storage_name();
+                let head = storage.split('/').next().unwrap_or(storage);
+                m.entry(head).or_default().push((storage, r));
+            }
+            for v in m.values_mut() {
                 v.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
-                v
-            });
-        BY_STORAGE.iter().find_map(|(storage, r)| {
+            }
+            m
+        });
+        let head = key.split('/').next().unwrap_or(key);
+        BY_HEAD.get(head)?.iter().find_map(|(storage, r)| {
             let rest = key.strip_prefix(storage)?.strip_prefix('/')?;
             Some((*r, rest))
         })
