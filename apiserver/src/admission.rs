@@ -2,6 +2,7 @@
 //! cluster's apiserver does them. Works on JSON objects; typed decoding happens before.
 
 use std::net::Ipv4Addr;
+use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
@@ -58,9 +59,11 @@ pub fn obj_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
     ensure_object(ensure_object(v).entry(key).or_insert(Value::Null))
 }
 
-fn default_key(m: &mut Map<String, Value>, key: &str, value: Value) {
+/// Sets `key` to `value()` unless it has a value. The default is built only when it is
+/// used: pods made from a defaulted template already have most of these.
+fn default_key(m: &mut Map<String, Value>, key: &str, value: impl FnOnce() -> Value) {
     if m.get(key).is_none_or(Value::is_null) {
-        m.insert(key.to_owned(), value);
+        m.insert(key.to_owned(), value());
     }
 }
 
@@ -320,14 +323,14 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
 }
 
 fn default_pod_spec(spec: &mut Map<String, Value>) {
-    default_key(spec, "restartPolicy", json!("Always"));
-    default_key(spec, "dnsPolicy", json!("ClusterFirst"));
-    default_key(spec, "schedulerName", json!("default-scheduler"));
-    default_key(spec, "terminationGracePeriodSeconds", json!(30));
-    default_key(spec, "securityContext", json!({}));
-    default_key(spec, "enableServiceLinks", json!(true));
-    default_key(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    default_key(spec, "priority", json!(0));
+    default_key(spec, "restartPolicy", || json!("Always"));
+    default_key(spec, "dnsPolicy", || json!("ClusterFirst"));
+    default_key(spec, "schedulerName", || json!("default-scheduler"));
+    default_key(spec, "terminationGracePeriodSeconds", || json!(30));
+    default_key(spec, "securityContext", || json!({}));
+    default_key(spec, "enableServiceLinks", || json!(true));
+    default_key(spec, "preemptionPolicy", || json!("PreemptLowerPriority"));
+    default_key(spec, "priority", || json!(0));
     if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
             let image = c
@@ -345,25 +348,29 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
             } else {
                 "IfNotPresent"
             };
-            default_key(c, "imagePullPolicy", json!(policy));
-            default_key(c, "terminationMessagePath", json!("/dev/termination-log"));
-            default_key(c, "terminationMessagePolicy", json!("File"));
-            default_key(c, "resources", json!({}));
+            default_key(c, "imagePullPolicy", || json!(policy));
+            default_key(c, "terminationMessagePath", || {
+                json!("/dev/termination-log")
+            });
+            default_key(c, "terminationMessagePolicy", || json!("File"));
+            default_key(c, "resources", || json!({}));
             if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-                    default_key(p, "protocol", json!("TCP"));
+                    default_key(p, "protocol", || json!("TCP"));
                 }
             }
         }
     }
     if !spec.contains_key("tolerations") {
-        spec.insert(
-            "tolerations",
+        // The DefaultTolerationSeconds admission plugin's pair. Built once: a copy of a
+        // built object shares its fields until written.
+        static TOLERATIONS: LazyLock<Value> = LazyLock::new(|| {
             json!([
                 {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300},
                 {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300}
-            ]),
-        );
+            ])
+        });
+        spec.insert("tolerations", TOLERATIONS.clone());
     }
 }
 
@@ -467,11 +474,18 @@ pub fn mount_service_account_token(pod: &mut Value, rng: &SimRng) {
             .entry("volumes")
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Some(vols) = vols.as_array_mut() {
-            vols.push(json!({"name": volume, "projected": {"defaultMode": 420, "sources": [
-                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
-                {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}, "path": "namespace"}]}}
-            ]}}));
+            // The same for every pod but its name: built once (see `TOLERATIONS`).
+            static PROJECTED: LazyLock<Value> = LazyLock::new(|| {
+                json!({"defaultMode": 420, "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
+                    {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}, "path": "namespace"}]}}
+                ]})
+            });
+            vols.push(crate::json::object([
+                ("name", Value::String(volume)),
+                ("projected", PROJECTED.clone()),
+            ]));
         }
     }
 }
@@ -495,7 +509,7 @@ fn default_secret(obj: &mut Value) {
     {
         m.remove("data");
     }
-    default_key(m, "type", json!("Opaque"));
+    default_key(m, "type", || json!("Opaque"));
 }
 
 fn validate_pod_spec(path: &str, spec: &Value, errs: &mut Vec<FieldError>) {
@@ -542,11 +556,11 @@ fn validate_pod_spec(path: &str, spec: &Value, errs: &mut Vec<FieldError>) {
 /// (`strategy: {}` from `kubectl create deployment` ends up fully defaulted).
 fn default_rolling(spec: &mut Map<String, Value>, key: &str, fields: &[(&str, Value)]) {
     let strategy = ensure_object(spec.entry(key).or_insert(Value::Null));
-    default_key(strategy, "type", json!("RollingUpdate"));
+    default_key(strategy, "type", || json!("RollingUpdate"));
     if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
         let rolling = ensure_object(strategy.entry("rollingUpdate").or_insert(Value::Null));
         for (k, v) in fields {
-            default_key(rolling, k, v.clone());
+            default_key(rolling, k, || v.clone());
         }
     }
 }
@@ -555,18 +569,18 @@ fn default_workload(res: &Resource, obj: &mut Value) {
     let spec = obj_mut(obj, "spec");
     match res.plural {
         "deployments" => {
-            default_key(spec, "replicas", json!(1));
-            default_key(spec, "revisionHistoryLimit", json!(10));
-            default_key(spec, "progressDeadlineSeconds", json!(600));
+            default_key(spec, "replicas", || json!(1));
+            default_key(spec, "revisionHistoryLimit", || json!(10));
+            default_key(spec, "progressDeadlineSeconds", || json!(600));
             default_rolling(
                 spec,
                 "strategy",
                 &[("maxSurge", json!("25%")), ("maxUnavailable", json!("25%"))],
             );
         }
-        "replicasets" => default_key(spec, "replicas", json!(1)),
+        "replicasets" => default_key(spec, "replicas", || json!(1)),
         "daemonsets" => {
-            default_key(spec, "revisionHistoryLimit", json!(10));
+            default_key(spec, "revisionHistoryLimit", || json!(10));
             default_rolling(
                 spec,
                 "updateStrategy",
@@ -574,14 +588,14 @@ fn default_workload(res: &Resource, obj: &mut Value) {
             );
         }
         "statefulsets" => {
-            default_key(spec, "replicas", json!(1));
-            default_key(spec, "revisionHistoryLimit", json!(10));
-            default_key(spec, "podManagementPolicy", json!("OrderedReady"));
+            default_key(spec, "replicas", || json!(1));
+            default_key(spec, "revisionHistoryLimit", || json!(10));
+            default_key(spec, "podManagementPolicy", || json!("OrderedReady"));
             default_rolling(spec, "updateStrategy", &[("partition", json!(0))]);
             default_key(
                 spec,
                 "persistentVolumeClaimRetentionPolicy",
-                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                || json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
             );
         }
         _ => {}
@@ -670,36 +684,36 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
 
 fn default_service(obj: &mut Value) {
     let spec = obj_mut(obj, "spec");
-    default_key(spec, "type", json!("ClusterIP"));
+    default_key(spec, "type", || json!("ClusterIP"));
     let ty = spec
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("ClusterIP")
         .to_owned();
-    default_key(spec, "sessionAffinity", json!("None"));
+    default_key(spec, "sessionAffinity", || json!("None"));
     if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
         default_key(
             spec,
             "sessionAffinityConfig",
-            json!({"clientIP": {"timeoutSeconds": 10800}}),
+            || json!({"clientIP": {"timeoutSeconds": 10800}}),
         );
     }
     if ty != "ExternalName" {
-        default_key(spec, "internalTrafficPolicy", json!("Cluster"));
-        default_key(spec, "ipFamilies", json!(["IPv4"]));
-        default_key(spec, "ipFamilyPolicy", json!("SingleStack"));
+        default_key(spec, "internalTrafficPolicy", || json!("Cluster"));
+        default_key(spec, "ipFamilies", || json!(["IPv4"]));
+        default_key(spec, "ipFamilyPolicy", || json!("SingleStack"));
     }
     if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
-        default_key(spec, "externalTrafficPolicy", json!("Cluster"));
+        default_key(spec, "externalTrafficPolicy", || json!("Cluster"));
     }
     if ty == "LoadBalancer" {
-        default_key(spec, "allocateLoadBalancerNodePorts", json!(true));
+        default_key(spec, "allocateLoadBalancerNodePorts", || json!(true));
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-            default_key(p, "protocol", json!("TCP"));
+            default_key(p, "protocol", || json!("TCP"));
             if let Some(port) = p.get("port").cloned() {
-                default_key(p, "targetPort", port);
+                default_key(p, "targetPort", || port);
             }
         }
     }
