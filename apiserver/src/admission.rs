@@ -331,8 +331,14 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
     default_key(spec, "enableServiceLinks", || json!(true));
     default_key(spec, "preemptionPolicy", || json!("PreemptLowerPriority"));
     default_key(spec, "priority", || json!(0));
+    // A container map shared with a template is copied when taken mutably: only those
+    // missing a default are (a pod made from a defaulted template has them all).
     if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
-        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+        for c in cs
+            .iter_mut()
+            .filter(|c| container_lacks_defaults(c))
+            .filter_map(Value::as_object_mut)
+        {
             let image = c
                 .get("image")
                 .and_then(Value::as_str)
@@ -372,6 +378,22 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
         });
         spec.insert("tolerations", TOLERATIONS.clone());
     }
+}
+
+/// Whether [`default_pod_spec`] would set anything in container `c`.
+fn container_lacks_defaults(c: &Value) -> bool {
+    let missing = |v: &Value, key: &str| crate::json::get(v, key).is_none_or(Value::is_null);
+    [
+        "imagePullPolicy",
+        "terminationMessagePath",
+        "terminationMessagePolicy",
+        "resources",
+    ]
+    .iter()
+    .any(|k| missing(c, k))
+        || crate::json::get(c, "ports")
+            .and_then(Value::as_array)
+            .is_some_and(|ps| ps.iter().any(|p| p.is_object() && missing(p, "protocol")))
 }
 
 /// v1's `serviceAccount` is the deprecated alias of `serviceAccountName`: decoding fills

@@ -118,6 +118,16 @@ async fn crud_with_real_status_objects() {
         "{volume}"
     );
     assert_eq!(
+        created["spec"]["volumes"][0]["projected"]["sources"][0],
+        json!({"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}),
+        "the token source of a real cluster's kube-api-access volume"
+    );
+    assert_eq!(
+        created["spec"]["tolerations"][1],
+        json!({"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300}),
+        "DefaultTolerationSeconds"
+    );
+    assert_eq!(
         created["spec"]["containers"][0]["volumeMounts"],
         json!([{"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "name": volume, "readOnly": true}])
     );
