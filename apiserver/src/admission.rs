@@ -344,22 +344,9 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            let tag = image
-                .rsplit('/')
-                .next()
-                .and_then(|last| last.split_once(':'))
-                .map(|(_, t)| t.to_owned());
-            let policy = if tag.is_none() || tag.as_deref() == Some("latest") {
-                "Always"
-            } else {
-                "IfNotPresent"
-            };
-            default_key(c, "imagePullPolicy", || json!(policy));
-            default_key(c, "terminationMessagePath", || {
-                json!("/dev/termination-log")
-            });
-            default_key(c, "terminationMessagePolicy", || json!("File"));
-            default_key(c, "resources", || json!({}));
+            for (key, value) in CONTAINER_DEFAULTS {
+                default_key(c, key, || value(&image));
+            }
             if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports.iter_mut().filter_map(Value::as_object_mut) {
                     default_key(p, "protocol", || json!("TCP"));
@@ -380,17 +367,33 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
     }
 }
 
+type DefaultFromImage = fn(&str) -> Value;
+
+/// A container's defaults, each from the container's image (one table, so that
+/// [`container_lacks_defaults`] checks exactly what [`default_pod_spec`] sets).
+const CONTAINER_DEFAULTS: [(&str, DefaultFromImage); 4] = [
+    ("imagePullPolicy", |image| {
+        // `Always` for an untagged or `:latest` image, as kubelet's defaulting does.
+        let tag = image
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.split_once(':'))
+            .map(|(_, t)| t);
+        let policy = match tag {
+            None | Some("latest") => "Always",
+            Some(_) => "IfNotPresent",
+        };
+        json!(policy)
+    }),
+    ("terminationMessagePath", |_| json!("/dev/termination-log")),
+    ("terminationMessagePolicy", |_| json!("File")),
+    ("resources", |_| json!({})),
+];
+
 /// Whether [`default_pod_spec`] would set anything in container `c`.
 fn container_lacks_defaults(c: &Value) -> bool {
     let missing = |v: &Value, key: &str| crate::json::get(v, key).is_none_or(Value::is_null);
-    [
-        "imagePullPolicy",
-        "terminationMessagePath",
-        "terminationMessagePolicy",
-        "resources",
-    ]
-    .iter()
-    .any(|k| missing(c, k))
+    CONTAINER_DEFAULTS.iter().any(|(k, _)| missing(c, k))
         || crate::json::get(c, "ports")
             .and_then(Value::as_array)
             .is_some_and(|ps| ps.iter().any(|p| p.is_object() && missing(p, "protocol")))
@@ -1010,6 +1013,26 @@ fn differs_except(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// kubelet's pull-policy default, from the image reference's tag (a registry's port is
+    /// not a tag); a policy already given is kept.
+    #[test]
+    fn image_pull_policy_defaults_from_the_tag() {
+        let policy = |image: &str, given: Option<&str>| {
+            let mut c = json!({"name": "c", "image": image});
+            if let Some(g) = given {
+                c["imagePullPolicy"] = json!(g);
+            }
+            let mut spec = json!({"containers": [c]});
+            default_pod_spec(ensure_object(&mut spec));
+            spec["containers"][0]["imagePullPolicy"].clone()
+        };
+        assert_eq!(policy("wangyanglinux/myapp:v2", None), "IfNotPresent");
+        assert_eq!(policy("nginx:latest", None), "Always");
+        assert_eq!(policy("nginx", None), "Always");
+        assert_eq!(policy("registry.local:5000/app", None), "Always");
+        assert_eq!(policy("nginx:1.25", Some("Never")), "Never");
+    }
 
     #[test]
     fn only_images_and_binding_may_change_in_a_pod_spec() {
