@@ -1,5 +1,7 @@
 //! JSON helpers for code that walks objects on every change.
 
+use std::cell::Cell;
+
 use serde_json::Value;
 
 /// RFC 6901 JSON Pointer lookup without allocating. `Value::pointer` unescapes every
@@ -114,13 +116,49 @@ const LINEAR_FIELDS: usize = 24;
 /// `m.get(key)`, faster for the small maps Kubernetes objects are made of: a binary search
 /// orders keys with a `memcmp` call per step, while a scan compares lengths first and
 /// touches bytes only for keys of the same length. Large maps keep the binary search.
+/// Either way the position the name was last found at is tried first (see [`HINTS`]).
 pub fn field<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
-    if m.len() > LINEAR_FIELDS {
-        return m.get(key);
+    let is_key = |k: &str| k.len() == key.len() && same_bytes(k.as_bytes(), key.as_bytes());
+    let slot = hint_slot(key);
+    let hinted = HINTS.with(|h| h[slot].get());
+    if hinted.0 == key.as_ptr() as usize {
+        if let Some((k, v)) = m.get_index(hinted.1) {
+            if is_key(k) {
+                return Some(v);
+            }
+        }
     }
-    m.iter()
-        .find(|(k, _)| k.len() == key.len() && same_bytes(k.as_bytes(), key.as_bytes()))
-        .map(|(_, v)| v)
+    let found = if m.len() > LINEAR_FIELDS {
+        // A large map (an annotation set, say) is rare: its position is not remembered.
+        return m.get(key);
+    } else {
+        m.iter().enumerate().find(|(_, (k, _))| is_key(k))
+    };
+    found.map(|(i, (_, v))| {
+        HINTS.with(|h| h[slot].set((key.as_ptr() as usize, i)));
+        v
+    })
+}
+
+/// Slots of [`HINTS`]: more than the distinct field names the controllers look up.
+const HINT_SLOTS: usize = 2048;
+
+thread_local! {
+    /// Where a field name was last found, by the name's address (field names are mostly
+    /// string literals: one address per name): objects of one kind lay out their fields
+    /// alike — a pod's `status` is its fifth field, whichever pod — so a lookup that tries
+    /// that position first mostly compares one key instead of scanning. A hint is a guess,
+    /// checked before it is used: a stale one, or another name's, costs only the scan.
+    static HINTS: [Cell<(usize, usize)>; HINT_SLOTS] =
+        const { [const { Cell::new((0, 0)) }; HINT_SLOTS] };
+}
+
+/// Fibonacci hashing: the top bits of the address times 2^64/φ.
+#[inline]
+fn hint_slot(key: &str) -> usize {
+    const BITS: u32 = HINT_SLOTS.trailing_zeros();
+    let hash = (key.as_ptr() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - BITS);
+    hash as usize
 }
 
 /// `a == b`, without a `memcmp` call for the short keys of Kubernetes objects: bytes are
@@ -464,6 +502,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The position a name was last found at is a guess: maps laid out otherwise, or too
+    /// small for it, are still searched.
+    #[test]
+    fn a_remembered_field_position_is_checked_before_use() {
+        let key = "status";
+        let pod = json!({"kind": "Pod", "status": 1});
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "spec": 2, "status": 3});
+        let short = json!({"spec": 4});
+        let wide = json!({"a": 0, "b": 0, "c": 0, "d": 0, "status": 5});
+        assert_eq!(get(&pod, key), Some(&json!(1)));
+        assert_eq!(get(&svc, key), Some(&json!(3)), "position 1 is `kind` here");
+        assert_eq!(get(&short, key), None, "position 3 is past the end");
+        assert_eq!(get(&wide, key), Some(&json!(5)));
+        assert_eq!(get(&pod, key), Some(&json!(1)));
+        assert_eq!(get(&svc, "kind"), Some(&json!("Service")));
+    }
+
+    /// Keys inserted in any order iterate in key order, and an entry finds a key that
+    /// shares its first byte with others.
+    #[test]
+    fn inserted_keys_keep_key_order() {
+        let keys = [
+            "status",
+            "spec",
+            "",
+            "s",
+            "selector",
+            "apiVersion",
+            "kind",
+            "sa",
+        ];
+        let mut m = serde_json::Map::new();
+        for (i, k) in keys.iter().enumerate() {
+            m.insert((*k).to_owned(), json!(i));
+        }
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(m.keys().map(|k| k.as_str()).collect::<Vec<_>>(), sorted);
+        *m.entry("selector").or_insert(json!(null)) = json!("found");
+        m.insert("s".to_owned(), json!("replaced"));
+        assert_eq!(m.len(), keys.len());
+        assert_eq!(m["selector"], json!("found"));
+        assert_eq!(m["s"], json!("replaced"));
     }
 
     #[test]

@@ -308,6 +308,14 @@ impl Map<String, Value> {
         self.map.ptr_eq(&other.map)
     }
 
+    /// netsim's patch: the entry at position `i` in key order, in constant time — for a
+    /// lookup that remembers where a field was last found (`apiserver::json::field`).
+    #[cfg(not(feature = "preserve_order"))]
+    #[inline]
+    pub fn get_index(&self, i: usize) -> Option<(&Key, &Value)> {
+        self.map.get_index(i)
+    }
+
     /// Returns the number of elements in the map.
     #[inline]
     pub fn len(&self) -> usize {

@@ -87,6 +87,11 @@ impl<K, V> VecMap<K, V> {
         self.slice().len()
     }
 
+    #[inline]
+    pub fn get_index(&self, i: usize) -> Option<(&K, &V)> {
+        self.slice().get(i).map(|(k, v)| (k, v))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.slice().is_empty()
     }
@@ -119,6 +124,63 @@ impl<K: Clone, V: Clone> VecMap<K, V> {
     #[inline]
     fn entries_mut(&mut self) -> &mut [(K, V)] {
         self.entries.make_mut()
+    }
+}
+
+/// Where a key goes, for the writes that bring a key of their own (`insert`, `entry`). An
+/// ordering step looks at the first bytes before comparing the keys whole: the keys of one
+/// Kubernetes object mostly differ there (`apiVersion`, `kind`, `metadata`, `spec`,
+/// `status`), and a whole compare is a `memcmp` call per step.
+impl<K: Ord + Clone + AsRef<[u8]>, V: Clone> VecMap<K, V> {
+    fn find_key(&self, key: &K) -> Result<usize, usize> {
+        let key = key.as_ref();
+        self.slice()
+            .binary_search_by(|(k, _)| key_cmp(k.as_ref(), key))
+    }
+
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        // Keys usually arrive in order (our own encoder writes them sorted): append.
+        let last_is_less = |(last, _): &(K, V)| key_cmp(last.as_ref(), key.as_ref()).is_lt();
+        if self.slice().last().map_or(true, last_is_less) {
+            self.entries.push((key, value));
+            return None;
+        }
+        match self.find_key(&key) {
+            Ok(i) => Some(core::mem::replace(&mut self.entries_mut()[i].1, value)),
+            Err(i) => {
+                    self.entries.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Moves all of `other`'s entries into `self`; `other`'s value wins on a shared key.
+    pub fn append(&mut self, other: &mut Self) {
+        for (k, v) in core::mem::take(&mut other.entries) {
+            self.insert(k, v);
+        }
+    }
+
+    pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
+        let found = self.find_key(&key);
+        let entries = &mut self.entries;
+        match found {
+            Ok(index) => Entry::Occupied(OccupiedEntry { entries, index }),
+            Err(index) => Entry::Vacant(VacantEntry {
+                entries,
+                index,
+                key,
+            }),
+        }
+    }
+}
+
+/// `a.cmp(b)`, decided by the first byte where that differs.
+#[inline]
+fn key_cmp(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
     }
 }
 
@@ -188,21 +250,6 @@ impl<K: Ord + Clone, V: Clone> VecMap<K, V> {
         Some(&mut self.entries_mut()[i].1)
     }
 
-    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        // Keys usually arrive in order (our own encoder writes them sorted): append.
-        if self.slice().last().map_or(true, |(last, _)| *last < key) {
-            self.entries.push((key, value));
-            return None;
-        }
-        match self.find(&key) {
-            Ok(i) => Some(core::mem::replace(&mut self.entries_mut()[i].1, value)),
-            Err(i) => {
-                self.entries.insert(i, (key, value));
-                None
-            }
-        }
-    }
-
     pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -218,26 +265,6 @@ impl<K: Ord + Clone, V: Clone> VecMap<K, V> {
     {
         let i = self.position(key)?;
         Some(self.entries.remove(i))
-    }
-
-    /// Moves all of `other`'s entries into `self`; `other`'s value wins on a shared key.
-    pub fn append(&mut self, other: &mut Self) {
-        for (k, v) in core::mem::take(&mut other.entries) {
-            self.insert(k, v);
-        }
-    }
-
-    pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
-        let found = self.find(&key);
-        let entries = &mut self.entries;
-        match found {
-            Ok(index) => Entry::Occupied(OccupiedEntry { entries, index }),
-            Err(index) => Entry::Vacant(VacantEntry {
-                entries,
-                index,
-                key,
-            }),
-        }
     }
 
     pub fn retain<F>(&mut self, mut f: F)
@@ -294,7 +321,7 @@ impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for VecMap<K, V> {
     }
 }
 
-impl<K: Ord + Clone, V: Clone> Extend<(K, V)> for VecMap<K, V> {
+impl<K: Ord + Clone + AsRef<[u8]>, V: Clone> Extend<(K, V)> for VecMap<K, V> {
     fn extend<T: IntoIterator<Item = (K, V)>>(&mut self, iter: T) {
         for (k, v) in iter {
             self.insert(k, v);
