@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::alloc::{AllocError, IpAllocator, PortAllocator};
 use crate::error::{quoted, FieldError};
-use crate::json::At;
+use crate::json::{At, Pointer};
 use crate::resources::Resource;
 use crate::sim::SimRng;
 use crate::validation::{go_string_map, name_errors, validate_port, NameRule};
@@ -67,7 +67,7 @@ fn default_key(m: &mut Map<String, Value>, key: &str, value: impl FnOnce() -> Va
     }
 }
 
-fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+fn str_at<'a, P: Pointer + ?Sized>(v: &'a Value, ptr: &P) -> Option<&'a str> {
     v.at(ptr).and_then(Value::as_str)
 }
 
@@ -109,7 +109,9 @@ pub fn admit_create(
             obj["status"] = json!({"loadBalancer": {}});
         }
         "namespaces" => {
-            let name = str_at(obj, "/metadata/name").unwrap_or_default().to_owned();
+            let name = str_at(obj, &["metadata", "name"])
+                .unwrap_or_default()
+                .to_owned();
             let meta = ensure_object(ensure_object(obj).entry("metadata").or_insert(Value::Null));
             let labels = ensure_object(meta.entry("labels").or_insert(Value::Null));
             labels.insert(
@@ -139,10 +141,10 @@ pub fn admit_create(
 /// that Ingresses written before the field existed stay updatable).
 fn validate_ingress_class_on_create(obj: &Value, errs: &mut Vec<FieldError>) {
     let annotation = obj
-        .at("/metadata/annotations")
+        .at(&["metadata", "annotations"])
         .and_then(|a| a.get("kubernetes.io/ingress.class"))
         .and_then(Value::as_str);
-    if let (Some(a), Some(class)) = (annotation, str_at(obj, "/spec/ingressClassName")) {
+    if let (Some(a), Some(class)) = (annotation, str_at(obj, &["spec", "ingressClassName"])) {
         if a != class {
             errs.push(FieldError::invalid(
                 "annotations.kubernetes.io/ingress.class",
@@ -178,10 +180,10 @@ pub fn admit_update(
         "deployments" | "replicasets" | "daemonsets" | "statefulsets" => {
             default_workload(res, new);
             validate_workload(res, new, &mut errs);
-            if old.at("/spec/selector") != new.at("/spec/selector") {
+            if old.at(&["spec", "selector"]) != new.at(&["spec", "selector"]) {
                 errs.push(FieldError::invalid(
                     "spec.selector",
-                    label_selector_go(new.at("/spec/selector")),
+                    label_selector_go(new.at(&["spec", "selector"])),
                     "field is immutable",
                 ));
             }
@@ -203,7 +205,7 @@ pub fn admit_update(
             if old.get("type") != new.get("type") {
                 errs.push(FieldError::invalid(
                     "type",
-                    quoted(str_at(new, "/type").unwrap_or_default()),
+                    quoted(str_at(new, &["type"]).unwrap_or_default()),
                     "field is immutable",
                 ));
             }
@@ -221,18 +223,21 @@ pub fn admit_update(
 /// What deleting a Service frees.
 pub fn service_allocations(svc: &Value) -> Taken {
     let mut t = Taken::default();
-    if let Some(ip) = str_at(svc, "/spec/clusterIP").and_then(|s| s.parse().ok()) {
+    if let Some(ip) = str_at(svc, &["spec", "clusterIP"]).and_then(|s| s.parse().ok()) {
         t.ips.push(ip);
     }
     t.ports = node_ports_of(svc);
-    if let Some(p) = svc.at("/spec/healthCheckNodePort").and_then(Value::as_i64) {
+    if let Some(p) = svc
+        .at(&["spec", "healthCheckNodePort"])
+        .and_then(Value::as_i64)
+    {
         t.ports.push(p);
     }
     t
 }
 
 fn node_ports_of(svc: &Value) -> Vec<i64> {
-    svc.at("/spec/ports")
+    svc.at(&["spec", "ports"])
         .and_then(Value::as_array)
         .map(|ps| {
             ps.iter()
@@ -244,8 +249,8 @@ fn node_ports_of(svc: &Value) -> Vec<i64> {
 
 fn released_by_update(old: &Value, new: &Value) -> Taken {
     let mut t = Taken::default();
-    let old_ip = str_at(old, "/spec/clusterIP");
-    if old_ip != str_at(new, "/spec/clusterIP") {
+    let old_ip = str_at(old, &["spec", "clusterIP"]);
+    if old_ip != str_at(new, &["spec", "clusterIP"]) {
         if let Some(ip) = old_ip.and_then(|s| s.parse().ok()) {
             t.ips.push(ip);
         }
@@ -255,8 +260,15 @@ fn released_by_update(old: &Value, new: &Value) -> Taken {
         .into_iter()
         .filter(|p| !new_ports.contains(p))
         .collect();
-    let old_hc = old.at("/spec/healthCheckNodePort").and_then(Value::as_i64);
-    if old_hc.is_some() && old_hc != new.at("/spec/healthCheckNodePort").and_then(Value::as_i64) {
+    let old_hc = old
+        .at(&["spec", "healthCheckNodePort"])
+        .and_then(Value::as_i64);
+    if old_hc.is_some()
+        && old_hc
+            != new
+                .at(&["spec", "healthCheckNodePort"])
+                .and_then(Value::as_i64)
+    {
         t.ports.extend(old_hc);
     }
     t
@@ -265,23 +277,25 @@ fn released_by_update(old: &Value, new: &Value) -> Taken {
 /// `apply` and PUT without allocated fields keep them (kube-apiserver `patchAllocatedValues`),
 /// unless the type change drops them (`dropTypeDependentFields`).
 fn carry_allocated_values(old: &Value, new: &mut Value) {
-    let new_type = str_at(new, "/spec/type").unwrap_or("ClusterIP").to_owned();
+    let new_type = str_at(new, &["spec", "type"])
+        .unwrap_or("ClusterIP")
+        .to_owned();
     if new_type != "ExternalName"
         && new
-            .at("/spec/clusterIP")
+            .at(&["spec", "clusterIP"])
             .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
     {
-        if let Some(ip) = old.at("/spec/clusterIP").cloned() {
+        if let Some(ip) = old.at(&["spec", "clusterIP"]).cloned() {
             let spec = obj_mut(new, "spec");
             spec.insert("clusterIP", ip);
-            if let Some(ips) = old.at("/spec/clusterIPs").cloned() {
+            if let Some(ips) = old.at(&["spec", "clusterIPs"]).cloned() {
                 spec.insert("clusterIPs", ips);
             }
         }
     }
     if new_type == "ExternalName" {
         if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-            if spec.get("clusterIP") == old.at("/spec/clusterIP") {
+            if spec.get("clusterIP") == old.at(&["spec", "clusterIP"]) {
                 spec.remove("clusterIP");
                 spec.remove("clusterIPs");
             }
@@ -289,7 +303,7 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
     }
     let wants_node_ports = matches!(new_type.as_str(), "NodePort" | "LoadBalancer");
     let old_ports = old
-        .at("/spec/ports")
+        .at(&["spec", "ports"])
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -313,9 +327,9 @@ fn carry_allocated_values(old: &Value, new: &mut Value) {
             }
         }
     }
-    if new.at("/spec/healthCheckNodePort").is_none() && new_type == "LoadBalancer" {
-        if let Some(hc) = old.at("/spec/healthCheckNodePort").cloned() {
-            if str_at(new, "/spec/externalTrafficPolicy") == Some("Local") {
+    if new.at(&["spec", "healthCheckNodePort"]).is_none() && new_type == "LoadBalancer" {
+        if let Some(hc) = old.at(&["spec", "healthCheckNodePort"]).cloned() {
+            if str_at(new, &["spec", "externalTrafficPolicy"]) == Some("Local") {
                 obj_mut(new, "spec").insert("healthCheckNodePort", hc);
             }
         }
@@ -432,7 +446,7 @@ pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/ser
 /// The kubelet's static pods, mirrored into the API: ServiceAccount admission leaves them
 /// alone (they may not use service accounts).
 pub fn is_mirror_pod(pod: &Value) -> bool {
-    pod.at("/metadata/annotations")
+    pod.at(&["metadata", "annotations"])
         .and_then(|a| a.get("kubernetes.io/config.mirror"))
         .is_some()
 }
@@ -449,7 +463,7 @@ pub fn pod_service_account(pod: &mut Value) -> String {
 /// Whether the token is mounted: the pod's `automountServiceAccountToken` wins, then the
 /// ServiceAccount's; both default to true.
 pub fn should_automount(pod: &Value, service_account: &Value) -> bool {
-    pod.at("/spec/automountServiceAccountToken")
+    pod.at(&["spec", "automountServiceAccountToken"])
         .or_else(|| service_account.get("automountServiceAccountToken"))
         .and_then(Value::as_bool)
         .unwrap_or(true)
@@ -666,7 +680,7 @@ fn label_selector_go(sel: Option<&Value>) -> String {
 }
 
 fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
-    if let Some(r) = obj.at("/spec/replicas").and_then(Value::as_i64) {
+    if let Some(r) = obj.at(&["spec", "replicas"]).and_then(Value::as_i64) {
         if r < 0 {
             errs.push(FieldError::invalid(
                 "spec.replicas",
@@ -675,7 +689,7 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
             ));
         }
     }
-    let selector = obj.at("/spec/selector");
+    let selector = obj.at(&["spec", "selector"]);
     let empty_selector = selector.is_none_or(|s| {
         s.get("matchLabels")
             .and_then(Value::as_object)
@@ -687,11 +701,11 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
     if empty_selector {
         errs.push(FieldError::required("spec.selector", ""));
     }
-    if res.plural == "statefulsets" && str_at(obj, "/spec/serviceName").is_none() {
+    if res.plural == "statefulsets" && str_at(obj, &["spec", "serviceName"]).is_none() {
         // serviceName became optional in 1.32; nothing to report.
     }
     let labels = obj
-        .at("/spec/template/metadata/labels")
+        .at(&["spec", "template", "metadata", "labels"])
         .and_then(Value::as_object);
     let sel = crate::selector::LabelSelector::from_json(selector.unwrap_or(&Value::Null));
     if empty_selector || !sel.matches_labels(labels) {
@@ -701,7 +715,7 @@ fn validate_workload(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
             "`selector` does not match template `labels`",
         ));
     }
-    match obj.at("/spec/template/spec") {
+    match obj.at(&["spec", "template", "spec"]) {
         Some(ps) => validate_pod_spec("spec.template.spec", ps, errs),
         None => errs.push(FieldError::required("spec.template.spec.containers", "")),
     }
@@ -747,7 +761,7 @@ fn default_service(obj: &mut Value) {
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 
 fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
-    let ty = str_at(obj, "/spec/type").unwrap_or("ClusterIP");
+    let ty = str_at(obj, &["spec", "type"]).unwrap_or("ClusterIP");
     if !SERVICE_TYPES.contains(&ty) {
         errs.push(FieldError::not_supported(
             "spec.type",
@@ -757,13 +771,13 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
         return;
     }
     let ports = obj
-        .at("/spec/ports")
+        .at(&["spec", "ports"])
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let headless = str_at(obj, "/spec/clusterIP") == Some("None");
+    let headless = str_at(obj, &["spec", "clusterIP"]) == Some("None");
     if ty == "ExternalName" {
-        match str_at(obj, "/spec/externalName") {
+        match str_at(obj, &["spec", "externalName"]) {
             None | Some("") => errs.push(FieldError::required("spec.externalName", "")),
             Some(n) => {
                 let n = n.trim_end_matches('.');
@@ -836,9 +850,11 @@ fn allocate_service(
     taken: &mut Taken,
     errs: &mut Vec<FieldError>,
 ) {
-    let ty = str_at(obj, "/spec/type").unwrap_or("ClusterIP").to_owned();
+    let ty = str_at(obj, &["spec", "type"])
+        .unwrap_or("ClusterIP")
+        .to_owned();
     let old_ip = old
-        .and_then(|o| str_at(o, "/spec/clusterIP"))
+        .and_then(|o| str_at(o, &["spec", "clusterIP"]))
         .map(str::to_owned);
     if ty == "ExternalName" {
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
@@ -855,7 +871,7 @@ fn allocate_service(
             }
         }
     } else {
-        let requested = str_at(obj, "/spec/clusterIP").unwrap_or("").to_owned();
+        let requested = str_at(obj, &["spec", "clusterIP"]).unwrap_or("").to_owned();
         if let (Some(o), false) = (&old_ip, requested.is_empty()) {
             if o != &requested && o != "None" {
                 errs.push(FieldError::invalid(
@@ -915,7 +931,7 @@ fn allocate_service(
     }
     let wants_np = matches!(ty.as_str(), "NodePort" | "LoadBalancer")
         && !(ty == "LoadBalancer"
-            && obj.at("/spec/allocateLoadBalancerNodePorts") == Some(&json!(false)));
+            && obj.at(&["spec", "allocateLoadBalancerNodePorts"]) == Some(&json!(false)));
     let old_nps = old.map(node_ports_of).unwrap_or_default();
     if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for (i, p) in ports.iter_mut().enumerate() {
@@ -947,13 +963,13 @@ fn allocate_service(
             }
         }
     }
-    if ty == "LoadBalancer" && str_at(obj, "/spec/externalTrafficPolicy") == Some("Local") {
+    if ty == "LoadBalancer" && str_at(obj, &["spec", "externalTrafficPolicy"]) == Some("Local") {
         let hc = obj
-            .at("/spec/healthCheckNodePort")
+            .at(&["spec", "healthCheckNodePort"])
             .and_then(Value::as_i64)
             .unwrap_or(0);
         let old_hc = old
-            .and_then(|o| o.at("/spec/healthCheckNodePort"))
+            .and_then(|o| o.at(&["spec", "healthCheckNodePort"]))
             .and_then(Value::as_i64);
         if hc == 0 {
             if let Ok(p) = ctx.alloc.node_ports.allocate_next(ctx.rng) {

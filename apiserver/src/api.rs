@@ -502,7 +502,7 @@ impl ApiServer {
         match got {
             Some(kv) => {
                 let obj = self.decoded.load(nsr, &kv)?;
-                if obj.at("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+                if obj.at(&["status", "phase"]).and_then(Value::as_str) == Some("Terminating") {
                     return Err(ApiError {
                         code: 403,
                         reason: "Forbidden",
@@ -915,7 +915,7 @@ impl ApiServer {
                 }
             }
             if old.get("spec") != n.get("spec") {
-                if let Some(g) = old.at("/metadata/generation").and_then(Value::as_i64) {
+                if let Some(g) = old.at(&["metadata", "generation"]).and_then(Value::as_i64) {
                     n["metadata"]["generation"] = json!(g + 1);
                 }
             }
@@ -1020,16 +1020,16 @@ impl ApiServer {
         let graceful = match res.plural {
             "pods" => {
                 let on_node = old
-                    .at("/spec/nodeName")
+                    .at(&["spec", "nodeName"])
                     .and_then(Value::as_str)
                     .is_some_and(|n| !n.is_empty());
                 let terminal = matches!(
-                    old.at("/status/phase").and_then(Value::as_str),
+                    old.at(&["status", "phase"]).and_then(Value::as_str),
                     Some("Succeeded") | Some("Failed")
                 );
                 let grace = grace_period_seconds
                     .or_else(|| {
-                        old.at("/spec/terminationGracePeriodSeconds")
+                        old.at(&["spec", "terminationGracePeriodSeconds"])
                             .and_then(Value::as_i64)
                     })
                     .unwrap_or(30);
@@ -1039,7 +1039,7 @@ impl ApiServer {
             _ => None,
         };
         if let Some(grace) = graceful {
-            if old.at("/metadata/deletionTimestamp").is_some() {
+            if old.at(&["metadata", "deletionTimestamp"]).is_some() {
                 if grace_period_seconds != Some(0) {
                     return Ok(old);
                 }

@@ -6,21 +6,37 @@ use serde_json::Value;
 
 /// RFC 6901 JSON Pointer lookup without allocating. `Value::pointer` unescapes every
 /// token through `str::replace` (two allocations per token); controllers and admission
-/// look up pointers on every object change, so this matters at scale. One pass over the
-/// pointer's bytes finds each token and whether it needs unescaping, and a token is found
-/// in an object by [`field`], which compares lengths before bytes.
+/// look up pointers on every object change, so this matters at scale.
 pub trait At {
-    fn at(&self, ptr: &str) -> Option<&Value>;
+    fn at<P: Pointer + ?Sized>(&self, ptr: &P) -> Option<&Value>;
 }
 
 impl At for Value {
-    fn at(&self, ptr: &str) -> Option<&Value> {
+    #[inline]
+    fn at<P: Pointer + ?Sized>(&self, ptr: &P) -> Option<&Value> {
+        ptr.walk(self)
+    }
+}
+
+/// A path into a JSON value: a JSON pointer (`"/spec/containers/0/image"`), parsed as it is
+/// walked, or its tokens already split (`["spec", "containers", "0", "image"]`, unescaped:
+/// a key with a `/` is written as it is). The controllers' lookups on every object change
+/// give tokens: splitting the pointer cost more than finding the fields.
+pub trait Pointer {
+    fn walk<'a>(&self, v: &'a Value) -> Option<&'a Value>;
+}
+
+/// One pass over the pointer's bytes finds each token and whether it needs unescaping, and
+/// a token is found in an object by [`field`], which compares lengths before bytes.
+impl Pointer for str {
+    fn walk<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        let ptr = self;
         if ptr.is_empty() {
-            return Some(self);
+            return Some(v);
         }
         let rest = ptr.strip_prefix('/')?;
         let bytes = rest.as_bytes();
-        let mut cur = self;
+        let mut cur = v;
         let mut start = 0;
         loop {
             let (end, escaped) = token_end(bytes, start);
@@ -31,7 +47,7 @@ impl At for Value {
                 Value::Object(m) if escaped => m
                     .iter()
                     .find(|(k, _)| is_unescaped(k, raw))
-                    .map(|(_, v)| v)?,
+                    .map(|(_, found)| found)?,
                 Value::Object(m) => field(m, raw)?,
                 // An index has no escapes; an escaped token is not an index.
                 Value::Array(a) if !escaped => a.get(array_index(raw)?)?,
@@ -42,6 +58,30 @@ impl At for Value {
             }
             start = end + 1;
         }
+    }
+}
+
+impl Pointer for String {
+    fn walk<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        self.as_str().walk(v)
+    }
+}
+
+impl Pointer for [&str] {
+    #[inline]
+    fn walk<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        self.iter().try_fold(v, |cur, token| match cur {
+            Value::Object(m) => field(m, token),
+            Value::Array(a) => a.get(array_index(token)?),
+            _ => None,
+        })
+    }
+}
+
+impl<const N: usize> Pointer for [&str; N] {
+    #[inline]
+    fn walk<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        self.as_slice().walk(v)
     }
 }
 
@@ -456,6 +496,45 @@ mod tests {
             .map(|(k, _)| k.to_string())
             .collect();
         assert_eq!(into, ["metadata", "spec"]);
+    }
+
+    /// Tokens given split walk as the pointer they spell does; a key with a `/` is a token
+    /// as it stands (no escapes to undo).
+    #[test]
+    fn split_tokens_walk_as_their_pointer() {
+        let v = json!({
+            "metadata": {"labels": {"kubernetes.io/service-name": "web"}},
+            "spec": {"containers": [{"name": "c0"}, {"name": "c1"}]},
+            "": {"empty": true}
+        });
+        let cases: [(&[&str], &str); 9] = [
+            (&[], ""),
+            (&["metadata"], "/metadata"),
+            (
+                &["spec", "containers", "1", "name"],
+                "/spec/containers/1/name",
+            ),
+            (
+                &["spec", "containers", "01", "name"],
+                "/spec/containers/01/name",
+            ),
+            (&["spec", "containers", "+1"], "/spec/containers/+1"),
+            (&["spec", "containers", "2"], "/spec/containers/2"),
+            (&["spec", "containers", "x"], "/spec/containers/x"),
+            (&["", "empty"], "//empty"),
+            (&["missing", "deeper"], "/missing/deeper"),
+        ];
+        for (tokens, ptr) in cases {
+            assert_eq!(v.at(tokens), v.pointer(ptr), "tokens {tokens:?}");
+        }
+        assert_eq!(
+            v.at(&["metadata", "labels", "kubernetes.io/service-name"]),
+            Some(&json!("web"))
+        );
+        assert_eq!(
+            v.at(&["spec", "containers", "0", "name"]),
+            Some(&json!("c0"))
+        );
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl Cluster {
                 let node_uid = self
                     .cache
                     .get("nodes", &cp.name)
-                    .and_then(|n| n.at("/metadata/uid"))
+                    .and_then(|n| n.at(&["metadata", "uid"]))
                     .cloned();
                 // A mirror pod: the kubelet's copy of a static pod's manifest, marked with
                 // the manifest's hash (md5 there; a sha256 prefix here).

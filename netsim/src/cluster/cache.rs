@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use apiserver::json::{self, At};
+use apiserver::json::{self, At, Pointer};
 use apiserver::{EventType, ObjectEvent};
 use serde_json::Value;
 
@@ -55,7 +55,7 @@ pub fn without(old: &Value, skip: &[&str]) -> Value {
     )
 }
 
-pub fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+pub fn str_at<'a, P: Pointer + ?Sized>(v: &'a Value, ptr: &P) -> Option<&'a str> {
     v.at(ptr).and_then(Value::as_str)
 }
 
@@ -185,7 +185,7 @@ impl Cache {
     }
 
     fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
-        obj.at("/metadata/ownerReferences")
+        obj.at(&["metadata", "ownerReferences"])
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -193,7 +193,7 @@ impl Cache {
     }
 
     fn labels(obj: &Value) -> Vec<(String, String)> {
-        obj.at("/metadata/labels")
+        obj.at(&["metadata", "labels"])
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
@@ -204,9 +204,9 @@ impl Cache {
     }
 
     fn first_selector_pair(obj: &Value) -> Option<(String, String, String)> {
-        let ns = str_at(obj, "/metadata/namespace")?.to_owned();
+        let ns = str_at(obj, &["metadata", "namespace"])?.to_owned();
         let (k, v) = obj
-            .at("/spec/selector")
+            .at(&["spec", "selector"])
             .and_then(Value::as_object)?
             .iter()
             .next()?;
@@ -230,18 +230,18 @@ impl Cache {
                 .insert(key.clone(), Dependent::new(plural, obj));
         }
         if plural == "nodes" {
-            if let Some(name) = str_at(obj, "/metadata/name") {
+            if let Some(name) = str_at(obj, &["metadata", "name"]) {
                 self.number_node(name);
             }
         }
         if plural == "pods" {
-            let ns = str_at(obj, "/metadata/namespace")
+            let ns = str_at(obj, &["metadata", "namespace"])
                 .unwrap_or_default()
                 .to_owned();
             for (k, v) in Self::labels(obj) {
                 self.pods_by_label.insert(&ns, &k, &v, key);
             }
-            if let Some(node) = str_at(obj, "/spec/nodeName") {
+            if let Some(node) = str_at(obj, &["spec", "nodeName"]) {
                 let n = self.number_node(node);
                 self.pods_on_node[n] += 1;
                 if let Some(owner) = Self::first_owner(obj) {
@@ -287,14 +287,14 @@ impl Cache {
             }
         }
         if plural == "pods" {
-            let ns = str_at(obj, "/metadata/namespace")
+            let ns = str_at(obj, &["metadata", "namespace"])
                 .unwrap_or_default()
                 .to_owned();
             for (k, v) in Self::labels(obj) {
                 self.pods_by_label.remove(&ns, &k, &v, key);
             }
             if let Some(&n) =
-                str_at(obj, "/spec/nodeName").and_then(|node| self.node_numbers.get(node))
+                str_at(obj, &["spec", "nodeName"]).and_then(|node| self.node_numbers.get(node))
             {
                 if let Some(count) = self.pods_on_node.get_mut(n) {
                     *count = count.saturating_sub(1);
@@ -312,7 +312,7 @@ impl Cache {
     }
 
     fn first_owner(obj: &Value) -> Option<&str> {
-        str_at(obj, "/metadata/ownerReferences/0/uid")
+        str_at(obj, &["metadata", "ownerReferences", "0", "uid"])
     }
 
     /// The number the cache gave node `name` (every Node it has seen has one).
@@ -408,7 +408,7 @@ impl Cache {
 
     /// Services in `ns` whose (non-empty) selector matches `pod`'s labels, in key order.
     pub fn services_selecting(&self, ns: &str, pod: &Value) -> BTreeSet<Key> {
-        let Some(labels) = pod.at("/metadata/labels").and_then(Value::as_object) else {
+        let Some(labels) = pod.at(&["metadata", "labels"]).and_then(Value::as_object) else {
             return BTreeSet::new();
         };
         let mut out = BTreeSet::new();
@@ -422,7 +422,7 @@ impl Cache {
             {
                 let matches = self
                     .get("services", key)
-                    .and_then(|s| s.at("/spec/selector"))
+                    .and_then(|s| s.at(&["spec", "selector"]))
                     .and_then(Value::as_object)
                     .is_some_and(|sel| sel.iter().all(|(sk, sv)| labels.get(sk) == Some(sv)));
                 if matches {

@@ -81,7 +81,7 @@ pub(super) fn run_of(spec: &Value) -> Run {
 /// A container status after its process ended with `code` at `now`: terminated
 /// (Completed or Error, with the run's start), no longer ready or started.
 fn terminate(cs: &mut Value, code: i32, now: &str) {
-    let started = cs.at("/state/running/startedAt").cloned();
+    let started = cs.at(&["state", "running", "startedAt"]).cloned();
     cs["state"] = json!({"terminated": {
         "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
         "startedAt": started, "finishedAt": now, "containerID": cs.get("containerID"),
@@ -92,7 +92,7 @@ fn terminate(cs: &mut Value, code: i32, now: &str) {
 
 fn set_readiness(status: &mut Value, now: &str, completed: bool) {
     let unready: Vec<String> = status
-        .at("/containerStatuses")
+        .at(&["containerStatuses"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -136,9 +136,11 @@ fn set_readiness(status: &mut Value, now: &str, completed: bool) {
 impl Cluster {
     /// Schedules the exit of every container of `pod` whose process ends by itself.
     pub(super) fn schedule_exits(&mut self, key: &Key, pod: &Value, restarts: &[i64]) {
-        let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
+        let uid = str_at(pod, &["metadata", "uid"])
+            .unwrap_or_default()
+            .to_owned();
         let specs: &[Value] = pod
-            .at("/spec/containers")
+            .at(&["spec", "containers"])
             .and_then(Value::as_array)
             .map_or(&[], Vec::as_slice);
         for (i, spec) in specs.iter().enumerate() {
@@ -163,12 +165,14 @@ impl Cluster {
     /// the next sync, one in back-off restarts when that would have run out (a restarted
     /// kubelet has lost its back-off memory, as a real one does).
     pub(super) fn resume_containers(&mut self, key: &Key, pod: &Value) {
-        if str_at(pod, "/status/phase") != Some("Running") {
+        if str_at(pod, &["status", "phase"]) != Some("Running") {
             return;
         }
-        let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
+        let uid = str_at(pod, &["metadata", "uid"])
+            .unwrap_or_default()
+            .to_owned();
         let specs: &[Value] = pod
-            .at("/spec/containers")
+            .at(&["spec", "containers"])
             .and_then(Value::as_array)
             .map_or(&[], Vec::as_slice);
         let now = self.clock.now_ms();
@@ -191,7 +195,7 @@ impl Cluster {
                     };
                     self.schedule(at, t);
                 }
-            } else if cs.at("/state/terminated").is_some() {
+            } else if cs.at(&["state", "terminated"]).is_some() {
                 let t = Timer::CrashBackOff {
                     key,
                     uid,
@@ -199,7 +203,7 @@ impl Cluster {
                     restarts,
                 };
                 self.schedule(now + 1_000, t);
-            } else if str_at(cs, "/state/waiting/reason") == Some("CrashLoopBackOff") {
+            } else if str_at(cs, &["state", "waiting", "reason"]) == Some("CrashLoopBackOff") {
                 let finished = time(cs, "/lastState/terminated/finishedAt").unwrap_or(now);
                 let t = Timer::Restart {
                     key,
@@ -219,8 +223,8 @@ impl Cluster {
         let current = pod
             .at(&format!("/status/containerStatuses/{i}/restartCount"))
             .and_then(Value::as_i64);
-        (str_at(pod, "/metadata/uid") == Some(uid)
-            && pod.at("/metadata/deletionTimestamp").is_none()
+        (str_at(pod, &["metadata", "uid"]) == Some(uid)
+            && pod.at(&["metadata", "deletionTimestamp"]).is_none()
             && current == Some(restarts))
         .then(|| Arc::clone(pod))
     }
@@ -259,7 +263,7 @@ impl Cluster {
         let now = self.clock.now_rfc3339();
         let mut status = pod.get("status").cloned().unwrap_or(json!({}));
         terminate(&mut status["containerStatuses"][i], code, &now);
-        let policy = str_at(&pod, "/spec/restartPolicy").unwrap_or("Always");
+        let policy = str_at(&pod, &["spec", "restartPolicy"]).unwrap_or("Always");
         let restart = match policy {
             "Never" => false,
             "OnFailure" => code != 0,
@@ -269,11 +273,11 @@ impl Cluster {
         let finished = !restart
             && status["containerStatuses"]
                 .as_array()
-                .is_some_and(|all| all.iter().all(|c| c.at("/state/terminated").is_some()));
+                .is_some_and(|all| all.iter().all(|c| c.at(&["state", "terminated"]).is_some()));
         if finished {
             let all_ok = status["containerStatuses"].as_array().is_some_and(|all| {
                 all.iter()
-                    .all(|c| c.at("/state/terminated/exitCode") == Some(&json!(0)))
+                    .all(|c| c.at(&["state", "terminated", "exitCode"]) == Some(&json!(0)))
             });
             status["phase"] = json!(if all_ok { "Succeeded" } else { "Failed" });
         }
@@ -331,7 +335,7 @@ impl Cluster {
             .to_owned();
         let (ns, name) = split_key(key);
         let who = format!("{name}_{}({uid})", ns.unwrap_or("default"));
-        let node = str_at(&pod, "/spec/nodeName")
+        let node = str_at(&pod, &["spec", "nodeName"])
             .unwrap_or_default()
             .to_owned();
         let mut status = pod.get("status").cloned().unwrap_or(json!({}));
@@ -381,7 +385,7 @@ impl Cluster {
                 .map_or(&[][..], Vec::as_slice)
         };
         let statuses = list("/status/containerStatuses");
-        let node = str_at(pod, "/spec/nodeName").unwrap_or_default();
+        let node = str_at(pod, &["spec", "nodeName"]).unwrap_or_default();
         for (i, (spec, cs)) in list("/spec/containers").iter().zip(statuses).enumerate() {
             let image = spec
                 .get("image")
@@ -397,7 +401,7 @@ impl Cluster {
                 }
                 continue;
             }
-            if cs.at("/state/running").is_none()
+            if cs.at(&["state", "running"]).is_none()
                 || cs.get("image").and_then(Value::as_str)
                     == Some(images::qualified(image).as_str())
                 || self.kubelet.redefining.contains_key(&slot)
@@ -420,7 +424,7 @@ impl Cluster {
             let old_image = cs.get("image").and_then(Value::as_str).unwrap_or_default();
             let quick = images::lookup(old_image).is_some_and(|i| i.stops_on_sigterm);
             let grace = pod
-                .at("/spec/terminationGracePeriodSeconds")
+                .at(&["spec", "terminationGracePeriodSeconds"])
                 .and_then(Value::as_i64)
                 .unwrap_or(30)
                 * 1000;
@@ -492,7 +496,7 @@ impl Cluster {
         let Some(pod) = self.cache.get_shared("pods", key).cloned() else {
             return Ok(());
         };
-        let node = str_at(&pod, "/spec/nodeName")
+        let node = str_at(&pod, &["spec", "nodeName"])
             .unwrap_or_default()
             .to_owned();
         let image = str_at(&pod, &format!("/spec/containers/{i}/image"))
@@ -511,7 +515,7 @@ impl Cluster {
                     .insert((uid.to_owned(), i), image.clone());
                 let mut status = pod.get("status").cloned().unwrap_or(json!({}));
                 let cs = &mut status["containerStatuses"][i];
-                if let Some(t) = cs.at("/state/terminated").cloned() {
+                if let Some(t) = cs.at(&["state", "terminated"]).cloned() {
                     cs["lastState"] = json!({ "terminated": t });
                 }
                 cs["state"] = json!({"waiting": {"reason": "ErrImagePull", "message": waiting}});
@@ -572,7 +576,7 @@ impl Cluster {
         let next = Backoff::next(self.kubelet.backoff.get(&slot).copied(), finished, now_ms);
         self.kubelet.backoff.insert(slot.clone(), next);
         let now = self.clock.now_rfc3339();
-        let node = str_at(&pod, "/spec/nodeName")
+        let node = str_at(&pod, &["spec", "nodeName"])
             .unwrap_or_default()
             .to_owned();
         let spec = pod
@@ -591,7 +595,7 @@ impl Cluster {
             .to_owned();
         let mut status = pod.get("status").cloned().unwrap_or(json!({}));
         let cs = &mut status["containerStatuses"][i];
-        let last = match cs.at("/state/terminated") {
+        let last = match cs.at(&["state", "terminated"]) {
             Some(t) => json!({"terminated": t}),
             None => cs.get("lastState").cloned().unwrap_or(json!({})),
         };

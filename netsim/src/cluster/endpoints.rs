@@ -20,7 +20,7 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
         None => Some(port),
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(name)) => pod
-            .at("/spec/containers")
+            .at(&["spec", "containers"])
             .and_then(Value::as_array)?
             .iter()
             .flat_map(|c| {
@@ -37,7 +37,7 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
 
 /// The Service's `spec.ports` (none if it has none).
 fn service_ports(svc: &Value) -> &[Value] {
-    svc.at("/spec/ports")
+    svc.at(&["spec", "ports"])
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
 }
@@ -78,10 +78,10 @@ impl PodEndpoint {
         key: &Key,
         p: &Arc<Value>,
     ) -> PodEndpoint {
-        let terminating = p.at("/metadata/deletionTimestamp").is_some();
-        let ip = str_at(p, "/status/podIP").filter(|_| {
+        let terminating = p.at(&["metadata", "deletionTimestamp"]).is_some();
+        let ip = str_at(p, &["status", "podIP"]).filter(|_| {
             !matches!(
-                str_at(p, "/status/phase"),
+                str_at(p, &["status", "phase"]),
                 Some("Succeeded") | Some("Failed")
             ) && (publish_not_ready || !terminating)
         });
@@ -103,7 +103,7 @@ impl Shown {
         ip: &str,
         p: &Value,
     ) -> Shown {
-        let ns = str_at(p, "/metadata/namespace").unwrap_or("default");
+        let ns = str_at(p, &["metadata", "namespace"]).unwrap_or("default");
         let svc_ports = service_ports(svc);
         let ports: Vec<Value> = svc_ports
             .iter()
@@ -134,18 +134,18 @@ impl Shown {
         let ready = serving || publish_not_ready;
         let target_ref = object([
             ("kind", "Pod".into()),
-            ("name", or_null(p.at("/metadata/name"))),
+            ("name", or_null(p.at(&["metadata", "name"]))),
             ("namespace", ns.into()),
-            ("uid", or_null(p.at("/metadata/uid"))),
+            ("uid", or_null(p.at(&["metadata", "uid"]))),
         ]);
-        let node_name = or_null(p.at("/spec/nodeName"));
+        let node_name = or_null(p.at(&["spec", "nodeName"]));
         let mut address = object([
             ("ip", ip.into()),
             ("nodeName", node_name.clone()),
             ("targetRef", target_ref.clone()),
         ]);
-        let hostname =
-            str_at(p, "/spec/hostname").filter(|_| str_at(p, "/spec/subdomain") == Some(name));
+        let hostname = str_at(p, &["spec", "hostname"])
+            .filter(|_| str_at(p, &["spec", "subdomain"]) == Some(name));
         if let Some(h) = hostname {
             address["hostname"] = h.into();
         }
@@ -235,22 +235,22 @@ impl Cluster {
                 continue;
             };
             let Some(selector) = svc
-                .at("/spec/selector")
+                .at(&["spec", "selector"])
                 .and_then(Value::as_object)
                 .filter(|s| !s.is_empty())
             else {
                 self.endpoint_memo.remove(&key);
                 continue;
             };
-            if str_at(&svc, "/spec/type") == Some("ExternalName") {
+            if str_at(&svc, &["spec", "type"]) == Some("ExternalName") {
                 self.endpoint_memo.remove(&key);
                 continue;
             }
             let publish_not_ready = svc
-                .at("/spec/publishNotReadyAddresses")
+                .at(&["spec", "publishNotReadyAddresses"])
                 .and_then(Value::as_bool)
                 == Some(true);
-            let headless = str_at(&svc, "/spec/clusterIP") == Some("None");
+            let headless = str_at(&svc, &["spec", "clusterIP"]) == Some("None");
             let pods = self.cache.pods_matching(&ns, selector);
             let old = self.endpoint_memo.remove(&key).unwrap_or_default();
             let entries = pod_endpoints(
@@ -320,7 +320,10 @@ impl Cluster {
                     s
                 })
                 .collect();
-            let mut labels = svc.at("/metadata/labels").cloned().unwrap_or(json!({}));
+            let mut labels = svc
+                .at(&["metadata", "labels"])
+                .cloned()
+                .unwrap_or(json!({}));
             if headless {
                 labels["service.kubernetes.io/headless"] = json!("");
             }
@@ -339,7 +342,7 @@ impl Cluster {
             }
             let old_ep = self.cache.get_shared("endpoints", &key).cloned();
             // The slice is the Service's (ownerReference), so the owner index finds it.
-            let existing = str_at(&svc, "/metadata/uid")
+            let existing = str_at(&svc, &["metadata", "uid"])
                 .and_then(|uid| {
                     self.cache
                         .owned_by_shared(uid, "endpointslices")
@@ -356,7 +359,7 @@ impl Cluster {
                 }
                 Some(old) => {
                     if old.get("subsets") != ep.get("subsets")
-                        || old.at("/metadata/labels") != ep.at("/metadata/labels")
+                        || old.at(&["metadata", "labels"]) != ep.at(&["metadata", "labels"])
                     {
                         let mut n = without(&old, &["subsets"]);
                         n["metadata"]["labels"] = labels.clone();
@@ -402,7 +405,7 @@ impl Cluster {
                     let mut slice = json!({
                         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                         "metadata": {"generateName": format!("{name}-"), "namespace": ns, "labels": slice_labels,
-                            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": name, "uid": svc.at("/metadata/uid"), "controller": true, "blockOwnerDeletion": true}]},
+                            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": name, "uid": svc.at(&["metadata", "uid"]), "controller": true, "blockOwnerDeletion": true}]},
                         "addressType": "IPv4",
                     });
                     slice["endpoints"] = Value::Array(slice_eps);
@@ -417,7 +420,7 @@ impl Cluster {
                     if old_eps != slice_eps.as_slice()
                         || old.get("ports").and_then(Value::as_array) != Some(&ports)
                     {
-                        let sname = str_at(&old, "/metadata/name")
+                        let sname = str_at(&old, &["metadata", "name"])
                             .unwrap_or_default()
                             .to_owned();
                         let mut n = without(&old, &["endpoints", "ports"]);

@@ -37,7 +37,7 @@ impl Cluster {
     fn ingress_controllers(&self) -> Controllers {
         let mut out: Controllers = Vec::new();
         for pod in self.cache.all("pods") {
-            if str_at(pod, "/status/phase") != Some("Running")
+            if str_at(pod, &["status", "phase"]) != Some("Running")
                 || pod.pointer("/metadata/deletionTimestamp").is_some()
             {
                 continue;
@@ -51,7 +51,9 @@ impl Cluster {
                 .and_then(Value::as_str)
                 .and_then(apiserver::sim::parse_rfc3339)
                 .unwrap_or_else(|| self.now_ms());
-            let node = str_at(pod, "/spec/nodeName").unwrap_or_default().to_owned();
+            let node = str_at(pod, &["spec", "nodeName"])
+                .unwrap_or_default()
+                .to_owned();
             match out.iter_mut().find(|(f, _, _)| *f == flags) {
                 Some((_, nodes, first)) => {
                     nodes.push(node);

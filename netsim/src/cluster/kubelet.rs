@@ -119,13 +119,16 @@ impl KubeletState {
     /// Takes over a pod found in a kept store: its IP, and for running pods the sandbox and
     /// images, so a restart of netsim does not restart them.
     pub fn adopt(&mut self, pod: &Value) {
-        let Some(node) = str_at(pod, "/spec/nodeName") else {
+        let Some(node) = str_at(pod, &["spec", "nodeName"]) else {
             return;
         };
-        let running = str_at(pod, "/status/phase") == Some("Running");
-        let host_network = pod.at("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
-        let uid = str_at(pod, "/metadata/uid").unwrap_or_default().to_owned();
-        if let Some(ip) = str_at(pod, "/status/podIP").and_then(|i| i.parse::<Ipv4Addr>().ok()) {
+        let running = str_at(pod, &["status", "phase"]) == Some("Running");
+        let host_network = pod.at(&["spec", "hostNetwork"]).and_then(Value::as_bool) == Some(true);
+        let uid = str_at(pod, &["metadata", "uid"])
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(ip) = str_at(pod, &["status", "podIP"]).and_then(|i| i.parse::<Ipv4Addr>().ok())
+        {
             if !host_network {
                 self.used_ips.insert(ip);
                 self.ip_of.insert(uid.clone(), ip);
@@ -134,7 +137,7 @@ impl KubeletState {
         if running {
             self.seen.insert(uid);
             for c in pod
-                .at("/spec/containers")
+                .at(&["spec", "containers"])
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -169,7 +172,7 @@ impl Cluster {
     fn node_ip(&self, node: &str) -> Option<String> {
         self.cache
             .get("nodes", node)
-            .and_then(|n| n.at("/status/addresses/0/address"))
+            .and_then(|n| n.at(&["status", "addresses", "0", "address"]))
             .and_then(Value::as_str)
             .map(str::to_owned)
     }
@@ -178,7 +181,7 @@ impl Cluster {
         let cidr = self
             .cache
             .get("nodes", node)
-            .and_then(|n| str_at(n, "/spec/podCIDR"))?
+            .and_then(|n| str_at(n, &["spec", "podCIDR"]))?
             .to_owned();
         let base: Ipv4Addr = cidr.split('/').next()?.parse().ok()?;
         let base = u32::from(base);
@@ -203,25 +206,29 @@ impl Cluster {
             let Some(pod) = self.cache.get_shared("pods", &key).cloned() else {
                 continue;
             };
-            let uid = str_at(&pod, "/metadata/uid").unwrap_or_default().to_owned();
-            let Some(node) = str_at(&pod, "/spec/nodeName").map(str::to_owned) else {
+            let uid = str_at(&pod, &["metadata", "uid"])
+                .unwrap_or_default()
+                .to_owned();
+            let Some(node) = str_at(&pod, &["spec", "nodeName"]).map(str::to_owned) else {
                 continue;
             };
-            if pod.at("/metadata/deletionTimestamp").is_some() {
+            if pod.at(&["metadata", "deletionTimestamp"]).is_some() {
                 if self.kubelet.terminating.insert(uid.clone()) {
                     let grace = pod
-                        .at("/metadata/deletionGracePeriodSeconds")
+                        .at(&["metadata", "deletionGracePeriodSeconds"])
                         .and_then(Value::as_i64)
                         .unwrap_or(30)
                         * 1000;
                     // Only running processes get SIGTERM and a grace period to use.
-                    let running = str_at(&pod, "/status/phase") == Some("Running")
+                    let running = str_at(&pod, &["status", "phase"]) == Some("Running")
                         && pod
-                            .at("/status/containerStatuses")
+                            .at(&["status", "containerStatuses"])
                             .and_then(Value::as_array)
-                            .is_some_and(|cs| cs.iter().any(|c| c.at("/state/running").is_some()));
+                            .is_some_and(|cs| {
+                                cs.iter().any(|c| c.at(&["state", "running"]).is_some())
+                            });
                     let quick = pod
-                        .at("/spec/containers")
+                        .at(&["spec", "containers"])
                         .and_then(Value::as_array)
                         .is_some_and(|cs| {
                             cs.iter().all(|c| {
@@ -266,7 +273,7 @@ impl Cluster {
         pod: &Value,
     ) -> Result<(), ClusterError> {
         let host_ip = self.node_ip(node).unwrap_or_default();
-        let host_network = pod.at("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
+        let host_network = pod.at(&["spec", "hostNetwork"]).and_then(Value::as_bool) == Some(true);
         let pod_ip = if host_network {
             Some(host_ip.clone())
         } else if let Some(ip) = self.kubelet.ip_of.get(uid) {
@@ -280,7 +287,7 @@ impl Cluster {
         }
         let now = self.clock.now_rfc3339();
         let containers: Vec<Value> = pod
-            .at("/spec/containers")
+            .at(&["spec", "containers"])
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -333,7 +340,7 @@ impl Cluster {
                     condition(
                         "PodScheduled",
                         true,
-                        or_null(pod.at("/metadata/creationTimestamp")),
+                        or_null(pod.at(&["metadata", "creationTimestamp"])),
                     ),
                 ]),
             ),
@@ -369,7 +376,7 @@ impl Cluster {
         attempt: u32,
     ) -> Result<(), ClusterError> {
         let containers: Vec<Value> = pod
-            .at("/spec/containers")
+            .at(&["spec", "containers"])
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -478,7 +485,7 @@ impl Cluster {
                 let Some(pod) = self.live_pod(&key, &uid) else {
                     return Ok(());
                 };
-                let node = str_at(&pod, "/spec/nodeName")
+                let node = str_at(&pod, &["spec", "nodeName"])
                     .unwrap_or_default()
                     .to_owned();
                 self.begin_pull(&key, &uid, &node, &pod, attempt).await
@@ -512,7 +519,7 @@ impl Cluster {
                 let Some(pod) = self.cache.get("pods", &key).cloned() else {
                     return Ok(());
                 };
-                if str_at(&pod, "/metadata/uid") != Some(uid.as_str()) {
+                if str_at(&pod, &["metadata", "uid"]) != Some(uid.as_str()) {
                     return Ok(());
                 }
                 if let Some(ip) = self.kubelet.ip_of.remove(&uid) {
@@ -529,8 +536,8 @@ impl Cluster {
         self.cache
             .get_shared("pods", key)
             .filter(|p| {
-                str_at(p, "/metadata/uid") == Some(uid)
-                    && p.at("/metadata/deletionTimestamp").is_none()
+                str_at(p, &["metadata", "uid"]) == Some(uid)
+                    && p.at(&["metadata", "deletionTimestamp"]).is_none()
             })
             .cloned()
     }
@@ -539,15 +546,15 @@ impl Cluster {
         let Some(pod) = self.live_pod(key, uid) else {
             return Ok(());
         };
-        if str_at(&pod, "/metadata/labels/k8s-app") == Some("kube-proxy") {
+        if str_at(&pod, &["metadata", "labels", "k8s-app"]) == Some("kube-proxy") {
             // kube-proxy reads its mode from the ConfigMap when it starts, and only then.
-            let node = str_at(&pod, "/spec/nodeName")
+            let node = str_at(&pod, &["spec", "nodeName"])
                 .unwrap_or_default()
                 .to_owned();
             let mode = self
                 .cache
                 .get("configmaps", "kube-system/kube-proxy")
-                .and_then(|cm| str_at(cm, "/data/config.conf"))
+                .and_then(|cm| str_at(cm, &["data", "config.conf"]))
                 .and_then(|c| c.lines().find_map(|l| l.strip_prefix("mode:")))
                 .map(|m| m.trim().trim_matches('"').to_owned())
                 .unwrap_or_default();
@@ -558,17 +565,17 @@ impl Cluster {
             };
             self.proxy_modes.insert(node, mode);
         }
-        let node = str_at(&pod, "/spec/nodeName")
+        let node = str_at(&pod, &["spec", "nodeName"])
             .unwrap_or_default()
             .to_owned();
         let now = self.clock.now_rfc3339();
         let containers: Vec<Value> = pod
-            .at("/spec/containers")
+            .at(&["spec", "containers"])
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
         let started_ms = self.clock.now_ms();
-        let pull_started = str_at(&pod, "/status/startTime")
+        let pull_started = str_at(&pod, &["status", "startTime"])
             .and_then(apiserver::sim::parse_rfc3339)
             .unwrap_or(started_ms);
         let mut statuses = Vec::new();
@@ -687,11 +694,11 @@ impl Cluster {
         let Some(pod) = self.live_pod(key, uid) else {
             return Ok(());
         };
-        let node = str_at(&pod, "/spec/nodeName")
+        let node = str_at(&pod, &["spec", "nodeName"])
             .unwrap_or_default()
             .to_owned();
         let image = pod
-            .at("/spec/containers/0/image")
+            .at(&["spec", "containers", "0", "image"])
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
@@ -753,11 +760,11 @@ impl Cluster {
         let Some(pod) = self.live_pod(key, uid) else {
             return Ok(());
         };
-        let node = str_at(&pod, "/spec/nodeName")
+        let node = str_at(&pod, &["spec", "nodeName"])
             .unwrap_or_default()
             .to_owned();
         let image = pod
-            .at("/spec/containers/0/image")
+            .at(&["spec", "containers", "0", "image"])
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();

@@ -92,16 +92,16 @@ impl Cluster {
         let slices: Vec<Value> = self.cache.all("endpointslices").cloned().collect();
         let mut out = BTreeMap::new();
         for node in self.cache.all("nodes") {
-            let name = str_at(node, "/metadata/name")
+            let name = str_at(node, &["metadata", "name"])
                 .unwrap_or_default()
                 .to_owned();
             let ips: Vec<Ipv4Addr> = node
-                .at("/status/addresses")
+                .at(&["status", "addresses"])
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter(|a| str_at(a, "/type") == Some("InternalIP"))
-                .filter_map(|a| str_at(a, "/address").and_then(|s| s.parse().ok()))
+                .filter(|a| str_at(a, &["type"]) == Some("InternalIP"))
+                .filter_map(|a| str_at(a, &["address"]).and_then(|s| s.parse().ok()))
                 .collect();
             let input = ProxyInput {
                 mode: mode_of(

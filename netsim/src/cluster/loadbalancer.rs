@@ -15,11 +15,11 @@ use super::cache::{str_at, Key};
 use super::{ignore_not_found, split_key, Cluster, ClusterError};
 
 fn ingress_ips(svc: &Value) -> Vec<Ipv4Addr> {
-    svc.at("/status/loadBalancer/ingress")
+    svc.at(&["status", "loadBalancer", "ingress"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|i| str_at(i, "/ip").and_then(|s| s.parse().ok()))
+        .filter_map(|i| str_at(i, &["ip"]).and_then(|s| s.parse().ok()))
         .collect()
 }
 
@@ -36,7 +36,7 @@ impl Cluster {
             let Some(svc) = self.cache.get_shared("services", key).cloned() else {
                 continue;
             };
-            let wants = str_at(&svc, "/spec/type") == Some("LoadBalancer");
+            let wants = str_at(&svc, &["spec", "type"]) == Some("LoadBalancer");
             let has = ingress_ips(&svc);
             if wants != has.is_empty() {
                 continue;
@@ -67,9 +67,9 @@ impl Cluster {
     pub fn lb_speakers(&self) -> BTreeMap<Ipv4Addr, String> {
         let mut out = BTreeMap::new();
         for svc in self.cache.all("services") {
-            let local = str_at(svc, "/spec/externalTrafficPolicy") == Some("Local");
-            let ns = str_at(svc, "/metadata/namespace").unwrap_or_default();
-            let name = str_at(svc, "/metadata/name").unwrap_or_default();
+            let local = str_at(svc, &["spec", "externalTrafficPolicy"]) == Some("Local");
+            let ns = str_at(svc, &["metadata", "namespace"]).unwrap_or_default();
+            let name = str_at(svc, &["metadata", "name"]).unwrap_or_default();
             let endpoint_nodes: BTreeSet<String> = self
                 .cache
                 .in_ns("endpointslices", ns)
@@ -80,15 +80,15 @@ impl Cluster {
                         .cloned()
                         .unwrap_or_default()
                 })
-                .filter(|e| e.at("/conditions/ready") == Some(&json!(true)))
-                .filter_map(|e| str_at(&e, "/nodeName").map(str::to_owned))
+                .filter(|e| e.at(&["conditions", "ready"]) == Some(&json!(true)))
+                .filter_map(|e| str_at(&e, &["nodeName"]).map(str::to_owned))
                 .collect();
             for ip in ingress_ips(svc) {
                 let best = self
                     .cache
                     .all("nodes")
                     .filter(|n| n.at("/metadata/labels/node.kubernetes.io~1exclude-from-external-load-balancers").is_none())
-                    .filter_map(|n| str_at(n, "/metadata/name"))
+                    .filter_map(|n| str_at(n, &["metadata", "name"]))
                     .filter(|n| !local || endpoint_nodes.contains(*n))
                     .min_by_key(|n| fnv(&format!("{n}#{ip}")));
                 if let Some(n) = best {

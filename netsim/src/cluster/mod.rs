@@ -320,7 +320,7 @@ impl Cluster {
     /// Event) is echoed as before, which retries what it tried.
     fn is_own_status_echo(&mut self, plural: &'static str, key: &Key, obj: &Value) -> bool {
         let echo = self.own_status_writes.get(key).is_some_and(|(kind, rv)| {
-            *kind == plural && str_at(obj, "/metadata/resourceVersion") == Some(rv.as_str())
+            *kind == plural && str_at(obj, &["metadata", "resourceVersion"]) == Some(rv.as_str())
         });
         if echo {
             self.own_status_writes.remove(key);
@@ -332,9 +332,9 @@ impl Cluster {
     fn observe(&mut self, ev: ObjectEvent) {
         let obj = &ev.object;
         let key = key_of(obj);
-        let ns = str_at(obj, "/metadata/namespace").unwrap_or_default();
+        let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or_default();
         for owner in obj
-            .at("/metadata/ownerReferences")
+            .at(&["metadata", "ownerReferences"])
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -358,7 +358,7 @@ impl Cluster {
         if ev.kind == EventType::Deleted {
             // Gone before its status write came back: nothing will echo it now.
             self.own_status_writes.remove(&key);
-            if let Some(uid) = str_at(obj, "/metadata/uid") {
+            if let Some(uid) = str_at(obj, &["metadata", "uid"]) {
                 self.dirty.deleted_uids.insert(uid.to_owned());
                 if ev.resource.plural == "deployments" {
                     self.template_hashes.retain(|(owner, _, _), _| owner != uid);
@@ -371,7 +371,7 @@ impl Cluster {
             if self
                 .cache
                 .get("namespaces", ns)
-                .is_some_and(|n| n.at("/metadata/deletionTimestamp").is_some())
+                .is_some_and(|n| n.at(&["metadata", "deletionTimestamp"]).is_some())
             {
                 self.dirty.namespaces.insert(ns.to_owned());
             }
@@ -398,12 +398,12 @@ impl Cluster {
                 let pending: Vec<Key> = self
                     .cache
                     .all("pods")
-                    .filter(|p| str_at(p, "/spec/nodeName").is_none())
+                    .filter(|p| str_at(p, &["spec", "nodeName"]).is_none())
                     .map(key_of)
                     .collect();
                 self.dirty.unscheduled.extend(pending);
             }
-            "namespaces" if obj.at("/metadata/deletionTimestamp").is_some() => {
+            "namespaces" if obj.at(&["metadata", "deletionTimestamp"]).is_some() => {
                 self.dirty.namespaces.insert(key.clone());
             }
             "namespaces" if ev.kind != EventType::Deleted => {
@@ -411,18 +411,19 @@ impl Cluster {
             }
             "serviceaccounts"
                 if ev.kind == EventType::Deleted
-                    && str_at(obj, "/metadata/name") == Some("default") =>
+                    && str_at(obj, &["metadata", "name"]) == Some("default") =>
             {
                 self.dirty.ns_defaults.insert(ns.to_owned());
             }
             "configmaps"
-                if str_at(obj, "/metadata/name") == Some(serviceaccounts::ROOT_CA_CONFIGMAP) =>
+                if str_at(obj, &["metadata", "name"])
+                    == Some(serviceaccounts::ROOT_CA_CONFIGMAP) =>
             {
                 self.dirty.ns_defaults.insert(ns.to_owned());
             }
             "pods" => {
                 if ev.kind != EventType::Deleted {
-                    if str_at(obj, "/spec/nodeName").is_none() {
+                    if str_at(obj, &["spec", "nodeName"]).is_none() {
                         self.dirty.unscheduled.insert(key.clone());
                     } else {
                         self.dirty.kubelet.insert(key.clone());
@@ -435,7 +436,9 @@ impl Cluster {
                     // The Services selecting a pod depend on its labels alone: the old
                     // version is asked only when its labels were different.
                     let relabelled = old.filter(|o| {
-                        new.is_none_or(|n| o.at("/metadata/labels") != n.at("/metadata/labels"))
+                        new.is_none_or(|n| {
+                            o.at(&["metadata", "labels"]) != n.at(&["metadata", "labels"])
+                        })
                     });
                     for p in [new, relabelled].into_iter().flatten() {
                         let svcs = self.cache.services_selecting(ns, p);
@@ -593,7 +596,7 @@ impl Cluster {
                 let Some(obj) = self.cache.get(plural, &key) else {
                     continue;
                 };
-                if obj.at("/metadata/deletionTimestamp").is_some() {
+                if obj.at(&["metadata", "deletionTimestamp"]).is_some() {
                     continue;
                 }
                 let res = apiserver::resources::find(plural)
@@ -615,8 +618,10 @@ impl Cluster {
             {
                 let entry = |o: &Value| {
                     (
-                        str_at(o, "/metadata/name").unwrap_or_default().to_owned(),
-                        o.at("/metadata/deletionTimestamp").is_some(),
+                        str_at(o, &["metadata", "name"])
+                            .unwrap_or_default()
+                            .to_owned(),
+                        o.at(&["metadata", "deletionTimestamp"]).is_some(),
                     )
                 };
                 let unwatched = UNWATCHED.contains(&res.plural);

@@ -16,9 +16,9 @@ use super::{ignore_not_found, split_key, Cluster, ClusterError};
 
 /// True if every NoSchedule/NoExecute taint of `node` is tolerated.
 pub fn tolerates_all(node: &Value, tolerations: &[Value], ignore_unschedulable: bool) -> bool {
-    let unschedulable = node.at("/spec/unschedulable").and_then(Value::as_bool) == Some(true);
+    let unschedulable = node.at(&["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true);
     let taints = node
-        .at("/spec/taints")
+        .at(&["spec", "taints"])
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     // Built only for a cordoned node: this runs for every node a pod or DaemonSet weighs.
@@ -62,16 +62,27 @@ pub fn node_selector_matches(node: &Value, selector: Option<&Value>) -> bool {
         return true;
     };
     sel.iter()
-        .all(|(k, v)| node.at("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+        .all(|(k, v)| node.at(&["metadata", "labels"]).and_then(|l| l.get(k)) == Some(v))
 }
 
 fn required_node_name(pod: &Value) -> Option<&str> {
-    pod.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
-        .and_then(Value::as_str)
+    pod.at(&[
+        "spec",
+        "affinity",
+        "nodeAffinity",
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        "nodeSelectorTerms",
+        "0",
+        "matchFields",
+        "0",
+        "values",
+        "0",
+    ])
+    .and_then(Value::as_str)
 }
 
 fn node_ready(node: &Value) -> bool {
-    node.at("/status/conditions")
+    node.at(&["status", "conditions"])
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
@@ -87,7 +98,10 @@ fn node_ready(node: &Value) -> bool {
 fn constraints_of(pod: &Value) -> Vec<u8> {
     let mut key = Vec::with_capacity(256);
     // A NUL cannot appear in JSON text, so the parts cannot run into each other.
-    for part in [pod.at("/spec/tolerations"), pod.at("/spec/nodeSelector")] {
+    for part in [
+        pod.at(&["spec", "tolerations"]),
+        pod.at(&["spec", "nodeSelector"]),
+    ] {
         if let Some(v) = part {
             // Writing into a Vec cannot fail.
             let _ = json::write_compact(v, &mut key, false);
@@ -138,30 +152,30 @@ impl Cluster {
             let Some(pod) = self.cache.get_shared("pods", &key).cloned() else {
                 continue;
             };
-            if str_at(&pod, "/spec/nodeName").is_some()
-                || pod.at("/metadata/deletionTimestamp").is_some()
+            if str_at(&pod, &["spec", "nodeName"]).is_some()
+                || pod.at(&["metadata", "deletionTimestamp"]).is_some()
             {
                 continue;
             }
-            let owner = str_at(&pod, "/metadata/ownerReferences/0/uid")
+            let owner = str_at(&pod, &["metadata", "ownerReferences", "0", "uid"])
                 .unwrap_or_default()
                 .to_owned();
             let candidates = feasible_for
                 .entry(constraints_of(&pod))
                 .or_insert_with(|| {
                     let tolerations: &[Value] = pod
-                        .at("/spec/tolerations")
+                        .at(&["spec", "tolerations"])
                         .and_then(Value::as_array)
                         .map_or(&[], Vec::as_slice);
                     ready_nodes
                         .iter()
                         .filter(|n| tolerates_all(n, tolerations, false))
-                        .filter(|n| node_selector_matches(n, pod.at("/spec/nodeSelector")))
+                        .filter(|n| node_selector_matches(n, pod.at(&["spec", "nodeSelector"])))
                         .filter(|n| {
                             required_node_name(&pod)
-                                .is_none_or(|want| str_at(n, "/metadata/name") == Some(want))
+                                .is_none_or(|want| str_at(n, &["metadata", "name"]) == Some(want))
                         })
-                        .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
+                        .filter_map(|n| str_at(n, &["metadata", "name"]).map(str::to_owned))
                         .collect::<BTreeSet<String>>() // sorted: ties break in name order
                         .into_iter()
                         .map(|name| {
@@ -176,7 +190,7 @@ impl Cluster {
                 let cond = json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": format!("0/{total} nodes are available: {total} node(s) didn't match Pod's node affinity/selector or had untolerated taints."),
                     "lastTransitionTime": self.clock.now_rfc3339()});
-                if pod.at("/status/conditions/0") != Some(&cond) {
+                if pod.at(&["status", "conditions", "0"]) != Some(&cond) {
                     let mut n = (*pod).clone();
                     n["status"]["conditions"] = json!([cond]);
                     ignore_not_found(self.api.update_status(pods_res, ns, name, n).await)?;

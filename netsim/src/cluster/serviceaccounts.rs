@@ -35,7 +35,7 @@ impl Cluster {
             let active = self
                 .cache
                 .get("namespaces", &ns)
-                .is_some_and(|n| n.at("/metadata/deletionTimestamp").is_none());
+                .is_some_and(|n| n.at(&["metadata", "deletionTimestamp"]).is_none());
             if !active {
                 continue;
             }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use apiserver::json::{self, At};
+use apiserver::json::{self, At, Pointer};
 use apiserver::resources::{find, Resource};
 use apiserver::{ApiError, PatchType};
 use serde_json::{json, Value};
@@ -17,7 +17,7 @@ fn res(plural: &str) -> Result<&'static Resource, ApiError> {
     find(plural).ok_or_else(|| ApiError::internal(format!("unknown resource {plural}")))
 }
 
-fn i64_at(v: &Value, ptr: &str) -> i64 {
+fn i64_at<P: Pointer + ?Sized>(v: &Value, ptr: &P) -> i64 {
     v.at(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
@@ -54,8 +54,8 @@ fn owner_ref(owner: &Value) -> Value {
         ("blockOwnerDeletion", true.into()),
         ("controller", true.into()),
         ("kind", or_null(owner.get("kind"))),
-        ("name", or_null(owner.at("/metadata/name"))),
-        ("uid", or_null(owner.at("/metadata/uid"))),
+        ("name", or_null(owner.at(&["metadata", "name"]))),
+        ("uid", or_null(owner.at(&["metadata", "uid"]))),
     ])
 }
 
@@ -103,14 +103,14 @@ fn pod_from_template(template: &Value, ns: &str, owner: &Value) -> Value {
         (
             "labels",
             template
-                .at("/metadata/labels")
+                .at(&["metadata", "labels"])
                 .cloned()
                 .unwrap_or_else(empty),
         ),
         ("namespace", ns.into()),
         ("ownerReferences", Value::Array(vec![owner_ref(owner)])),
     ]);
-    if let Some(a) = template.at("/metadata/annotations") {
+    if let Some(a) = template.at(&["metadata", "annotations"]) {
         metadata["annotations"] = a.clone();
     }
     object([
@@ -175,11 +175,11 @@ impl Cluster {
     /// The object at `key`, unless it is gone or being deleted (the garbage collector's then).
     fn live(&self, plural: &str, key: &str) -> Option<Live> {
         let obj = self.cache.get_shared(plural, key)?;
-        if obj.at("/metadata/deletionTimestamp").is_some() {
+        if obj.at(&["metadata", "deletionTimestamp"]).is_some() {
             return None;
         }
         let field = |f: &str| str_at(obj, f).unwrap_or_default().to_owned();
-        let ns = str_at(obj, "/metadata/namespace")
+        let ns = str_at(obj, &["metadata", "namespace"])
             .unwrap_or("default")
             .to_owned();
         Some(Live {
@@ -201,14 +201,14 @@ impl Cluster {
         if obj.get("status") == Some(&status) {
             return Ok(());
         }
-        let ns = str_at(obj, "/metadata/namespace");
-        let name = str_at(obj, "/metadata/name").unwrap_or_default();
+        let ns = str_at(obj, &["metadata", "namespace"]);
+        let name = str_at(obj, &["metadata", "name"]).unwrap_or_default();
         let mut n = without(obj, &["status"]);
         n["status"] = status;
         let written = ignore_not_found(self.api.update_status(res(plural)?, ns, name, n).await)?;
         let echoed = matches!(plural, "deployments" | "replicasets");
         if let (true, Some(written)) = (echoed, written) {
-            let rv = str_at(&written, "/metadata/resourceVersion");
+            let rv = str_at(&written, &["metadata", "resourceVersion"]);
             let only_write = self.api.writes_made() == self.sync_began_at + 1;
             if let (true, Some(rv)) = (only_write, rv) {
                 self.own_status_writes
@@ -219,17 +219,19 @@ impl Cluster {
     }
 
     async fn scale_rs(&mut self, rs: &Value, to: i64, d: &Value) -> Result<(), ClusterError> {
-        let from = i64_at(rs, "/spec/replicas");
+        let from = i64_at(rs, &["spec", "replicas"]);
         if from == to {
             return Ok(());
         }
         let (ns, name) = (
-            str_at(rs, "/metadata/namespace"),
-            str_at(rs, "/metadata/name").unwrap_or_default().to_owned(),
+            str_at(rs, &["metadata", "namespace"]),
+            str_at(rs, &["metadata", "name"])
+                .unwrap_or_default()
+                .to_owned(),
         );
-        let replicas = i64_at(d, "/spec/replicas");
+        let replicas = i64_at(d, &["spec", "replicas"]);
         let surge = int_or_percent(
-            d.at("/spec/strategy/rollingUpdate/maxSurge"),
+            d.at(&["spec", "strategy", "rollingUpdate", "maxSurge"]),
             replicas,
             true,
         );
@@ -269,7 +271,7 @@ impl Cluster {
             let Some(d) = self.cache.get_shared("deployments", &key).cloned() else {
                 continue;
             };
-            if d.at("/metadata/deletionTimestamp").is_some() {
+            if d.at(&["metadata", "deletionTimestamp"]).is_some() {
                 continue;
             }
             self.sync_began_at = self.api.writes_made();
@@ -279,18 +281,26 @@ impl Cluster {
     }
 
     async fn sync_deployment(&mut self, d: &Value) -> Result<(), ClusterError> {
-        let ns = str_at(d, "/metadata/namespace")
+        let ns = str_at(d, &["metadata", "namespace"])
             .unwrap_or("default")
             .to_owned();
-        let dname = str_at(d, "/metadata/name").unwrap_or_default().to_owned();
-        let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_owned();
-        let replicas = i64_at(d, "/spec/replicas");
+        let dname = str_at(d, &["metadata", "name"])
+            .unwrap_or_default()
+            .to_owned();
+        let uid = str_at(d, &["metadata", "uid"])
+            .unwrap_or_default()
+            .to_owned();
+        let replicas = i64_at(d, &["spec", "replicas"]);
         let empty = json!({});
-        let template = d.at("/spec/template").unwrap_or(&empty);
-        let collisions = d.at("/status/collisionCount").and_then(Value::as_i64);
+        let template = d.at(&["spec", "template"]).unwrap_or(&empty);
+        let collisions = d.at(&["status", "collisionCount"]).and_then(Value::as_i64);
         // The template only changes with the spec, which bumps the generation: hash it once
         // per (generation, collisionCount) rather than re-serializing it on every sync.
-        let memo_key = (uid.clone(), i64_at(d, "/metadata/generation"), collisions);
+        let memo_key = (
+            uid.clone(),
+            i64_at(d, &["metadata", "generation"]),
+            collisions,
+        );
         let hash = match self.template_hashes.get(&memo_key) {
             Some(h) => h.clone(),
             None => {
@@ -308,21 +318,21 @@ impl Cluster {
             .collect();
         all.sort_by(|a, b| {
             (
-                str_at(a, "/metadata/creationTimestamp"),
-                str_at(a, "/metadata/name"),
+                str_at(a, &["metadata", "creationTimestamp"]),
+                str_at(a, &["metadata", "name"]),
             )
                 .cmp(&(
-                    str_at(b, "/metadata/creationTimestamp"),
-                    str_at(b, "/metadata/name"),
+                    str_at(b, &["metadata", "creationTimestamp"]),
+                    str_at(b, &["metadata", "name"]),
                 ))
         });
         let new_rs = all
             .iter()
-            .find(|r| str_at(r, "/metadata/name") == Some(new_name.as_str()))
+            .find(|r| str_at(r, &["metadata", "name"]) == Some(new_name.as_str()))
             .cloned();
         let olds: Vec<Arc<Value>> = all
             .iter()
-            .filter(|r| str_at(r, "/metadata/name") != Some(new_name.as_str()))
+            .filter(|r| str_at(r, &["metadata", "name"]) != Some(new_name.as_str()))
             .cloned()
             .collect();
         let revision_of = |r: &Value| -> i64 {
@@ -334,12 +344,12 @@ impl Cluster {
             .unwrap_or(0)
         };
         let max_old_rev = olds.iter().map(|r| revision_of(r)).max().unwrap_or(0);
-        let recreate = str_at(d, "/spec/strategy/type") == Some("Recreate");
+        let recreate = str_at(d, &["spec", "strategy", "type"]) == Some("Recreate");
         let surge = if recreate {
             0
         } else {
             int_or_percent(
-                d.at("/spec/strategy/rollingUpdate/maxSurge"),
+                d.at(&["spec", "strategy", "rollingUpdate", "maxSurge"]),
                 replicas,
                 true,
             )
@@ -348,7 +358,7 @@ impl Cluster {
             replicas
         } else {
             int_or_percent(
-                d.at("/spec/strategy/rollingUpdate/maxUnavailable"),
+                d.at(&["spec", "strategy", "rollingUpdate", "maxUnavailable"]),
                 replicas,
                 false,
             )
@@ -356,7 +366,7 @@ impl Cluster {
         if surge == 0 && unavailable == 0 {
             unavailable = 1;
         }
-        let old_total: i64 = olds.iter().map(|r| i64_at(r, "/spec/replicas")).sum();
+        let old_total: i64 = olds.iter().map(|r| i64_at(r, &["spec", "replicas"])).sum();
         let new_rs = match new_rs {
             Some(r) => r,
             None => {
@@ -366,7 +376,7 @@ impl Cluster {
                     }
                     return Ok(());
                 }
-                if recreate && olds.iter().any(|r| i64_at(r, "/status/replicas") > 0) {
+                if recreate && olds.iter().any(|r| i64_at(r, &["status", "replicas"]) > 0) {
                     return Ok(());
                 }
                 let start = if old_total == 0 {
@@ -375,13 +385,13 @@ impl Cluster {
                     (replicas + surge - old_total).clamp(0, replicas)
                 };
                 let mut labels = template
-                    .at("/metadata/labels")
+                    .at(&["metadata", "labels"])
                     .cloned()
                     .unwrap_or(json!({}));
                 labels["pod-template-hash"] = json!(hash);
                 let mut rs_template = template.clone();
                 rs_template["metadata"]["labels"] = labels.clone();
-                let mut selector = d.at("/spec/selector").cloned().unwrap_or(json!({}));
+                let mut selector = d.at(&["spec", "selector"]).cloned().unwrap_or(json!({}));
                 selector["matchLabels"]["pod-template-hash"] = json!(hash);
                 let rs = json!({
                     "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -449,7 +459,7 @@ impl Cluster {
                 )
                 .await?;
         }
-        let new_spec = i64_at(&new_rs, "/spec/replicas");
+        let new_spec = i64_at(&new_rs, &["spec", "replicas"]);
         if recreate {
             if old_total > 0 {
                 for r in &olds {
@@ -457,7 +467,8 @@ impl Cluster {
                 }
                 return self.deployment_status(d, &new_rs, &olds).await;
             }
-            if new_spec != replicas && olds.iter().all(|r| i64_at(r, "/status/replicas") == 0) {
+            if new_spec != replicas && olds.iter().all(|r| i64_at(r, &["status", "replicas"]) == 0)
+            {
                 self.scale_rs(&new_rs, replicas, d).await?;
             }
             return self.deployment_status(d, &new_rs, &olds).await;
@@ -478,16 +489,17 @@ impl Cluster {
             }
             // ...and the old ones down within maxUnavailable.
             let min_available = replicas - unavailable;
-            let new_unavailable = (new_spec - i64_at(&new_rs, "/status/availableReplicas")).max(0);
+            let new_unavailable =
+                (new_spec - i64_at(&new_rs, &["status", "availableReplicas"])).max(0);
             let all_available: i64 = all
                 .iter()
-                .map(|r| i64_at(r, "/status/availableReplicas"))
+                .map(|r| i64_at(r, &["status", "availableReplicas"]))
                 .sum();
             let mut budget = all_available - min_available - new_unavailable;
             // Unhealthy old replicas go first: they do not count as available anyway.
             for r in &olds {
-                let spec = i64_at(r, "/spec/replicas");
-                let unhealthy = spec - i64_at(r, "/status/availableReplicas");
+                let spec = i64_at(r, &["spec", "replicas"]);
+                let unhealthy = spec - i64_at(r, &["status", "availableReplicas"]);
                 if spec > 0 && unhealthy > 0 {
                     self.scale_rs(r, spec - unhealthy, d).await?;
                 }
@@ -496,7 +508,8 @@ impl Cluster {
                 if budget <= 0 {
                     break;
                 }
-                let spec = i64_at(r, "/status/availableReplicas").min(i64_at(r, "/spec/replicas"));
+                let spec = i64_at(r, &["status", "availableReplicas"])
+                    .min(i64_at(r, &["spec", "replicas"]));
                 if spec == 0 {
                     continue;
                 }
@@ -514,7 +527,7 @@ impl Cluster {
         new_rs: &Value,
         olds: &[Arc<Value>],
     ) -> Result<(), ClusterError> {
-        let replicas = i64_at(d, "/spec/replicas");
+        let replicas = i64_at(d, &["spec", "replicas"]);
         let all: Vec<&Value> = olds
             .iter()
             .map(|r| &**r)
@@ -523,18 +536,18 @@ impl Cluster {
         let sum = |p: &str| -> i64 { all.iter().map(|r| i64_at(r, p)).sum() };
         let available = sum("/status/availableReplicas");
         let unavailable = int_or_percent(
-            d.at("/spec/strategy/rollingUpdate/maxUnavailable"),
+            d.at(&["spec", "strategy", "rollingUpdate", "maxUnavailable"]),
             replicas,
             false,
         );
-        let updated = i64_at(new_rs, "/status/replicas");
-        let new_name = str_at(new_rs, "/metadata/name").unwrap_or_default();
+        let updated = i64_at(new_rs, &["status", "replicas"]);
+        let new_name = str_at(new_rs, &["metadata", "name"]).unwrap_or_default();
         let complete = updated == replicas
-            && i64_at(new_rs, "/status/availableReplicas") == replicas
-            && olds.iter().all(|r| i64_at(r, "/status/replicas") == 0);
+            && i64_at(new_rs, &["status", "availableReplicas"]) == replicas
+            && olds.iter().all(|r| i64_at(r, &["status", "replicas"]) == 0);
         let now = self.clock.now_rfc3339();
         let old_conds = d
-            .at("/status/conditions")
+            .at(&["status", "conditions"])
             .and_then(Value::as_array)
             .map_or(&[][..], Vec::as_slice);
         // Built field by field (this runs on every sync of every Deployment; `json!` would
@@ -598,7 +611,10 @@ impl Cluster {
                 "conditions",
                 Value::Array(vec![available_cond, progressing]),
             ),
-            ("observedGeneration", or_null(d.at("/metadata/generation"))),
+            (
+                "observedGeneration",
+                or_null(d.at(&["metadata", "generation"])),
+            ),
             ("readyReplicas", sum("/status/readyReplicas").into()),
             ("replicas", sum("/status/replicas").into()),
             ("updatedReplicas", updated.into()),
@@ -641,10 +657,10 @@ impl Cluster {
                 .filter(|(_, f)| f.active)
                 .map(|(p, f)| (Arc::clone(p), f.ready))
                 .collect();
-            let want = i64_at(&rs, "/spec/replicas");
+            let want = i64_at(&rs, &["spec", "replicas"]);
             let diff = want - pods.len() as i64;
             if diff > 0 {
-                let template = rs.at("/spec/template").cloned().unwrap_or(json!({}));
+                let template = rs.at(&["spec", "template"]).cloned().unwrap_or(json!({}));
                 for _ in 0..diff {
                     let mut pod = pod_from_template(&template, &ns, &rs);
                     pod["metadata"]["generateName"] = json!(format!("{name}-"));
@@ -666,7 +682,7 @@ impl Cluster {
                     };
                     self.create_failures
                         .remove(&(Owner::ReplicaSet, key.clone()));
-                    let pname = str_at(&created, "/metadata/name")
+                    let pname = str_at(&created, &["metadata", "name"])
                         .unwrap_or_default()
                         .to_owned();
                     self.record_event(
@@ -682,21 +698,23 @@ impl Cluster {
             } else if diff < 0 {
                 // controller.ActivePods ranking: unscheduled, pending, not ready, newest go first.
                 pods.sort_by_key(|(p, ready)| {
-                    let scheduled = str_at(p, "/spec/nodeName").is_some();
-                    let phase = match str_at(p, "/status/phase") {
+                    let scheduled = str_at(p, &["spec", "nodeName"]).is_some();
+                    let phase = match str_at(p, &["status", "phase"]) {
                         Some("Pending") => 0,
                         Some("Running") => 2,
                         _ => 1,
                     };
                     let ts = std::cmp::Reverse(
-                        str_at(p, "/metadata/creationTimestamp")
+                        str_at(p, &["metadata", "creationTimestamp"])
                             .unwrap_or_default()
                             .to_owned(),
                     );
                     (scheduled, phase, *ready, ts, key_of(p))
                 });
                 for (p, _) in pods.iter().take((-diff) as usize) {
-                    let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
+                    let pname = str_at(p, &["metadata", "name"])
+                        .unwrap_or_default()
+                        .to_owned();
                     ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
                     self.record_event(
                         &rs,
@@ -715,7 +733,10 @@ impl Cluster {
             let mut status = object([
                 ("availableReplicas", ready.into()),
                 ("fullyLabeledReplicas", pods.len().into()),
-                ("observedGeneration", or_null(rs.at("/metadata/generation"))),
+                (
+                    "observedGeneration",
+                    or_null(rs.at(&["metadata", "generation"])),
+                ),
                 ("readyReplicas", ready.into()),
                 ("replicas", pods.len().into()),
             ]);
@@ -739,18 +760,21 @@ impl Cluster {
             else {
                 continue;
             };
-            let generation = i64_at(&ds, "/metadata/generation");
-            let template = ds.at("/spec/template").cloned().unwrap_or(json!({}));
+            let generation = i64_at(&ds, &["metadata", "generation"]);
+            let template = ds.at(&["spec", "template"]).cloned().unwrap_or(json!({}));
             let hash = pod_template_hash(&template, None);
-            let tolerations = daemon_tolerations(template.at("/spec/tolerations"));
+            let tolerations = daemon_tolerations(template.at(&["spec", "tolerations"]));
             let nodes: Vec<String> = self
                 .cache
                 .all("nodes")
                 .filter(|n| super::scheduler::tolerates_all(n, &tolerations, true))
                 .filter(|n| {
-                    super::scheduler::node_selector_matches(n, template.at("/spec/nodeSelector"))
+                    super::scheduler::node_selector_matches(
+                        n,
+                        template.at(&["spec", "nodeSelector"]),
+                    )
                 })
-                .filter_map(|n| str_at(n, "/metadata/name").map(str::to_owned))
+                .filter_map(|n| str_at(n, &["metadata", "name"]).map(str::to_owned))
                 .collect();
             let pods: Vec<Arc<Value>> = self
                 .cache
@@ -760,11 +784,22 @@ impl Cluster {
                 .cloned()
                 .collect();
             let node_of = |p: &Value| -> String {
-                p.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
-                    .and_then(Value::as_str)
-                    .or_else(|| str_at(p, "/spec/nodeName"))
-                    .unwrap_or_default()
-                    .to_owned()
+                p.at(&[
+                    "spec",
+                    "affinity",
+                    "nodeAffinity",
+                    "requiredDuringSchedulingIgnoredDuringExecution",
+                    "nodeSelectorTerms",
+                    "0",
+                    "matchFields",
+                    "0",
+                    "values",
+                    "0",
+                ])
+                .and_then(Value::as_str)
+                .or_else(|| str_at(p, &["spec", "nodeName"]))
+                .unwrap_or_default()
+                .to_owned()
             };
             let covered: std::collections::BTreeSet<String> =
                 pods.iter().map(|p| node_of(p)).collect();
@@ -798,7 +833,7 @@ impl Cluster {
                 };
                 self.create_failures
                     .remove(&(Owner::DaemonSet, key.clone()));
-                let pname = str_at(&created, "/metadata/name")
+                let pname = str_at(&created, &["metadata", "name"])
                     .unwrap_or_default()
                     .to_owned();
                 self.record_event(
@@ -816,12 +851,15 @@ impl Cluster {
                 .iter()
                 .map(|p| &**p)
                 .filter(|p| {
-                    str_at(p, "/metadata/labels/controller-revision-hash") != Some(hash.as_str())
+                    str_at(p, &["metadata", "labels", "controller-revision-hash"])
+                        != Some(hash.as_str())
                 })
                 .collect();
             if let Some(p) = outdated.first() {
                 if pods.iter().all(|p| is_ready(p)) && pods.len() >= nodes.len() {
-                    let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
+                    let pname = str_at(p, &["metadata", "name"])
+                        .unwrap_or_default()
+                        .to_owned();
                     ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
                 }
             }
@@ -835,12 +873,13 @@ impl Cluster {
             let updated = pods
                 .iter()
                 .filter(|p| {
-                    str_at(p, "/metadata/labels/controller-revision-hash") == Some(hash.as_str())
+                    str_at(p, &["metadata", "labels", "controller-revision-hash"])
+                        == Some(hash.as_str())
                 })
                 .count();
             let scheduled = pods
                 .iter()
-                .filter(|p| str_at(p, "/spec/nodeName").is_some())
+                .filter(|p| str_at(p, &["spec", "nodeName"]).is_some())
                 .count();
             let status = json!({
                 "currentNumberScheduled": scheduled, "desiredNumberScheduled": nodes.len(), "numberMisscheduled": 0,
@@ -866,9 +905,9 @@ impl Cluster {
             else {
                 continue;
             };
-            let replicas = i64_at(&sts, "/spec/replicas");
-            let parallel = str_at(&sts, "/spec/podManagementPolicy") == Some("Parallel");
-            let template = sts.at("/spec/template").cloned().unwrap_or(json!({}));
+            let replicas = i64_at(&sts, &["spec", "replicas"]);
+            let parallel = str_at(&sts, &["spec", "podManagementPolicy"]) == Some("Parallel");
+            let template = sts.at(&["spec", "template"]).cloned().unwrap_or(json!({}));
             let revision = format!("{name}-{}", pod_template_hash(&template, None));
             let pods: Vec<Arc<Value>> = self
                 .cache
@@ -877,7 +916,7 @@ impl Cluster {
                 .cloned()
                 .collect();
             let ordinal = |p: &Value| -> i64 {
-                str_at(p, "/metadata/name")
+                str_at(p, &["metadata", "name"])
                     .and_then(|n| n.rsplit('-').next())
                     .and_then(|o| o.parse().ok())
                     .unwrap_or(-1)
@@ -895,7 +934,7 @@ impl Cluster {
                         labels["statefulset.kubernetes.io/pod-name"] = json!(pname);
                         labels["apps.kubernetes.io/pod-index"] = json!(i.to_string());
                         pod["spec"]["hostname"] = json!(pname);
-                        if let Some(svc) = str_at(&sts, "/spec/serviceName") {
+                        if let Some(svc) = str_at(&sts, &["spec", "serviceName"]) {
                             pod["spec"]["subdomain"] = json!(svc);
                         }
                         match self.api.create(res("pods")?, Some(&ns), pod).await {
@@ -951,7 +990,9 @@ impl Cluster {
                     .collect();
                 extra.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
                 if let Some(p) = extra.first() {
-                    let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
+                    let pname = str_at(p, &["metadata", "name"])
+                        .unwrap_or_default()
+                        .to_owned();
                     ignore_not_found(self.api.delete(res("pods")?, Some(&ns), &pname, None).await)?;
                     self.record_event(
                         &sts,
@@ -969,13 +1010,15 @@ impl Cluster {
                         .map(|p| &**p)
                         .filter(|p| {
                             ordinal(p) < replicas
-                                && str_at(p, "/metadata/labels/controller-revision-hash")
+                                && str_at(p, &["metadata", "labels", "controller-revision-hash"])
                                     != Some(revision.as_str())
                         })
                         .collect();
                     outdated.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
                     if let Some(p) = outdated.first() {
-                        let pname = str_at(p, "/metadata/name").unwrap_or_default().to_owned();
+                        let pname = str_at(p, &["metadata", "name"])
+                            .unwrap_or_default()
+                            .to_owned();
                         ignore_not_found(
                             self.api.delete(res("pods")?, Some(&ns), &pname, None).await,
                         )?;
@@ -992,14 +1035,14 @@ impl Cluster {
             let updated = pods
                 .iter()
                 .filter(|p| {
-                    str_at(p, "/metadata/labels/controller-revision-hash")
+                    str_at(p, &["metadata", "labels", "controller-revision-hash"])
                         == Some(revision.as_str())
                 })
                 .count();
             let mut status = json!({
                 "replicas": pods.len(), "readyReplicas": ready, "currentReplicas": updated, "updatedReplicas": updated,
                 "availableReplicas": ready, "currentRevision": revision, "updateRevision": revision,
-                "observedGeneration": sts.at("/metadata/generation"), "collisionCount": 0,
+                "observedGeneration": sts.at(&["metadata", "generation"]), "collisionCount": 0,
             });
             strip_zero(
                 &mut status,
