@@ -176,14 +176,14 @@ impl Cluster {
             .and_then(Value::as_array)
             .map_or(&[], Vec::as_slice);
         let now = self.clock.now_ms();
-        let time = |c: &Value, ptr: &str| str_at(c, ptr).and_then(apiserver::sim::parse_rfc3339);
+        let time = |c: &Value, ptr: &[&str]| str_at(c, ptr).and_then(apiserver::sim::parse_rfc3339);
         for (i, spec) in specs.iter().enumerate() {
             let Some(cs) = pod.at(&format!("/status/containerStatuses/{i}")) else {
                 continue;
             };
             let restarts = cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
             let (key, uid) = (key.clone(), uid.clone());
-            if let Some(started) = time(cs, "/state/running/startedAt") {
+            if let Some(started) = time(cs, &["state", "running", "startedAt"]) {
                 if let Run::Exits { after_ms, code } = run_of(spec) {
                     let at = (started + after_ms).max(now);
                     let t = Timer::Exited {
@@ -204,7 +204,7 @@ impl Cluster {
                 };
                 self.schedule(now + 1_000, t);
             } else if str_at(cs, &["state", "waiting", "reason"]) == Some("CrashLoopBackOff") {
-                let finished = time(cs, "/lastState/terminated/finishedAt").unwrap_or(now);
+                let finished = time(cs, &["lastState", "terminated", "finishedAt"]).unwrap_or(now);
                 let t = Timer::Restart {
                     key,
                     uid,
@@ -379,14 +379,18 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         // Runs on every status change of every pod: reads in place, allocates only for a
         // container that needs a look.
-        let list = |p: &str| {
+        let list = |p: &[&str]| {
             pod.at(p)
                 .and_then(Value::as_array)
                 .map_or(&[][..], Vec::as_slice)
         };
-        let statuses = list("/status/containerStatuses");
+        let statuses = list(&["status", "containerStatuses"]);
         let node = str_at(pod, &["spec", "nodeName"]).unwrap_or_default();
-        for (i, (spec, cs)) in list("/spec/containers").iter().zip(statuses).enumerate() {
+        for (i, (spec, cs)) in list(&["spec", "containers"])
+            .iter()
+            .zip(statuses)
+            .enumerate()
+        {
             let image = spec
                 .get("image")
                 .and_then(Value::as_str)

@@ -348,7 +348,7 @@ impl Cluster {
                         .owned_by_shared(uid, "endpointslices")
                         .into_iter()
                         .find(|s| {
-                            str_at(s, "/metadata/labels/kubernetes.io~1service-name")
+                            str_at(s, &["metadata", "labels", "kubernetes.io/service-name"])
                                 == Some(name.as_str())
                         })
                 })

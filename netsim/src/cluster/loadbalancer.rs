@@ -73,7 +73,9 @@ impl Cluster {
             let endpoint_nodes: BTreeSet<String> = self
                 .cache
                 .in_ns("endpointslices", ns)
-                .filter(|s| str_at(s, "/metadata/labels/kubernetes.io~1service-name") == Some(name))
+                .filter(|s| {
+                    str_at(s, &["metadata", "labels", "kubernetes.io/service-name"]) == Some(name)
+                })
                 .flat_map(|s| {
                     s.get("endpoints")
                         .and_then(Value::as_array)
@@ -87,7 +89,14 @@ impl Cluster {
                 let best = self
                     .cache
                     .all("nodes")
-                    .filter(|n| n.at("/metadata/labels/node.kubernetes.io~1exclude-from-external-load-balancers").is_none())
+                    .filter(|n| {
+                        n.at(&[
+                            "metadata",
+                            "labels",
+                            "node.kubernetes.io/exclude-from-external-load-balancers",
+                        ])
+                        .is_none()
+                    })
                     .filter_map(|n| str_at(n, &["metadata", "name"]))
                     .filter(|n| !local || endpoint_nodes.contains(*n))
                     .min_by_key(|n| fnv(&format!("{n}#{ip}")));

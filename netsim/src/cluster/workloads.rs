@@ -178,13 +178,13 @@ impl Cluster {
         if obj.at(&["metadata", "deletionTimestamp"]).is_some() {
             return None;
         }
-        let field = |f: &str| str_at(obj, f).unwrap_or_default().to_owned();
+        let field = |f: &[&str]| str_at(obj, f).unwrap_or_default().to_owned();
         let ns = str_at(obj, &["metadata", "namespace"])
             .unwrap_or("default")
             .to_owned();
         Some(Live {
-            uid: field("/metadata/uid"),
-            name: field("/metadata/name"),
+            uid: field(&["metadata", "uid"]),
+            name: field(&["metadata", "name"]),
             ns,
             obj: Arc::clone(obj),
         })
@@ -338,7 +338,11 @@ impl Cluster {
         let revision_of = |r: &Value| -> i64 {
             str_at(
                 r,
-                "/metadata/annotations/deployment.kubernetes.io~1revision",
+                &[
+                    "metadata",
+                    "annotations",
+                    "deployment.kubernetes.io/revision",
+                ],
             )
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
@@ -533,8 +537,8 @@ impl Cluster {
             .map(|r| &**r)
             .chain(std::iter::once(new_rs))
             .collect();
-        let sum = |p: &str| -> i64 { all.iter().map(|r| i64_at(r, p)).sum() };
-        let available = sum("/status/availableReplicas");
+        let sum = |p: &[&str]| -> i64 { all.iter().map(|r| i64_at(r, p)).sum() };
+        let available = sum(&["status", "availableReplicas"]);
         let unavailable = int_or_percent(
             d.at(&["spec", "strategy", "rollingUpdate", "maxUnavailable"]),
             replicas,
@@ -615,11 +619,11 @@ impl Cluster {
                 "observedGeneration",
                 or_null(d.at(&["metadata", "generation"])),
             ),
-            ("readyReplicas", sum("/status/readyReplicas").into()),
-            ("replicas", sum("/status/replicas").into()),
+            ("readyReplicas", sum(&["status", "readyReplicas"]).into()),
+            ("replicas", sum(&["status", "replicas"]).into()),
             ("updatedReplicas", updated.into()),
         ]);
-        let unavail = (replicas.max(sum("/status/replicas")) - available).max(0);
+        let unavail = (replicas.max(sum(&["status", "replicas"])) - available).max(0);
         if unavail > 0 {
             status["unavailableReplicas"] = json!(unavail);
         }
