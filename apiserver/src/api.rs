@@ -15,7 +15,7 @@ use crate::alloc::{IpAllocator, PortAllocator};
 use crate::decode::strict_decode;
 use crate::error::{ApiError, FieldError};
 use crate::events::{Admitted, EventRecord, EventWriter, SplitStore};
-use crate::json::At;
+use crate::json::{field, At};
 use crate::resources::{Resource, RESOURCES};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::sim::{Clock, SimRng};
@@ -399,18 +399,17 @@ impl ApiServer {
 
     pub(crate) fn finish(res: &Resource, mut obj: Value, rev: Revision) -> Value {
         let m = ensure_object(&mut obj);
+        fn text<'a>(m: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a str> {
+            field(m, k).and_then(Value::as_str)
+        }
         // Runs on every write: the (usual) fields already right are left alone.
-        if !m
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .is_some_and(|v| res.is_api_version(v))
-        {
+        if !text(m, "apiVersion").is_some_and(|v| res.is_api_version(v)) {
             m.insert("apiVersion", Value::String(res.api_version()));
         }
-        if m.get("kind").and_then(Value::as_str) != Some(res.kind) {
+        if text(m, "kind") != Some(res.kind) {
             m.insert("kind", Value::String(res.kind.to_owned()));
         }
-        if !m.get("metadata").is_some_and(Value::is_object) {
+        if !field(m, "metadata").is_some_and(Value::is_object) {
             m.insert("metadata", Value::Object(serde_json::Map::new()));
         }
         if let Some(Value::Object(meta)) = m.get_mut("metadata") {

@@ -157,27 +157,38 @@ const LINEAR_FIELDS: usize = 24;
 /// orders keys with a `memcmp` call per step, while a scan compares lengths first and
 /// touches bytes only for keys of the same length. Large maps keep the binary search.
 /// Either way the position the name was last found at is tried first (see [`HINTS`]).
+#[inline]
 pub fn field<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
-    let is_key = |k: &str| k.len() == key.len() && same_bytes(k.as_bytes(), key.as_bytes());
     let slot = hint_slot(key);
     let hinted = HINTS.with(|h| h[slot].get());
     if hinted.0 == key.as_ptr() as usize {
         if let Some((k, v)) = m.get_index(hinted.1) {
-            if is_key(k) {
+            if same_bytes(k.as_bytes(), key.as_bytes()) {
                 return Some(v);
             }
         }
     }
-    let found = if m.len() > LINEAR_FIELDS {
+    field_by_scan(m, key, slot)
+}
+
+/// [`field`] when the remembered position is not the name's: inlined, [`field`]'s hit path
+/// is a few instructions; this part is a call.
+#[inline(never)]
+fn field_by_scan<'a>(
+    m: &'a serde_json::Map<String, Value>,
+    key: &str,
+    slot: usize,
+) -> Option<&'a Value> {
+    if m.len() > LINEAR_FIELDS {
         // A large map (an annotation set, say) is rare: its position is not remembered.
         return m.get(key);
-    } else {
-        m.iter().enumerate().find(|(_, (k, _))| is_key(k))
-    };
-    found.map(|(i, (_, v))| {
-        HINTS.with(|h| h[slot].set((key.as_ptr() as usize, i)));
-        v
-    })
+    }
+    let (i, (_, v)) = m
+        .iter()
+        .enumerate()
+        .find(|(_, (k, _))| same_bytes(k.as_bytes(), key.as_bytes()))?;
+    HINTS.with(|h| h[slot].set((key.as_ptr() as usize, i)));
+    Some(v)
 }
 
 /// Slots of [`HINTS`]: more than the distinct field names the controllers look up.
@@ -201,8 +212,8 @@ fn hint_slot(key: &str) -> usize {
     hash as usize
 }
 
-/// `a == b`, without a `memcmp` call for the short keys of Kubernetes objects: bytes are
-/// compared as words.
+/// `a == b`, without a `memcmp` call for the short keys of Kubernetes objects: lengths
+/// first, then bytes as words (two overlapping ones for a key of 4–8 bytes).
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
@@ -214,8 +225,16 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         w.copy_from_slice(&s[at..at + 8]);
         u64::from_le_bytes(w)
     };
-    if n < 8 {
-        return a.iter().zip(b).all(|(x, y)| x == y);
+    let half = |s: &[u8], at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_le_bytes(w)
+    };
+    if n < 4 {
+        return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
+    }
+    if n <= 8 {
+        return half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4);
     }
     // Whole words, then the last (overlapping) one: keys that differ mostly differ early.
     let mut at = 0;
