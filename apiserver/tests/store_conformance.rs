@@ -28,7 +28,7 @@ fn b(s: &str) -> StoredValue {
 }
 
 fn keys(items: &[KeyValue]) -> Vec<&str> {
-    items.iter().map(|kv| kv.key.as_str()).collect()
+    items.iter().map(|kv| &*kv.key).collect()
 }
 
 async fn next_event(stream: &mut WatchStream) -> Result<WatchEvent, StoreError> {
@@ -61,7 +61,7 @@ fn opts(revision: Option<Revision>, limit: Option<usize>, after: Option<&str>) -
 async fn create_and_get(s: Arc<dyn Store>) {
     let before = s.current_revision().await.unwrap();
     let kv = s.create("pods/default/web", b("v1")).await.unwrap();
-    assert_eq!(kv.key, "pods/default/web");
+    assert_eq!(&*kv.key, "pods/default/web");
     assert_eq!(kv.value, b("v1"));
     assert!(kv.mod_revision > before);
     assert_eq!(kv.create_revision, kv.mod_revision);

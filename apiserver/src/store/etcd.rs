@@ -143,7 +143,7 @@ impl EtcdStore {
         match current.flatten() {
             None => StoreError::NotFound(key.to_owned()),
             Some(current) => StoreError::Conflict {
-                key: key.to_owned(),
+                key: key.into(),
                 expected,
                 current,
             },
@@ -248,7 +248,7 @@ fn convert_kv(root: &str, kv: &etcd_client::KeyValue) -> Result<KeyValue, StoreE
         StoreError::Internal(format!("etcd returned key {full:?} outside {root:?}"))
     })?;
     Ok(KeyValue {
-        key: key.to_owned(),
+        key: key.into(),
         value: Bytes::copy_from_slice(kv.value()).into(),
         create_revision: kv.create_revision(),
         mod_revision: kv.mod_revision(),
@@ -342,7 +342,7 @@ impl Store for EtcdStore {
         }
         let rev = header_revision(resp.header())?;
         Ok(KeyValue {
-            key: key.to_owned(),
+            key: key.into(),
             value,
             create_revision: rev,
             mod_revision: rev,
@@ -389,7 +389,7 @@ impl Store for EtcdStore {
                 StoreError::Internal(format!("etcd put of {key:?} returned no previous value"))
             })?;
         Ok(KeyValue {
-            key: key.to_owned(),
+            key: key.into(),
             value,
             create_revision,
             mod_revision: rev,

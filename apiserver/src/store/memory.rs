@@ -121,14 +121,14 @@ impl Inner {
             match ev {
                 WatchEvent::Put { kv, prev } => match prev {
                     Some(p) => {
-                        view.insert(kv.key.clone(), p.clone());
+                        view.insert(kv.key.to_string(), p.clone());
                     }
                     None => {
-                        view.remove(&kv.key);
+                        view.remove(&*kv.key);
                     }
                 },
                 WatchEvent::Delete { prev, .. } => {
-                    view.insert(prev.key.clone(), prev.clone());
+                    view.insert(prev.key.to_string(), prev.clone());
                 }
             }
         }
@@ -167,7 +167,7 @@ impl Store for MemStore {
         let mut more = false;
         let mut push = |kv: &KeyValue| {
             if let Some(after) = &opts.start_after {
-                if kv.key.as_str() <= after.as_str() {
+                if *kv.key <= *after.as_str() {
                     return true;
                 }
             }
@@ -212,7 +212,7 @@ impl Store for MemStore {
         };
         inner.revision += 1;
         let kv = KeyValue {
-            key: slot.key().clone(),
+            key: slot.key().as_str().into(),
             value,
             create_revision: inner.revision,
             mod_revision: inner.revision,

@@ -28,8 +28,9 @@ pub type Revision = i64;
 /// One stored value with its revisions, as etcd's `mvccpb.KeyValue`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyValue {
-    /// Relative key (prefix stripped).
-    pub key: String,
+    /// Relative key (prefix stripped). Shared: a write's value is copied into the store, its
+    /// change log and every watch, and a `String` key was an allocation for each copy.
+    pub key: Arc<str>,
     pub value: StoredValue,
     pub create_revision: Revision,
     pub mod_revision: Revision,
