@@ -49,12 +49,13 @@ pub struct EventRecord {
     pub name: String,
     pub namespace: String,
     pub involved: ObjectRef,
-    /// `Normal` or `Warning`.
-    pub type_: String,
-    pub reason: String,
+    /// `Normal` or `Warning`. This, the reason and the component are constants of the code
+    /// recording the Event: static, not copied on the recorder's thread for every Event.
+    pub type_: &'static str,
+    pub reason: &'static str,
     pub message: String,
     /// `source.component` and `reportingComponent`.
-    pub component: String,
+    pub component: &'static str,
     /// `source.host` (a kubelet's node), and `reportingInstance`.
     pub host: Option<String>,
     /// `firstTimestamp` and `lastTimestamp`.
@@ -70,10 +71,10 @@ impl EventRecord {
         let reporting_instance = text(self.host.as_deref().unwrap_or_default());
         let source = match self.host {
             Some(h) => object([
-                ("component", text(&self.component)),
+                ("component", text(self.component)),
                 ("host", Value::String(h)),
             ]),
-            None => object([("component", text(&self.component))]),
+            None => object([("component", text(self.component))]),
         };
         let i = self.involved;
         let involved = object([
@@ -97,11 +98,11 @@ impl EventRecord {
             ("lastTimestamp", Value::String(self.time)),
             ("message", Value::String(self.message)),
             ("metadata", metadata),
-            ("reason", Value::String(self.reason)),
-            ("reportingComponent", Value::String(self.component)),
+            ("reason", text(self.reason)),
+            ("reportingComponent", text(self.component)),
             ("reportingInstance", reporting_instance),
             ("source", source),
-            ("type", Value::String(self.type_)),
+            ("type", text(self.type_)),
         ])
     }
 }

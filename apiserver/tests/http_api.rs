@@ -885,10 +885,10 @@ fn event(name: &str, ns: &str, n: usize) -> apiserver::EventRecord {
             resource_version: None,
             uid: Some("u-1".into()),
         },
-        type_: "Normal".into(),
-        reason: "Pulled".into(),
+        type_: "Normal",
+        reason: "Pulled",
         message: format!("message {n}"),
-        component: "kubelet".into(),
+        component: "kubelet",
         host: Some("node-1".into()),
         time: "2020-10-27T10:00:00Z".into(),
     }

@@ -6,6 +6,8 @@
 //! only the listed ones, compressed size, and how it reacts to SIGTERM). What the image
 //! serves on the network is the data-path's business (`workloads`).
 
+use std::borrow::Cow;
+
 /// One known repository.
 pub struct ImageInfo {
     /// Normalised repository (`docker.io/library/` stripped).
@@ -272,8 +274,9 @@ fn parse_duration_ms(d: &str) -> Option<i64> {
     (n >= 0.0 && n.is_finite()).then_some((n * scale) as i64)
 }
 
-/// Splits `repo[:tag][@digest]` and strips Docker Hub's implicit prefixes.
-pub fn normalise(image: &str) -> (String, String) {
+/// Splits `repo[:tag][@digest]` and strips Docker Hub's implicit prefixes. Borrowed from
+/// `image` where it can be: the kubelet asks this several times for every pod.
+pub fn normalise(image: &str) -> (Cow<'_, str>, &str) {
     let no_digest = image.split('@').next().unwrap_or(image);
     let (repo, tag) = match no_digest.rsplit_once(':') {
         Some((r, t)) if !t.contains('/') => (r, t),
@@ -281,11 +284,11 @@ pub fn normalise(image: &str) -> (String, String) {
     };
     let repo = repo.strip_prefix("docker.io/").unwrap_or(repo);
     let repo = repo.strip_prefix("library/").unwrap_or(repo);
-    let repo = repo
-        .strip_prefix("k8s.gcr.io/")
-        .map(|r| format!("registry.k8s.io/{r}"))
-        .unwrap_or_else(|| repo.to_owned());
-    (repo, tag.to_owned())
+    let repo = match repo.strip_prefix("k8s.gcr.io/") {
+        Some(r) => Cow::Owned(format!("registry.k8s.io/{r}")),
+        None => Cow::Borrowed(repo),
+    };
+    (repo, tag)
 }
 
 /// The catalog entry for an image reference, if that image exists.
@@ -293,7 +296,7 @@ pub fn lookup(image: &str) -> Option<&'static ImageInfo> {
     let (repo, tag) = normalise(image);
     CATALOG
         .iter()
-        .find(|i| i.repository == repo && (i.tags.is_empty() || i.tags.contains(&tag.as_str())))
+        .find(|i| i.repository == repo && (i.tags.is_empty() || i.tags.contains(&tag)))
 }
 
 /// The fully-qualified name the runtime reports (`docker.io/wangyanglinux/myapp:v2`).

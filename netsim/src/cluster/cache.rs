@@ -491,15 +491,21 @@ impl LabelIndex {
         self.0.get(ns)?.get(k)?.get(v)
     }
 
+    /// Each level's key is copied only when that level is new: `entry` takes an owned key,
+    /// and most inserts land in a namespace, label and value already indexed.
     fn insert(&mut self, ns: &str, k: &str, v: &str, key: &Key) {
-        self.0
-            .entry(ns.to_owned())
-            .or_default()
-            .entry(k.to_owned())
-            .or_default()
-            .entry(v.to_owned())
-            .or_default()
-            .insert(key.clone());
+        fn level<'m, T: Default>(m: &'m mut BTreeMap<String, T>, at: &str) -> &'m mut T {
+            if !m.contains_key(at) {
+                m.insert(at.to_owned(), T::default());
+            }
+            match m.get_mut(at) {
+                Some(t) => t,
+                None => unreachable!("inserted above"),
+            }
+        }
+        let by_key = level(&mut self.0, ns);
+        let by_value = level(by_key, k);
+        level(by_value, v).insert(key.clone());
     }
 
     /// Removes `key`, and every level it leaves empty.

@@ -515,10 +515,10 @@ impl Cluster {
     async fn record_event(
         &mut self,
         obj: &Value,
-        kind: &str,
-        reason: &str,
+        kind: &'static str,
+        reason: &'static str,
         message: String,
-        component: &str,
+        component: &'static str,
         host: Option<&str>,
     ) -> Result<(), ClusterError> {
         // Four metadata fields: `metadata` is found once (this runs for every Event).
@@ -571,10 +571,10 @@ impl Cluster {
                 resource_version: meta_str("resourceVersion").map(str::to_owned),
                 uid: uid.map(str::to_owned),
             },
-            type_: kind.to_owned(),
-            reason: reason.to_owned(),
+            type_: kind,
+            reason,
             message,
-            component: component.to_owned(),
+            component,
             host: host.map(str::to_owned),
             time: self.clock.now_rfc3339(),
         };

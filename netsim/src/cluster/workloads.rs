@@ -141,7 +141,7 @@ impl Cluster {
         key: &Key,
         err: ApiError,
         message: String,
-        component: &str,
+        component: &'static str,
     ) -> Result<(), ClusterError> {
         if err.code >= 500 {
             return Err(err.into());

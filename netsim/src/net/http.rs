@@ -29,17 +29,17 @@ impl HttpApp {
     pub fn for_container(image: &str, args: &[String], pod: &str) -> Option<(HttpApp, u16)> {
         let (repo, tag) = images::normalise(image);
         images::lookup(image)?;
-        match repo.as_str() {
+        match &*repo {
             "wangyanglinux/myapp" => Some((
                 HttpApp::MyApp {
-                    version: tag,
+                    version: tag.to_owned(),
                     pod: pod.to_owned(),
                 },
                 80,
             )),
             "nginx" => {
                 let version = if tag.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-                    tag
+                    tag.to_owned()
                 } else {
                     "1.27.3".to_owned()
                 };
