@@ -611,7 +611,7 @@ impl Cluster {
         cs["containerID"] = json!(format!("containerd://{}", self.rng.hex(64)));
         // The spec's image: a container replaced after a definition change runs the new one.
         cs["image"] = json!(images::qualified(&image));
-        cs["imageID"] = json!(super::kubelet::image_id(&image));
+        cs["imageID"] = json!(self.kubelet.image_id(&image));
         set_readiness(&mut status, &now, false);
         let pulled = match self.kubelet.redefining.remove(&slot) {
             Some(Some(began)) => {

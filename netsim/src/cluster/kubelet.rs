@@ -101,6 +101,9 @@ pub struct KubeletState {
     pub(super) redefining: BTreeMap<(String, usize), Option<i64>>,
     /// Containers whose new image does not exist, with that image.
     pub(super) bad_images: BTreeMap<(String, usize), String>,
+    /// Each image reference's `imageID`: a digest of the name, made once per image rather
+    /// than once per container start.
+    image_ids: BTreeMap<String, String>,
 }
 
 impl KubeletState {
@@ -109,6 +112,16 @@ impl KubeletState {
         self.backoff.retain(|(u, _), _| u != uid);
         self.redefining.retain(|(u, _), _| u != uid);
         self.bad_images.retain(|(u, _), _| u != uid);
+    }
+
+    /// The `imageID` a container of `image` reports.
+    pub(super) fn image_id(&mut self, image: &str) -> String {
+        if let Some(id) = self.image_ids.get(image) {
+            return id.clone();
+        }
+        let id = image_id(image);
+        self.image_ids.insert(image.to_owned(), id.clone());
+        id
     }
 
     pub fn preload_image(&mut self, node: &str, image: &str) {
@@ -154,7 +167,7 @@ pub(super) fn pods_res() -> Result<&'static apiserver::resources::Resource, ApiE
     find("pods").ok_or_else(|| ApiError::internal("no pods resource"))
 }
 
-pub(super) fn image_id(image: &str) -> String {
+fn image_id(image: &str) -> String {
     let q = images::qualified(image);
     let digest = Sha256::digest(q.as_bytes());
     // One String, not a formatted one per byte: this runs for every container start.
@@ -621,7 +634,7 @@ impl Cluster {
                     Value::String(format!("containerd://{}", self.rng.hex(64))),
                 ),
                 ("image", Value::String(q)),
-                ("imageID", Value::String(image_id(&image))),
+                ("imageID", Value::String(self.kubelet.image_id(&image))),
                 ("lastState", object([])),
                 ("name", Value::String(cname)),
                 ("ready", true.into()),
@@ -639,8 +652,10 @@ impl Cluster {
         let mut n = (*pod).clone();
         n["status"]["phase"] = json!("Running");
         n["status"]["containerStatuses"] = Value::Array(statuses);
+        // Not `pointer_mut`: it copies each token into a String (this runs once per pod).
         if let Some(conds) = n
-            .pointer_mut("/status/conditions")
+            .get_mut("status")
+            .and_then(|s| s.get_mut("conditions"))
             .and_then(Value::as_array_mut)
         {
             for c in conds.iter_mut() {
