@@ -325,21 +325,25 @@ impl Cluster {
                 ])
             })
             .collect();
+        // Whole, in key order: fields added afterwards would each grow the map.
         let condition = |kind: &str, ok: bool, at: Value| {
-            let mut c = object([
+            if ok {
+                return object([
+                    ("lastProbeTime", Value::Null),
+                    ("lastTransitionTime", at),
+                    ("status", text("True")),
+                    ("type", text(kind)),
+                ]);
+            }
+            let message = format!("containers with unready status: [{}]", names(&containers));
+            object([
                 ("lastProbeTime", Value::Null),
                 ("lastTransitionTime", at),
-                ("status", text(if ok { "True" } else { "False" })),
+                ("message", Value::String(message)),
+                ("reason", text("ContainersNotReady")),
+                ("status", text("False")),
                 ("type", text(kind)),
-            ]);
-            if !ok {
-                c["message"] = Value::String(format!(
-                    "containers with unready status: [{}]",
-                    names(&containers)
-                ));
-                c["reason"] = text("ContainersNotReady");
-            }
-            c
+            ])
         };
         let ips = |ip: &str| Value::Array(vec![object([("ip", text(ip))])]);
         let mut status = object([
