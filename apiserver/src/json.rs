@@ -4,9 +4,10 @@ use std::cell::Cell;
 
 use serde_json::Value;
 
-/// RFC 6901 JSON Pointer lookup without allocating. `Value::pointer` unescapes every
-/// token through `str::replace` (two allocations per token); controllers and admission
-/// look up pointers on every object change, so this matters at scale.
+/// Lookup by an RFC 6901 JSON Pointer, or by its tokens (see [`Pointer`]), without
+/// allocating. `Value::pointer` unescapes every token through `str::replace` (two
+/// allocations per token); controllers and admission look up paths on every object change,
+/// so this matters at scale.
 pub trait At {
     fn at<P: Pointer + ?Sized>(&self, ptr: &P) -> Option<&Value>;
 }

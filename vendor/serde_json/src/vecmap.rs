@@ -130,7 +130,8 @@ impl<K: Clone, V: Clone> VecMap<K, V> {
 /// Where a key goes, for the writes that bring a key of their own (`insert`, `entry`). An
 /// ordering step looks at the first bytes before comparing the keys whole: the keys of one
 /// Kubernetes object mostly differ there (`apiVersion`, `kind`, `metadata`, `spec`,
-/// `status`), and a whole compare is a `memcmp` call per step.
+/// `status`), and a whole compare is a `memcmp` call per step. (Sound because a key's order
+/// is its bytes' order, as it is for the `CompactString` keys `map.rs` uses.)
 impl<K: Ord + Clone + AsRef<[u8]>, V: Clone> VecMap<K, V> {
     fn find_key(&self, key: &K) -> Result<usize, usize> {
         let key = key.as_ref();
@@ -148,7 +149,7 @@ impl<K: Ord + Clone + AsRef<[u8]>, V: Clone> VecMap<K, V> {
         match self.find_key(&key) {
             Ok(i) => Some(core::mem::replace(&mut self.entries_mut()[i].1, value)),
             Err(i) => {
-                    self.entries.insert(i, (key, value));
+                self.entries.insert(i, (key, value));
                 None
             }
         }
