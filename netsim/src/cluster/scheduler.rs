@@ -65,7 +65,9 @@ pub fn node_selector_matches(node: &Value, selector: Option<&Value>) -> bool {
         .all(|(k, v)| node.at(&["metadata", "labels"]).and_then(|l| l.get(k)) == Some(v))
 }
 
-fn required_node_name(pod: &Value) -> Option<&str> {
+/// The node a pod's required node affinity names by `metadata.name` (how DaemonSet pods are
+/// pinned to their node).
+pub(super) fn required_node_name(pod: &Value) -> Option<&str> {
     pod.at(&[
         "spec",
         "affinity",

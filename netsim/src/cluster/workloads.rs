@@ -788,22 +788,10 @@ impl Cluster {
                 .cloned()
                 .collect();
             let node_of = |p: &Value| -> String {
-                p.at(&[
-                    "spec",
-                    "affinity",
-                    "nodeAffinity",
-                    "requiredDuringSchedulingIgnoredDuringExecution",
-                    "nodeSelectorTerms",
-                    "0",
-                    "matchFields",
-                    "0",
-                    "values",
-                    "0",
-                ])
-                .and_then(Value::as_str)
-                .or_else(|| str_at(p, &["spec", "nodeName"]))
-                .unwrap_or_default()
-                .to_owned()
+                super::scheduler::required_node_name(p)
+                    .or_else(|| str_at(p, &["spec", "nodeName"]))
+                    .unwrap_or_default()
+                    .to_owned()
             };
             let covered: std::collections::BTreeSet<String> =
                 pods.iter().map(|p| node_of(p)).collect();
