@@ -963,7 +963,8 @@ impl ApiServer {
             .map(Arc::unwrap_or_clone)
     }
 
-    /// [`Self::patch`], returning the shared decoded object.
+    /// [`Self::patch`], returning the shared decoded object. The patched object is decoded
+    /// strictly, as kube-apiserver does: a client's patch may add fields no type has.
     pub async fn patch_shared(
         &self,
         res: &'static Resource,
@@ -973,27 +974,43 @@ impl ApiServer {
         ptype: PatchType,
         status_only: bool,
     ) -> Result<Arc<Value>, ApiError> {
+        self.patch_with(res, ns, name, status_only, |new| {
+            apply_patch(new, patch, ptype)?;
+            strict_decode(res, new)
+        })
+        .await
+    }
+
+    /// PATCH from an in-process controller. Its patches set only fields the API types
+    /// have, so the result skips the typed round trip, as the controllers' updates do
+    /// (that round trip was ~100,000 instructions per Deployment patch); admission runs
+    /// as for any write.
+    pub async fn patch_internal(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Value,
+        ptype: PatchType,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.patch_with(res, ns, name, false, |new| apply_patch(new, patch, ptype))
+            .await
+    }
+
+    /// Read, `apply`, write; retried on a concurrent write.
+    async fn patch_with(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        status_only: bool,
+        apply: impl Fn(&mut Value) -> Result<(), ApiError>,
+    ) -> Result<Arc<Value>, ApiError> {
         for _ in 0..5 {
             let kv = self.get_kv(res, ns, name).await?;
             let old = self.decoded.load(res, &kv)?;
             let mut new = (*old).clone();
-            match ptype {
-                PatchType::Merge => json_patch::merge(&mut new, patch),
-                PatchType::Strategic => {
-                    crate::strategic::apply(&mut new, patch).map_err(ApiError::bad_request)?
-                }
-                PatchType::Json => {
-                    let p: json_patch::Patch = serde_json::from_value(patch.clone())
-                        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                    json_patch::patch(&mut new, &p).map_err(|e| ApiError {
-                        code: 422,
-                        reason: "Invalid",
-                        message: e.to_string(),
-                        details: None,
-                    })?;
-                }
-            }
-            strict_decode(res, &new)?;
+            apply(&mut new)?;
             match self
                 .write_update(res, name, &kv, old, new, status_only)
                 .await
@@ -1313,6 +1330,27 @@ fn check_type(res: &Resource, obj: &Value) -> Result<(), ApiError> {
             av.unwrap_or(""),
             res.api_version()
         )));
+    }
+    Ok(())
+}
+
+/// Applies `patch` (of type `ptype`) to `obj`.
+fn apply_patch(obj: &mut Value, patch: &Value, ptype: PatchType) -> Result<(), ApiError> {
+    match ptype {
+        PatchType::Merge => json_patch::merge(obj, patch),
+        PatchType::Strategic => {
+            crate::strategic::apply(obj, patch).map_err(ApiError::bad_request)?
+        }
+        PatchType::Json => {
+            let p: json_patch::Patch = serde_json::from_value(patch.clone())
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(obj, &p).map_err(|e| ApiError {
+                code: 422,
+                reason: "Invalid",
+                message: e.to_string(),
+                details: None,
+            })?;
+        }
     }
     Ok(())
 }

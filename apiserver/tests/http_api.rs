@@ -177,6 +177,25 @@ async fn crud_with_real_status_objects() {
     );
     assert_ne!(patched["metadata"]["resourceVersion"].as_str().unwrap(), rv);
 
+    // A client's patch is decoded strictly, like a created object: a misspelt field is
+    // refused, not stored.
+    let (c, body) = call(
+        &r,
+        "PATCH",
+        &format!("/api/v1/namespaces/default/pods/{name}"),
+        Some(json!({"spec": {"nodeNmae": "k8s-node1"}})),
+        &[("content-type", "application/merge-patch+json")],
+    )
+    .await;
+    assert_eq!(c, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("strict decoding error: unknown field \"spec.nodeNmae\""),
+        "{body}"
+    );
+
     let (_, list) = call(
         &r,
         "GET",

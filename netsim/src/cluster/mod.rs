@@ -544,7 +544,7 @@ impl Cluster {
                 serde_json::json!({"count": count + 1, "lastTimestamp": self.clock.now_rfc3339()});
             let bumped = self
                 .api
-                .patch_shared(res, Some(&ns), &ev_name, &patch, PatchType::Merge, false)
+                .patch_internal(res, Some(&ns), &ev_name, &patch, PatchType::Merge)
                 .await;
             match bumped {
                 Ok(_) => {

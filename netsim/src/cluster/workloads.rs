@@ -241,14 +241,7 @@ impl Cluster {
             "spec": {"replicas": to}});
         ignore_not_found(
             self.api
-                .patch(
-                    res("replicasets")?,
-                    ns,
-                    &name,
-                    &patch,
-                    PatchType::Merge,
-                    false,
-                )
+                .patch_internal(res("replicasets")?, ns, &name, &patch, PatchType::Merge)
                 .await,
         )?;
         let verb = if to > from { "up" } else { "down" };
@@ -416,13 +409,12 @@ impl Cluster {
                     .await?;
                 let patch = json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": (max_old_rev + 1).to_string()}}});
                 self.api
-                    .patch(
+                    .patch_internal(
                         res("deployments")?,
                         Some(&ns),
                         &dname,
                         &patch,
                         PatchType::Merge,
-                        false,
                     )
                     .await?;
                 self.record_event(
@@ -443,23 +435,21 @@ impl Cluster {
             let patch =
                 json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": rev}}});
             self.api
-                .patch(
+                .patch_internal(
                     res("replicasets")?,
                     Some(&ns),
                     &new_name,
                     &patch,
                     PatchType::Merge,
-                    false,
                 )
                 .await?;
             self.api
-                .patch(
+                .patch_internal(
                     res("deployments")?,
                     Some(&ns),
                     &dname,
                     &patch,
                     PatchType::Merge,
-                    false,
                 )
                 .await?;
         }
