@@ -26,8 +26,8 @@ fn resolve_target_port(pod: &Value, target: Option<&Value>, port: i64) -> Option
             .flat_map(|c| {
                 c.get("ports")
                     .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
+                    .into_iter()
+                    .flatten()
             })
             .find(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str()))
             .and_then(|p| p.get("containerPort").and_then(Value::as_i64)),
