@@ -876,6 +876,12 @@ impl ApiServer {
             // only where it differs: a controller's update carries them unchanged, and
             // writing them anyway would copy its (shared, copy-on-write) metadata.
             let old_meta = crate::json::get(&old, "metadata");
+            // The stored metadata itself (a copy that changed no metadata, as a binding):
+            // every identity field is the server's already.
+            let same_meta = match (old_meta, crate::json::get(&n, "metadata")) {
+                (Some(Value::Object(a)), Some(Value::Object(b))) => a.ptr_eq(b),
+                _ => false,
+            };
             for f in [
                 "uid",
                 "creationTimestamp",
@@ -884,7 +890,10 @@ impl ApiServer {
                 "generation",
                 "deletionTimestamp",
                 "deletionGracePeriodSeconds",
-            ] {
+            ]
+            .into_iter()
+            .filter(|_| !same_meta)
+            {
                 let want = crate::json::get_in(old_meta, f);
                 if crate::json::get_in(crate::json::get(&n, "metadata"), f) == want
                     && crate::json::get(&n, "metadata").is_some_and(Value::is_object)
