@@ -486,7 +486,12 @@ pub fn mount_service_account_token(pod: &mut Value, rng: &SimRng) {
     let volume = existing
         .clone()
         .unwrap_or_else(|| format!("kube-api-access-{}", rng.k8s_suffix(5)));
-    let mount = json!({"mountPath": SERVICE_ACCOUNT_MOUNT_PATH, "name": volume, "readOnly": true});
+    // In key order, as the map keeps them (`json!` serializes each field into place).
+    let mount = crate::json::object([
+        ("mountPath", SERVICE_ACCOUNT_MOUNT_PATH.into()),
+        ("name", volume.as_str().into()),
+        ("readOnly", true.into()),
+    ]);
     let mut mounted = false;
     for list in ["initContainers", "containers"] {
         let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) else {
