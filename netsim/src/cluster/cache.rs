@@ -171,8 +171,8 @@ impl Dependent {
 
 impl Cache {
     /// Applies a watch event to the object at `key` (the event object's [`key_of`], which
-    /// the caller has already made).
-    pub fn apply(&mut self, ev: ObjectEvent, key: Key) {
+    /// the caller has already made), returning the version it replaced.
+    pub fn apply(&mut self, ev: ObjectEvent, key: Key) -> Option<Arc<Value>> {
         self.revision = self.revision.max(ev.revision);
         let plural = ev.resource.plural;
         let deleted = ev.kind == EventType::Deleted;
@@ -212,6 +212,7 @@ impl Cache {
                 }
             }
         }
+        old
     }
 
     fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {

@@ -330,7 +330,8 @@ impl Cluster {
 
     /// Marks what an event makes dirty, then applies it to the cache.
     fn observe(&mut self, ev: ObjectEvent) {
-        let obj = &ev.object;
+        let object = Arc::clone(&ev.object);
+        let obj = &*object;
         let key = key_of(obj);
         let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or_default();
         for owner in obj
@@ -421,29 +422,11 @@ impl Cluster {
             {
                 self.dirty.ns_defaults.insert(ns.to_owned());
             }
-            "pods" => {
-                if ev.kind != EventType::Deleted {
-                    if str_at(obj, &["spec", "nodeName"]).is_none() {
-                        self.dirty.unscheduled.insert(key.clone());
-                    } else {
-                        self.dirty.kubelet.insert(key.clone());
-                    }
-                }
-                // Only what Endpoints show matters to the endpoints controllers.
-                let old = self.cache.get("pods", &key);
-                let new = (ev.kind != EventType::Deleted).then_some(&**obj);
-                if endpoint_view(old) != endpoint_view(new) {
-                    // The Services selecting a pod depend on its labels alone: the old
-                    // version is asked only when its labels were different.
-                    let relabelled = old.filter(|o| {
-                        new.is_none_or(|n| {
-                            o.at(&["metadata", "labels"]) != n.at(&["metadata", "labels"])
-                        })
-                    });
-                    for p in [new, relabelled].into_iter().flatten() {
-                        let svcs = self.cache.services_selecting(ns, p);
-                        self.dirty.services.extend(svcs);
-                    }
+            "pods" if ev.kind != EventType::Deleted => {
+                if str_at(obj, &["spec", "nodeName"]).is_none() {
+                    self.dirty.unscheduled.insert(key.clone());
+                } else {
+                    self.dirty.kubelet.insert(key.clone());
                 }
             }
             "ingresses" => {
@@ -455,7 +438,25 @@ impl Cluster {
                 .extend(self.cache.all("ingresses").map(key_of)),
             _ => {}
         }
-        self.cache.apply(ev, key);
+        let (is_pod, deleted) = (ev.resource.plural == "pods", ev.kind == EventType::Deleted);
+        let old = self.cache.apply(ev, key);
+        if is_pod {
+            // Only what Endpoints show matters to the endpoints controllers.
+            let (old, new) = (old.as_deref(), (!deleted).then_some(obj));
+            if endpoint_view(old) != endpoint_view(new) {
+                // The Services selecting a pod depend on its labels alone: the old
+                // version is asked only when its labels were different.
+                let relabelled = old.filter(|o| {
+                    new.is_none_or(|n| {
+                        o.at(&["metadata", "labels"]) != n.at(&["metadata", "labels"])
+                    })
+                });
+                for p in [new, relabelled].into_iter().flatten() {
+                    let svcs = self.cache.services_selecting(ns, p);
+                    self.dirty.services.extend(svcs);
+                }
+            }
+        }
     }
 
     /// Runs controllers until no more writes happen.
