@@ -564,30 +564,34 @@ fn validate_pod_spec(path: &str, spec: &Value, errs: &mut Vec<FieldError>) {
             errs.push(FieldError::required(format!("{path}.containers"), ""))
         }
         Some(cs) => {
+            // Field paths are spelled only for an error (this runs for every pod).
             for (i, c) in cs.iter().enumerate() {
-                let cp = format!("{path}.containers[{i}]");
+                let cp = || format!("{path}.containers[{i}]");
                 match c.get("name").and_then(Value::as_str) {
-                    None | Some("") => errs.push(FieldError::required(format!("{cp}.name"), "")),
-                    Some(n) => errs.extend(name_errors(
-                        &format!("{cp}.name"),
+                    None | Some("") => {
+                        errs.push(FieldError::required(format!("{}.name", cp()), ""))
+                    }
+                    Some(n) if !crate::validation::is_dns1123_label(n) => errs.extend(name_errors(
+                        &format!("{}.name", cp()),
                         n,
                         NameRule::Dns1123Label,
                     )),
+                    Some(_) => {}
                 }
                 if c.get("image")
                     .and_then(Value::as_str)
                     .is_none_or(str::is_empty)
                 {
-                    errs.push(FieldError::required(format!("{cp}.image"), ""));
+                    errs.push(FieldError::required(format!("{}.image", cp()), ""));
                 }
                 if let Some(ports) = c.get("ports").and_then(Value::as_array) {
                     for (j, p) in ports.iter().enumerate() {
-                        if let Some(e) = validate_port(
-                            &format!("{cp}.ports[{j}].containerPort"),
-                            p.get("containerPort").unwrap_or(&Value::Null),
-                        ) {
-                            errs.push(e);
+                        let port = p.get("containerPort").unwrap_or(&Value::Null);
+                        if port.as_i64().is_some_and(|n| (1..=65535).contains(&n)) {
+                            continue;
                         }
+                        let field = format!("{}.ports[{j}].containerPort", cp());
+                        errs.extend(validate_port(&field, port));
                     }
                 }
             }
@@ -1082,6 +1086,35 @@ mod tests {
         assert_eq!(policy("nginx", None), "Always");
         assert_eq!(policy("registry.local:5000/app", None), "Always");
         assert_eq!(policy("nginx:1.25", Some("Never")), "Never");
+    }
+
+    #[test]
+    fn container_errors_name_the_field_they_are_about() {
+        let spec = json!({"containers": [
+            {"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]},
+            {"name": "My_App", "ports": [{"containerPort": 80}, {"containerPort": 0}, {}]},
+            {"image": "x"}
+        ]});
+        let mut errs = Vec::new();
+        validate_pod_spec("spec.template.spec", &spec, &mut errs);
+        let got: Vec<(&str, &str, &str)> = errs
+            .iter()
+            .map(|e| (e.field.as_str(), e.reason, e.detail.as_str()))
+            .collect();
+        let c1 = "spec.template.spec.containers[1]";
+        assert_eq!(
+            got,
+            [
+                (&*format!("{c1}.name"), "FieldValueInvalid", "Invalid value: \"My_App\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"),
+                (&*format!("{c1}.image"), "FieldValueRequired", "Required value"),
+                (&*format!("{c1}.ports[1].containerPort"), "FieldValueInvalid", "Invalid value: 0: must be between 1 and 65535, inclusive"),
+                (&*format!("{c1}.ports[2].containerPort"), "FieldValueRequired", "Required value"),
+                ("spec.template.spec.containers[2].name", "FieldValueRequired", "Required value"),
+            ]
+        );
+        let mut errs = Vec::new();
+        validate_pod_spec("spec", &json!({"containers": []}), &mut errs);
+        assert_eq!(errs[0].field, "spec.containers");
     }
 
     #[test]
