@@ -302,13 +302,19 @@ pub fn lookup(image: &str) -> Option<&'static ImageInfo> {
 /// The fully-qualified name the runtime reports (`docker.io/wangyanglinux/myapp:v2`).
 pub fn qualified(image: &str) -> String {
     let (repo, tag) = normalise(image);
-    if repo.contains('.') && repo.split('/').next().is_some_and(|h| h.contains('.')) {
-        format!("{repo}:{tag}")
+    let registry = if repo.split('/').next().is_some_and(|h| h.contains('.')) {
+        ""
     } else if repo.contains('/') {
-        format!("docker.io/{repo}:{tag}")
+        "docker.io/"
     } else {
-        format!("docker.io/library/{repo}:{tag}")
+        "docker.io/library/"
+    };
+    // Pushed, not formatted: this runs for each container start and image check.
+    let mut q = String::with_capacity(registry.len() + repo.len() + 1 + tag.len());
+    for part in [registry, &repo, ":", tag] {
+        q.push_str(part);
     }
+    q
 }
 
 #[cfg(test)]

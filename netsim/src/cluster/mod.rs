@@ -443,7 +443,7 @@ impl Cluster {
         if is_pod {
             // Only what Endpoints show matters to the endpoints controllers.
             let (old, new) = (old.as_deref(), (!deleted).then_some(obj));
-            if endpoint_view(old) != endpoint_view(new) {
+            if shows_differently(old, new) {
                 // The Services selecting a pod depend on its labels alone: the old
                 // version is asked only when its labels were different.
                 let relabelled = old.filter(|o| {
@@ -653,17 +653,18 @@ impl Cluster {
     }
 }
 
-/// What makes the Endpoints/EndpointSlice controllers look at a pod's Services again,
-/// as upstream's `podEndpointsChanged` decides it: labels, hostname and subdomain, deletion,
-/// readiness and the pod's IPs. Not the node (set once, before the pod has an IP) nor every
-/// status write: a pod's other conditions and its phase change far more often than what
-/// Endpoints show (a pod that ends is no longer Ready).
-fn endpoint_view(pod: Option<&Value>) -> Option<([Option<&Value>; 6], bool)> {
-    let p = pod?;
-    let part = |k: &str| apiserver::json::get(p, k);
-    let (meta, status, spec) = (part("metadata"), part("status"), part("spec"));
-    let field = apiserver::json::get_in;
-    Some((
+/// Whether a pod's two versions (either may be absent) differ in what makes the
+/// Endpoints/EndpointSlice controllers look at its Services again, as upstream's
+/// `podEndpointsChanged` decides it: labels, hostname and subdomain, deletion, readiness
+/// and the pod's IPs. Not the node (set once, before the pod has an IP) nor every status
+/// write: a pod's other conditions and its phase change far more often than what
+/// Endpoints show (a pod that ends is no longer Ready). Readiness, the dearest to read,
+/// is compared last.
+fn shows_differently(old: Option<&Value>, new: Option<&Value>) -> bool {
+    fn fields(p: &Value) -> [Option<&Value>; 6] {
+        let part = |k: &str| apiserver::json::get(p, k);
+        let (meta, status, spec) = (part("metadata"), part("status"), part("spec"));
+        let field = apiserver::json::get_in;
         [
             field(meta, "labels"),
             field(meta, "deletionTimestamp"),
@@ -671,9 +672,14 @@ fn endpoint_view(pod: Option<&Value>) -> Option<([Option<&Value>; 6], bool)> {
             field(status, "podIP"),
             field(spec, "hostname"),
             field(spec, "subdomain"),
-        ],
-        workloads::is_ready(p),
-    ))
+        ]
+    }
+    match (old, new) {
+        (Some(o), Some(n)) => {
+            fields(o) != fields(n) || workloads::is_ready(o) != workloads::is_ready(n)
+        }
+        (o, n) => o.is_some() != n.is_some(),
+    }
 }
 
 pub fn split_key(key: &str) -> (Option<&str>, &str) {
