@@ -60,18 +60,6 @@ pub fn str_at<'a, P: Pointer + ?Sized>(v: &'a Value, ptr: &P) -> Option<&'a str>
     v.at(ptr).and_then(Value::as_str)
 }
 
-/// The fields the indexes below are built from.
-fn indexed(obj: &Value) -> [Option<&Value>; 4] {
-    let (meta, spec) = (json::get(obj, "metadata"), json::get(obj, "spec"));
-    let field = json::get_in;
-    [
-        field(meta, "labels"),
-        field(meta, "ownerReferences"),
-        field(spec, "nodeName"),
-        field(spec, "selector"),
-    ]
-}
-
 /// Which indexes a change touches. Most changes are status writes, which touch none; a
 /// pod's binding changes only its node, and re-indexing its labels and owners as well
 /// was two label-index removals and insertions per pod.
@@ -92,13 +80,23 @@ impl Parts {
         selector: true,
     };
 
+    /// Compares the fields the indexes are built from. A status write carries the stored
+    /// spec itself (one copy-on-write map), whose fields are not looked up.
     fn changed(old: &Value, new: &Value) -> Parts {
-        let ([labels, owners, node, selector], [l, o, n, s]) = (indexed(old), indexed(new));
+        let (get, field) = (json::get, json::get_in);
+        let (old_meta, new_meta) = (get(old, "metadata"), get(new, "metadata"));
+        let (old_spec, new_spec) = (get(old, "spec"), get(new, "spec"));
+        let differs = |a: Option<&Value>, b: Option<&Value>, k: &str| field(a, k) != field(b, k);
+        let same_spec = match (old_spec, new_spec) {
+            (Some(Value::Object(a)), Some(Value::Object(b))) => a.ptr_eq(b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        let owners = differs(old_meta, new_meta, "ownerReferences");
         Parts {
-            labels: labels != l,
-            owners: owners != o,
-            node: node != n || owners != o,
-            selector: selector != s,
+            labels: differs(old_meta, new_meta, "labels"),
+            owners,
+            node: owners || (!same_spec && differs(old_spec, new_spec, "nodeName")),
+            selector: !same_spec && differs(old_spec, new_spec, "selector"),
         }
     }
 }
@@ -765,6 +763,15 @@ mod tests {
         let status = put(&mut c, EventType::Modified, db.clone(), "rs2", Some("n1"));
         assert!(Arc::ptr_eq(&owned(&c, "rs2")[0], &status));
         assert!(Arc::ptr_eq(&selecting(&c, "db")[0], &status));
+        assert_eq!(c.pods_on_node(n1), 1);
+        // So does one that carries the stored spec itself (a copy-on-write copy).
+        let mut copy = (*status).clone();
+        copy["status"] = serde_json::json!({"phase": "Running"});
+        let ev = event("pods", EventType::Modified, copy);
+        let running = Arc::clone(&ev.object);
+        c.apply(ev, key.clone());
+        assert!(Arc::ptr_eq(&owned(&c, "rs2")[0], &running));
+        assert!(Arc::ptr_eq(&selecting(&c, "db")[0], &running));
         assert_eq!(c.pods_on_node(n1), 1);
         put(&mut c, EventType::Deleted, db, "rs2", Some("n1"));
         assert!(selecting(&c, "db").is_empty() && owned(&c, "rs2").is_empty());
