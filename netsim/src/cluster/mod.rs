@@ -328,7 +328,8 @@ impl Cluster {
         echo
     }
 
-    /// Marks what an event makes dirty, then applies it to the cache.
+    /// Marks what an event makes dirty and applies it to the cache; the Services a pod's
+    /// change concerns are found after, from the version the cache replaced.
     fn observe(&mut self, ev: ObjectEvent) {
         let object = Arc::clone(&ev.object);
         let obj = &*object;
