@@ -882,35 +882,34 @@ impl ApiServer {
                 (Some(Value::Object(a)), Some(Value::Object(b))) => a.ptr_eq(b),
                 _ => false,
             };
-            for f in [
-                "uid",
-                "creationTimestamp",
-                "name",
-                "namespace",
-                "generation",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-            ]
-            .into_iter()
-            .filter(|_| !same_meta)
-            {
-                let want = crate::json::get_in(old_meta, f);
-                if crate::json::get_in(crate::json::get(&n, "metadata"), f) == want
-                    && crate::json::get(&n, "metadata").is_some_and(Value::is_object)
-                {
-                    continue;
-                }
-                let meta = ensure_object(
-                    ensure_object(&mut n)
-                        .entry("metadata")
-                        .or_insert(Value::Null),
-                );
-                match want {
-                    Some(v) => {
-                        meta.insert(f, v.clone());
+            if !same_meta {
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "name",
+                    "namespace",
+                    "generation",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                ] {
+                    let want = crate::json::get_in(old_meta, f);
+                    if crate::json::get_in(crate::json::get(&n, "metadata"), f) == want
+                        && crate::json::get(&n, "metadata").is_some_and(Value::is_object)
+                    {
+                        continue;
                     }
-                    None => {
-                        meta.remove(f);
+                    let meta = ensure_object(
+                        ensure_object(&mut n)
+                            .entry("metadata")
+                            .or_insert(Value::Null),
+                    );
+                    match want {
+                        Some(v) => {
+                            meta.insert(f, v.clone());
+                        }
+                        None => {
+                            meta.remove(f);
+                        }
                     }
                 }
             }
