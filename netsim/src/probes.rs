@@ -760,7 +760,38 @@ pub fn view(cluster: &Cluster, node: &str, argv: &[String]) -> Output {
                 }
             }
         }
-        "ipvsadm" => out.out(&proxy::ipvsadm_ln(rt)),
+        "ipvsadm" => {
+            // -L lists (also without it), -n is implied (names are never resolved), -c
+            // lists the connections instead of the services.
+            let mut connections = false;
+            for a in &argv[1..] {
+                let ok = match a.as_str() {
+                    "--list" | "--numeric" => true,
+                    "--connection" => {
+                        connections = true;
+                        true
+                    }
+                    s if s.starts_with('-') && !s.starts_with("--") && s.len() > 1 => {
+                        connections |= s.contains('c');
+                        s[1..].chars().all(|c| matches!(c, 'L' | 'l' | 'n' | 'c'))
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    out.err(&format!(
+                        "ipvsadm: netsim lists the tables with -L [-n] [-c], not {a}\n"
+                    ));
+                    out.exit = 2;
+                    return out;
+                }
+            }
+            let conns = ipvs_conns(cluster, node);
+            if connections {
+                out.out(&proxy::ipvsadm_lnc(&conns));
+            } else {
+                out.out(&proxy::ipvsadm_ln(rt, &conns));
+            }
+        }
         "nft" => out.out(&proxy::nft_list_ruleset(rt)),
         "conntrack" => {
             let mut n = 0;
@@ -786,6 +817,36 @@ pub fn view(cluster: &Cluster, node: &str, argv: &[String]) -> Output {
         _ => {}
     }
     out
+}
+
+/// The node's IPVS connections, as the kernel's table would hold them: an entry's original
+/// source is the client, its original destination the virtual server, its reply source the
+/// real server. Every simulated exchange has finished by the time a command runs, so TCP
+/// connections sit in TIME_WAIT.
+fn ipvs_conns(cluster: &Cluster, node: &str) -> Vec<proxy::IpvsConn> {
+    let now = cluster.now_ms();
+    cluster
+        .net
+        .ipvs_conns(node, now)
+        .into_iter()
+        .filter_map(|(o, r, expires_s)| {
+            let proto = crate::cluster::kubeproxy::proxy_proto(o.proto)?;
+            Some(proxy::IpvsConn {
+                proto,
+                client: o.src,
+                cport: o.sport,
+                vip: o.dst,
+                vport: o.dport,
+                rip: r.src,
+                rport: r.sport,
+                state: match proto {
+                    proxy::Proto::Udp => proxy::IpvsConnState::Udp,
+                    _ => proxy::IpvsConnState::TimeWait,
+                },
+                expires_s,
+            })
+        })
+        .collect()
 }
 
 fn mac_of(ip: Ipv4Addr) -> String {

@@ -243,3 +243,23 @@ fn deleting_a_namespace_deletes_its_events() {
         ],
     );
 }
+
+#[test]
+fn ipvsadm_lists_services_or_connections_and_refuses_other_options() {
+    let p = scenario(
+        "ipvsadm.yaml",
+        "name: x\ncluster: {proxyMode: ipvs}\nsteps:\n  - run: ipvsadm -Lnc\n  - run: ipvsadm -L -n --stats\n",
+    );
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 0, "{err}");
+    assert_shows(
+        &out,
+        &[
+            "$ ipvsadm -Lnc\nIPVS connection entries\n\
+             pro expire state       source             virtual            destination\n\
+             user@",
+            "$ ipvsadm -L -n --stats\n\
+             ipvsadm: netsim lists the tables with -L [-n] [-c], not --stats\n[exit 2]\n",
+        ],
+    );
+}

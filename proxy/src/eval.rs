@@ -80,6 +80,9 @@ pub struct TraceLine {
 pub struct Verdict {
     /// DNAT (or REDIRECT, or an IPVS pick) chosen for the connection.
     pub nat: Option<Dnat>,
+    /// `nat` is an IPVS real server: the connection is in IPVS's table, which
+    /// `ipvsadm -Ln` counts (an iptables DNAT is not).
+    pub ipvs: bool,
     /// SNAT to the outgoing interface's address.
     pub masquerade: bool,
     /// Refuse with ICMP port unreachable.
@@ -434,6 +437,7 @@ fn ipvs_pick(
                     (ip, port, now_ms + i64::from(timeout) * 1000),
                 );
                 v.nat = Some(Dnat { ip, port });
+                v.ipvs = true;
                 v.trace.push(TraceLine {
                     table: "ipvs".into(),
                     chain: "ipvs".into(),
@@ -458,6 +462,7 @@ fn ipvs_pick(
         ip: rs.ip,
         port: rs.port,
     });
+    v.ipvs = true;
     v.trace.push(TraceLine {
         table: "ipvs".into(),
         chain: "ipvs".into(),

@@ -1,5 +1,5 @@
 //! The ipvs proxier: virtual servers, kube-ipvs0 addresses, ipsets and the iptables rules
-//! ipvs mode still needs; plus the `ipvsadm -Ln` view.
+//! ipvs mode still needs; plus the `ipvsadm -Ln` and `ipvsadm -Lnc` views.
 //!
 //! Layer: proxier + view (pure). Guarantee: one virtual server per (IP, port, protocol) with
 //! `rr` and weight-1 Masq real servers (§4.1–4.2), `persistent <timeout>` for ClientIP
@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use crate::eval::VsKey;
 use crate::input::SvcPort;
 use crate::iptables::{
     forward_rules, masquerade_rules, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_POSTROUTING,
@@ -452,9 +453,65 @@ pub fn service_line(vs: &VirtualServer) -> String {
     out
 }
 
+/// One connection in a node's IPVS connection table: the client, the virtual server it was
+/// scheduled on and the real server it went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpvsConn {
+    pub proto: Proto,
+    pub client: Ipv4Addr,
+    pub cport: u16,
+    pub vip: Ipv4Addr,
+    pub vport: u16,
+    pub rip: Ipv4Addr,
+    pub rport: u16,
+    pub state: IpvsConnState,
+    /// Seconds before the entry expires.
+    pub expires_s: i64,
+}
+
+/// A connection's state, as `ipvsadm -Lnc` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpvsConnState {
+    Established,
+    TimeWait,
+    /// Every UDP connection (IPVS keeps no states for UDP).
+    Udp,
+}
+
+impl IpvsConnState {
+    pub fn name(self) -> &'static str {
+        match self {
+            IpvsConnState::Established => "ESTABLISHED",
+            IpvsConnState::TimeWait => "TIME_WAIT",
+            IpvsConnState::Udp => "UDP",
+        }
+    }
+
+    /// Counted under ActiveConn. Everything else is InActConn: the kernel starts each
+    /// connection inactive and only an established TCP (or SCTP) one turns active
+    /// (`ip_vs_bind_dest`, `set_tcp_state`), so UDP flows are always inactive.
+    pub fn is_active(self) -> bool {
+        self == IpvsConnState::Established
+    }
+}
+
 /// `ipvsadm -Ln`: header, then services sorted by protocol number, address, port, each with
-/// its real servers sorted by address and port (§4.5–4.6). Connection counters are 0.
-pub fn ipvsadm_ln(rt: &RuleTable) -> String {
+/// its real servers sorted by address and port (§4.5–4.6), with their ActiveConn and
+/// InActConn counted from `conns` (persistence templates are not connections and are not
+/// counted, as in the kernel).
+pub fn ipvsadm_ln(rt: &RuleTable, conns: &[IpvsConn]) -> String {
+    // (virtual server, real server address, port) → (active, inactive).
+    let mut counts: BTreeMap<(VsKey, Ipv4Addr, u16), (u32, u32)> = BTreeMap::new();
+    for c in conns {
+        let n = counts
+            .entry(((c.proto, c.vip, c.vport), c.rip, c.rport))
+            .or_default();
+        if c.state.is_active() {
+            n.0 += 1;
+        } else {
+            n.1 += 1;
+        }
+    }
     let mut out = String::from(
         "IP Virtual Server version 1.2.1 (size=4096)\n\
          Prot LocalAddress:Port Scheduler Flags\n  \
@@ -469,12 +526,40 @@ pub fn ipvsadm_ln(rt: &RuleTable) -> String {
         rss.sort_by_key(|r| (u32::from(r.ip), r.port));
         for r in rss {
             let addr = format!("{}:{}", r.ip, r.port);
+            let (active, inactive) = counts
+                .get(&((vs.proto, vs.vip, vs.port), r.ip, r.port))
+                .copied()
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  -> {addr:<28} {:<7} {:<6} {:<10} {:<10}",
-                "Masq", r.weight, 0, 0
+                "  -> {addr:<28} {:<7} {:<6} {active:<10} {inactive:<10}",
+                "Masq", r.weight
             );
         }
+    }
+    out
+}
+
+/// `ipvsadm -Lnc`: the connection table, one line per connection, in `conns`' order (the
+/// kernel lists its hash table's order; callers pass a sorted one).
+pub fn ipvsadm_lnc(conns: &[IpvsConn]) -> String {
+    let mut out = format!(
+        "IPVS connection entries\npro expire {:<11} {:<18} {:<18} destination\n",
+        "state", "source", "virtual"
+    );
+    for c in conns {
+        let left = c.expires_s.max(0);
+        let expire = format!("{:02}:{:02}", left / 60, left % 60);
+        let source = format!("{}:{}", c.client, c.cport);
+        let virt = format!("{}:{}", c.vip, c.vport);
+        let _ = writeln!(
+            out,
+            "{:<3} {expire:<6} {:<11} {source:<18} {virt:<18} {}:{}",
+            c.proto.upper(),
+            c.state.name(),
+            c.rip,
+            c.rport,
+        );
     }
     out
 }

@@ -1,9 +1,10 @@
 //! kube-proxy as a sans-IO core: Services + EndpointSlices + a node → a [`RuleTable`].
 //!
 //! Layer: proxy core. Guarantee: [`sync`] is a pure function of its [`ProxyInput`]; the views
-//! ([`iptables_save`], [`iptables_list`], [`ipvsadm_ln`], [`nft_list_ruleset`]) render that
-//! table, and [`evaluate`] walks the very same table for a packet, drawing randomness only
-//! from the caller and time only from `now_ms`. No I/O, no clock, no hash-map iteration.
+//! ([`iptables_save`], [`iptables_list`], [`ipvsadm_ln`], [`ipvsadm_lnc`],
+//! [`nft_list_ruleset`]) render that table (and the IPVS connections the caller passes), and
+//! [`evaluate`] walks the very same table for a packet, drawing randomness only from the
+//! caller and time only from `now_ms`. No I/O, no clock, no hash-map iteration.
 //!
 //! Modules: `input` (API objects → service ports), `hash` (chain names), `iptables`, `ipvs`,
 //! `nft`, `userspace` (one proxier each), `model` (the table), `save` (iptables views),
@@ -22,7 +23,9 @@ mod userspace;
 pub use eval::{evaluate, Dnat, Hook, PacketMeta, ProxyState, TraceLine, Verdict};
 pub use hash::{endpoint_chain_name, port_proto_hash};
 pub use input::ProxyInput;
-pub use ipvs::{ipvsadm_ln, service_line as ipvs_service_line};
+pub use ipvs::{
+    ipvsadm_ln, ipvsadm_lnc, service_line as ipvs_service_line, IpvsConn, IpvsConnState,
+};
 pub use model::*;
 pub use nft::{
     nft_chain_name, nft_endpoint_chain_name, nft_list_ruleset, render_rule as nft_render_rule,

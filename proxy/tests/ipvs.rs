@@ -89,7 +89,7 @@ UDP  10.96.0.10:53 rr
   -> 10.244.0.2:53                Masq    1      0          0·········
 "
     .replace('·', " ");
-    assert_eq!(ipvsadm_ln(&rt), want);
+    assert_eq!(ipvsadm_ln(&rt, &[]), want);
     assert_eq!(
         rt.ipvs_addrs
             .iter()
@@ -97,6 +97,78 @@ UDP  10.96.0.10:53 rr
             .collect::<Vec<_>>(),
         ["10.96.0.1", "10.96.0.10", "10.96.100.50"]
     );
+}
+
+#[test]
+fn ipvsadm_counts_connections_per_real_server() {
+    let rt = sync(&ref_4_8(Mode::Ipvs)).unwrap();
+    // "PROTO CLIENT_PORT VIP:PORT RIP:PORT STATE", all from client 10.244.0.1.
+    let conn = |line: &str| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let addr = |s: &str| {
+            let (ip, port) = s.split_once(':').unwrap();
+            (ip.parse().unwrap(), port.parse().unwrap())
+        };
+        let ((vip, vport), (rip, rport)) = (addr(f[2]), addr(f[3]));
+        IpvsConn {
+            proto: if f[0] == "udp" {
+                Proto::Udp
+            } else {
+                Proto::Tcp
+            },
+            client: "10.244.0.1".parse().unwrap(),
+            cport: f[1].parse().unwrap(),
+            vip,
+            vport,
+            rip,
+            rport,
+            state: match f[4] {
+                "ESTABLISHED" => IpvsConnState::Established,
+                "TIME_WAIT" => IpvsConnState::TimeWait,
+                _ => IpvsConnState::Udp,
+            },
+            expires_s: 117,
+        }
+    };
+    let conns = [
+        // Two finished connections and one open one to the DNS server on 53/TCP...
+        "tcp 40001 10.96.0.10:53 10.244.0.3:53 TIME_WAIT",
+        "tcp 40002 10.96.0.10:53 10.244.0.3:53 TIME_WAIT",
+        "tcp 40003 10.96.0.10:53 10.244.0.2:53 ESTABLISHED",
+        // ...a UDP query, which never counts as active...
+        "udp 40004 10.96.0.10:53 10.244.0.2:53 UDP",
+        // ...and flows that match no virtual server or real server: not counted.
+        "tcp 40005 10.96.0.10:9153 10.244.0.2:9153 TIME_WAIT",
+        "tcp 40006 10.96.100.50:80 10.244.9.9:8080 TIME_WAIT",
+    ]
+    .map(conn);
+    let want = "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.96.0.1:443 rr
+  -> 172.18.0.2:6443              Masq    1      0          0·········
+TCP  10.96.0.10:53 rr
+  -> 10.244.0.2:53                Masq    1      1          0·········
+  -> 10.244.0.3:53                Masq    1      0          2·········
+TCP  10.96.100.50:80 rr persistent 10800
+  -> 10.244.1.5:8080              Masq    1      0          0·········
+UDP  10.96.0.10:53 rr
+  -> 10.244.0.2:53                Masq    1      0          1·········
+"
+    .replace('·', " ");
+    assert_eq!(ipvsadm_ln(&rt, &conns), want);
+
+    // `ipvsadm -Lnc` lists the same table, columns as ipvsadm's `print_conn` pads them.
+    let want = "IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 01:57  TIME_WAIT   10.244.0.1:40001   10.96.0.10:53      10.244.0.3:53
+TCP 01:57  TIME_WAIT   10.244.0.1:40002   10.96.0.10:53      10.244.0.3:53
+TCP 01:57  ESTABLISHED 10.244.0.1:40003   10.96.0.10:53      10.244.0.2:53
+UDP 01:57  UDP         10.244.0.1:40004   10.96.0.10:53      10.244.0.2:53
+TCP 01:57  TIME_WAIT   10.244.0.1:40005   10.96.0.10:9153    10.244.0.2:9153
+TCP 01:57  TIME_WAIT   10.244.0.1:40006   10.96.100.50:80    10.244.9.9:8080
+";
+    assert_eq!(ipvsadm_lnc(&conns), want);
 }
 
 fn tcp(src: &str, dst: &str, dport: u16) -> PacketMeta {

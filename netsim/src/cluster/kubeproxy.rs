@@ -129,7 +129,8 @@ pub struct KubeProxy<'a> {
     pub rng: &'a SimRng,
 }
 
-fn proto(p: Proto) -> Option<proxy::Proto> {
+/// The packet's protocol as kube-proxy's rules name it (ICMP has no Service ports).
+pub(crate) fn proxy_proto(p: Proto) -> Option<proxy::Proto> {
     match p {
         Proto::Tcp => Some(proxy::Proto::Tcp),
         Proto::Udp => Some(proxy::Proto::Udp),
@@ -159,7 +160,7 @@ impl Netfilter for KubeProxy<'_> {
         let Some(rt) = self.tables.get(node) else {
             return Decision::default();
         };
-        let Some(p) = proto(t.proto) else {
+        let Some(p) = proxy_proto(t.proto) else {
             return Decision::default();
         };
         let state = self.states.entry(node.to_owned()).or_default();
@@ -174,6 +175,7 @@ impl Netfilter for KubeProxy<'_> {
             }
             if let Some(n) = v.nat {
                 d.dnat = Some((n.ip, n.port));
+                d.ipvs = v.ipvs;
                 pkt.dst = n.ip;
                 pkt.dport = n.port;
                 pkt.ct_dnat = true;

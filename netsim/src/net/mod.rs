@@ -43,6 +43,8 @@ pub enum Hook {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
     pub dnat: Option<(Ipv4Addr, u16)>,
+    /// The DNAT is an IPVS pick: the flow is one of the node's IPVS connections.
+    pub ipvs: bool,
     pub masquerade: bool,
     pub reject: bool,
     pub drop: bool,
@@ -106,11 +108,12 @@ pub struct NodeSpec {
     pub pod_cidr: (Ipv4Addr, u8),
 }
 
-/// A node's connection tracking table: original tuple → reply tuple (NAT included), with
-/// a reverse index so replies are found in O(log n).
+/// A node's connection tracking table: original tuple → reply tuple (NAT included), last
+/// packet's time and whether IPVS scheduled it, with a reverse index so replies are found
+/// in O(log n).
 #[derive(Debug, Default)]
 struct Conntrack {
-    by_orig: BTreeMap<Tuple, (Tuple, i64)>,
+    by_orig: BTreeMap<Tuple, (Tuple, i64, bool)>,
     by_reply: BTreeMap<Tuple, Tuple>,
 }
 
@@ -122,11 +125,11 @@ impl Conntrack {
         let old: Vec<Tuple> = self
             .by_orig
             .iter()
-            .filter(|(_, (_, at))| now_ms - at >= CONNTRACK_TIMEOUT_MS)
+            .filter(|(_, (_, at, _))| now_ms - at >= CONNTRACK_TIMEOUT_MS)
             .map(|(o, _)| *o)
             .collect();
         for o in old {
-            if let Some((r, _)) = self.by_orig.remove(&o) {
+            if let Some((r, _, _)) = self.by_orig.remove(&o) {
                 self.by_reply.remove(&r);
             }
         }
@@ -146,16 +149,36 @@ impl NetState {
     /// Conntrack entries of a node as `conntrack -L` lists them: original, reply, and the
     /// seconds left before the entry expires.
     pub fn conntrack(&self, node: &str, now_ms: i64) -> Vec<(Tuple, Tuple, i64)> {
+        self.live_flows(node, now_ms)
+            .map(|(o, r, left, _)| (o, r, left))
+            .collect()
+    }
+
+    /// The node's IPVS connections (original, reply, seconds left): the conntrack entries
+    /// of flows IPVS scheduled (kube-proxy sets `net.ipv4.vs.conntrack=1`, so each has
+    /// one), kept as long as conntrack keeps them. The kernel's IPVS table times out TCP
+    /// TIME_WAIT after the same 120 s but UDP after 300 s; here UDP goes at 120 s too.
+    pub fn ipvs_conns(&self, node: &str, now_ms: i64) -> Vec<(Tuple, Tuple, i64)> {
+        self.live_flows(node, now_ms)
+            .filter(|&(_, _, _, ipvs)| ipvs)
+            .map(|(o, r, left, _)| (o, r, left))
+            .collect()
+    }
+
+    /// The node's unexpired entries: original, reply, seconds left, scheduled by IPVS.
+    fn live_flows(
+        &self,
+        node: &str,
+        now_ms: i64,
+    ) -> impl Iterator<Item = (Tuple, Tuple, i64, bool)> + '_ {
         self.conntrack
             .get(node)
-            .map(|c| {
-                c.by_orig
-                    .iter()
-                    .filter(|(_, (_, at))| now_ms - at < CONNTRACK_TIMEOUT_MS)
-                    .map(|(o, (r, at))| (*o, *r, (CONNTRACK_TIMEOUT_MS - (now_ms - at)) / 1000))
-                    .collect()
+            .into_iter()
+            .flat_map(|c| c.by_orig.iter())
+            .filter(move |(_, (_, at, _))| now_ms - at < CONNTRACK_TIMEOUT_MS)
+            .map(move |(o, (r, at, ipvs))| {
+                (*o, *r, (CONNTRACK_TIMEOUT_MS - (now_ms - at)) / 1000, *ipvs)
             })
-            .unwrap_or_default()
     }
 }
 
@@ -518,13 +541,13 @@ impl<'s> Fabric<'s> {
         let now = self.now_ms;
         let table = self.state.conntrack.entry(node_name.clone()).or_default();
         let t = s.tuple;
-        let translated = if let Some((reply, at)) = table.by_orig.get_mut(&t) {
+        let translated = if let Some((reply, at, _)) = table.by_orig.get_mut(&t) {
             // Original direction of a known flow: same translation as its first packet.
             *at = now;
             Some(reply.reversed())
         } else if let Some(orig) = table.by_reply.get(&t).copied() {
             // Reply direction: undo the translation.
-            if let Some((_, at)) = table.by_orig.get_mut(&orig) {
+            if let Some((_, at, _)) = table.by_orig.get_mut(&orig) {
                 *at = now;
             }
             let back = orig.reversed();
@@ -578,7 +601,7 @@ impl<'s> Fabric<'s> {
                     ));
                 }
                 let ct = self.state.conntrack.entry(node_name.clone()).or_default();
-                ct.by_orig.insert(t, (t2.reversed(), now));
+                ct.by_orig.insert(t, (t2.reversed(), now, d.ipvs));
                 ct.by_reply.insert(t2.reversed(), t);
                 t2
             }
