@@ -118,8 +118,24 @@ async fn handle(
 ) -> Response {
     match route(&api, &method, &uri, &headers, &body).await {
         Ok(r) => r,
-        Err(e) => error_response(&e),
+        Err(e) => {
+            // The deprecation warning wraps the resource's whole route, so a failed request
+            // (a 404, an invalid object) carries it too.
+            let mut resp = error_response(&e);
+            if let Some(v) = deprecation_warning(uri.path()).and_then(|w| w.parse().ok()) {
+                resp.headers_mut().append("warning", v);
+            }
+            resp
+        }
     }
+}
+
+/// The `Warning` header kube-apiserver adds to every request for a deprecated resource.
+fn deprecation_warning(path: &str) -> Option<&'static str> {
+    let t = parse_target(path).ok().flatten()?;
+    (t.res.plural == "endpoints" && t.res.group.is_empty()).then_some(
+        "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
+    )
 }
 
 async fn route(
@@ -141,12 +157,7 @@ async fn route(
         Some("status") => true,
         Some(other) => return Err(ApiError::path_not_found(&format!("{path} ({other})"))),
     };
-    let mut warnings = Vec::new();
-    if t.res.plural == "endpoints" && t.res.group.is_empty() {
-        warnings.push(
-            "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
-        );
-    }
+    let mut warnings: Vec<&'static str> = deprecation_warning(path).into_iter().collect();
     let resp = match (method.clone(), t.name.as_deref()) {
         (Method::GET, None) => {
             let lq = ListQuery {

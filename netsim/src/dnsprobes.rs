@@ -368,8 +368,19 @@ pub fn dig(
             }
         }
     }
-    let Some(reply) = last else { return out };
+    let Some(mut reply) = last else { return out };
     if short {
+        // +short hides the sections, not the retry: a truncated answer is asked again over
+        // TCP (dighost.c requeues on TC unless +ignore) and that answer is the one printed.
+        if !tcp && truncated(&reply) {
+            out.out(";; Truncated, retrying in TCP mode.\n");
+            let last = candidates.last().map(String::as_str).unwrap_or(&name);
+            if let Ok(msg) = dns::build_query(last, ty, id, true, Some(cookie)) {
+                if let Lookup::Reply(r) = query_tcp(fabric, nf, from, server, port, &msg) {
+                    reply = r;
+                }
+            }
+        }
         if let Ok((m, _)) = dns::wire::parse_message(&reply) {
             for rec in &m.answers {
                 out.out(&format!("{}\n", dns::dig::rdata_text(rec)));

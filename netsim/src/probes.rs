@@ -10,7 +10,7 @@ use crate::cluster::cache::str_at;
 use crate::cluster::kubeproxy::KubeProxy;
 use crate::cluster::{Cluster, ClusterError};
 use crate::net::http::{HttpApp, Response};
-use crate::net::{Exchange, Fabric, HostSpec, NodeSpec, TcpExchange};
+use crate::net::{Echo, Exchange, Fabric, HostSpec, NodeSpec, TcpExchange};
 use crate::output::Output;
 
 /// Where a command runs.
@@ -452,7 +452,9 @@ pub async fn curl(
         }
         Exchange::Refused => {
             if !a.silent || a.show_errors {
-                out.err(&format!("curl: (7) Failed to connect to {host} port {port} after {elapsed} ms: Couldn't connect to server\n"));
+                // curl 7.81.0, the nodes' Ubuntu 22.04 one: the errno's text (curl 8 says
+                // "Couldn't connect to server").
+                out.err(&format!("curl: (7) Failed to connect to {host} port {port} after {elapsed} ms: Connection refused\n"));
             }
             out.exit = 7;
         }
@@ -461,7 +463,9 @@ pub async fn curl(
                 if connected {
                     out.err(&format!("curl: (28) Operation timed out after {elapsed} milliseconds with 0 bytes received\n"));
                 } else {
-                    out.err(&format!("curl: (28) Failed to connect to {host} port {port} after {elapsed} ms: Timeout was reached\n"));
+                    out.err(&format!(
+                        "curl: (28) Connection timed out after {elapsed} milliseconds\n"
+                    ));
                 }
             }
             out.exit = 28;
@@ -536,20 +540,39 @@ pub async fn ping(
     };
     out.out(&format!("PING {target} ({dst}) 56(84) bytes of data.\n"));
     for (n, e) in echoes.iter().enumerate() {
-        if let Some(ttl) = e {
-            out.out(&format!(
+        match e {
+            Echo::Reply { ttl } => out.out(&format!(
                 "64 bytes from {dst}: icmp_seq={} ttl={ttl} time=0.000 ms\n",
                 n + 1
-            ));
+            )),
+            Echo::Unreachable { from } => out.out(&format!(
+                "From {from} icmp_seq={} Destination Port Unreachable\n",
+                n + 1
+            )),
+            Echo::Lost => {}
         }
     }
-    let received = echoes.iter().filter(|e| e.is_some()).count();
+    let received = echoes
+        .iter()
+        .filter(|e| matches!(e, Echo::Reply { .. }))
+        .count();
+    let errors = echoes
+        .iter()
+        .filter(|e| matches!(e, Echo::Unreachable { .. }))
+        .count();
     let sent = echoes.len();
     let loss = (sent - received) * 100 / sent.max(1);
+    let errors = if errors > 0 {
+        format!(" +{errors} errors,")
+    } else {
+        String::new()
+    };
     out.out(&format!("\n--- {target} ping statistics ---\n"));
-    let elapsed = (sent.saturating_sub(1) as i64) * 1000 + if received < sent { 1000 } else { 0 };
+    // iputils times the run up to the last echo sent (`cur_time` is taken in `pinger`), so
+    // lost replies add nothing: `-c 1` with no answer says `time 0ms`.
+    let elapsed = (sent.saturating_sub(1) as i64) * 1000;
     out.out(&format!(
-        "{sent} packets transmitted, {received} received, {loss}% packet loss, time {elapsed}ms\n"
+        "{sent} packets transmitted, {received} received,{errors} {loss}% packet loss, time {elapsed}ms\n"
     ));
     if received > 0 {
         out.out("rtt min/avg/max/mdev = 0.000/0.000/0.000/0.000 ms\n");

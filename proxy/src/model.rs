@@ -488,6 +488,14 @@ impl RuleTable {
             || self.node_ips.contains(&ip)
             || self.ipvs_addrs.binary_search(&ip).is_ok()
     }
+    /// Whether a new packet without ports (ICMP) to `ip` is refused: in ipvs mode the
+    /// `KUBE-IPVS-FILTER` chain returns only for the (address, protocol:port) pairs of the
+    /// service ipsets and REJECTs every other NEW packet to a kube-ipvs0 address, so since
+    /// kube-proxy 1.27 a ClusterIP no longer answers ping there (it used to: the address is
+    /// local).
+    pub fn rejects_portless(&self, ip: Ipv4Addr) -> bool {
+        self.mode == Mode::Ipvs && self.ipvs_addrs.binary_search(&ip).is_ok()
+    }
     /// An iptables table by name (`nat`, `filter`).
     pub fn table(&self, name: &str) -> Option<&Table> {
         match name {

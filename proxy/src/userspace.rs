@@ -90,20 +90,22 @@ pub(crate) fn build(ports: &[SvcPort], node_ips: &[Ipv4Addr]) -> (Table, Table, 
         let cat = sp.categorize();
         let spn = sp.spn.as_str();
         let ip = Cidr::host(sp.cluster_ip);
+        // `-m comment` before `-m tcp --dport`: the order of the old proxier's
+        // `iptablesCommonPortalArgs`, which iptables-save keeps.
         nat.append(
             "KUBE-PORTALS-CONTAINER",
             Rule::builder()
                 .dst(ip)
-                .proto(sp.proto, Some(sp.port))
                 .comment(spn)
+                .proto(sp.proto, Some(sp.port))
                 .target(Target::Redirect { port }),
         );
         nat.append(
             "KUBE-PORTALS-HOST",
             Rule::builder()
                 .dst(ip)
-                .proto(sp.proto, Some(sp.port))
                 .comment(spn)
+                .proto(sp.proto, Some(sp.port))
                 .target(Target::Dnat { ip: node_ip, port }),
         );
         for eip in sp.external_ips.iter().chain(sp.lb_ips.iter()) {
@@ -112,16 +114,16 @@ pub(crate) fn build(ports: &[SvcPort], node_ips: &[Ipv4Addr]) -> (Table, Table, 
                 "KUBE-PORTALS-CONTAINER",
                 Rule::builder()
                     .dst(e)
-                    .proto(sp.proto, Some(sp.port))
                     .comment(spn)
+                    .proto(sp.proto, Some(sp.port))
                     .target(Target::Redirect { port }),
             );
             nat.append(
                 "KUBE-PORTALS-HOST",
                 Rule::builder()
                     .dst(e)
-                    .proto(sp.proto, Some(sp.port))
                     .comment(spn)
+                    .proto(sp.proto, Some(sp.port))
                     .target(Target::Dnat { ip: node_ip, port }),
             );
         }
@@ -129,22 +131,22 @@ pub(crate) fn build(ports: &[SvcPort], node_ips: &[Ipv4Addr]) -> (Table, Table, 
             nat.append(
                 "KUBE-NODEPORT-CONTAINER",
                 Rule::builder()
-                    .proto(sp.proto, Some(np))
                     .comment(spn)
+                    .proto(sp.proto, Some(np))
                     .target(Target::Redirect { port }),
             );
             nat.append(
                 "KUBE-NODEPORT-HOST",
                 Rule::builder()
-                    .proto(sp.proto, Some(np))
                     .comment(spn)
+                    .proto(sp.proto, Some(np))
                     .target(Target::Dnat { ip: node_ip, port }),
             );
             filter.append(
                 "KUBE-NODEPORT-NON-LOCAL",
                 Rule::builder()
-                    .proto(sp.proto, Some(np))
                     .comment(spn)
+                    .proto(sp.proto, Some(np))
                     .target(Target::Accept),
             );
         }

@@ -46,14 +46,33 @@ impl Backoff {
     }
 }
 
-/// A Go `time.Duration` as `String()` prints whole seconds: `10s`, `1m20s`, `5m0s`.
-fn go_duration(ms: i64) -> String {
-    let secs = ms / 1000;
-    if secs < 60 {
-        format!("{secs}s")
-    } else {
-        format!("{}m{}s", secs / 60, secs % 60)
+/// A Go `time.Duration` of whole milliseconds as `String()` prints it: `567ms`, `8.27s`,
+/// `1m20s`, `5m0s`, `1h2m3.4s` (the kubelet truncates pull times to milliseconds).
+pub(super) fn go_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".to_owned();
     }
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    if ms < 1000 {
+        return format!("{sign}{ms}ms");
+    }
+    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let mut out = sign.to_owned();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&s.to_string());
+    if frac > 0 {
+        let digits = format!("{frac:03}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('s');
+    out
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -327,7 +346,7 @@ impl Cluster {
         let in_backoff =
             entry.is_some_and(|e| !e.expired(finished) && now_ms - finished < e.delay_ms);
         let Some(entry) = entry.filter(|_| in_backoff) else {
-            return self.restart_container(key, uid, i, restarts).await;
+            return self.restart_or_pull(key, uid, i, restarts).await;
         };
         let backoff = entry.delay_ms;
         let cname = str_at(&pod, &format!("/spec/containers/{i}/name"))
@@ -555,6 +574,61 @@ impl Cluster {
         }
     }
 
+    /// Restarts container `i`, pulling its image again first when its pull policy is
+    /// `Always` (the kubelet ensures the image for every container start, and `busybox` or
+    /// `nginx:latest` default to `Always`): "Pulling" now, the restart with its
+    /// "Successfully pulled" event once the pull is done.
+    pub(super) async fn restart_or_pull(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+    ) -> Result<(), ClusterError> {
+        let slot = (uid.to_owned(), i);
+        if matches!(self.kubelet.redefining.get(&slot), Some(Some(_))) {
+            // The pull is done.
+            return self.restart_container(key, uid, i, restarts).await;
+        }
+        let Some(pod) = self.pod_at_run(key, uid, i, restarts) else {
+            return Ok(());
+        };
+        let image = str_at(&pod, &format!("/spec/containers/{i}/image"))
+            .unwrap_or_default()
+            .to_owned();
+        let always =
+            str_at(&pod, &format!("/spec/containers/{i}/imagePullPolicy")) == Some("Always");
+        if !always || images::lookup(&image).is_none() {
+            return self.restart_container(key, uid, i, restarts).await;
+        }
+        let node = str_at(&pod, &["spec", "nodeName"])
+            .unwrap_or_default()
+            .to_owned();
+        self.record_event(
+            &pod,
+            "Normal",
+            "Pulling",
+            format!("Pulling image \"{image}\""),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        let began = self.clock.now_ms();
+        self.kubelet.redefining.insert(slot, Some(began));
+        // A present image re-pulled only has its digest checked, as at the first start.
+        let ms = 600 + self.rng.below(400) as i64;
+        self.schedule(
+            began + ms,
+            Timer::Restart {
+                key: key.clone(),
+                uid: uid.to_owned(),
+                container: i,
+                restarts,
+            },
+        );
+        Ok(())
+    }
+
     pub(super) async fn restart_container(
         &mut self,
         key: &Key,
@@ -616,9 +690,9 @@ impl Cluster {
         let pulled = match self.kubelet.redefining.remove(&slot) {
             Some(Some(began)) => {
                 self.kubelet.preload_image(&node, &image);
-                let secs = (now_ms - began) as f64 / 1000.0;
+                let took = go_duration(now_ms - began);
                 let size = images::lookup(&image).map_or(0, |i| i.size_bytes);
-                format!("Successfully pulled image \"{image}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {size} bytes.")
+                format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {size} bytes.")
             }
             _ => format!("Container image \"{image}\" already present on machine"),
         };
@@ -664,6 +738,20 @@ mod tests {
         assert_eq!(
             steps,
             ["10s", "20s", "40s", "1m20s", "2m40s", "5m0s", "5m0s", "5m0s"]
+        );
+        let pulls = [0, 7, 567, 1_000, 8_270, 22_219, 61_500, 3_600_001];
+        assert_eq!(
+            pulls.map(go_duration),
+            [
+                "0s",
+                "7ms",
+                "567ms",
+                "1s",
+                "8.27s",
+                "22.219s",
+                "1m1.5s",
+                "1h0m0.001s"
+            ]
         );
         // A container that ran for more than 10 minutes since its last restart starts over.
         let late = Backoff::next(entry, 7_000 + 600_001, 7_000 + 600_002);

@@ -528,10 +528,7 @@ impl Cluster {
                 uid,
                 container,
                 restarts,
-            } => {
-                self.restart_container(&key, &uid, container, restarts)
-                    .await
-            }
+            } => self.restart_or_pull(&key, &uid, container, restarts).await,
             Timer::Stopped { key, uid } => {
                 let Some(pod) = self.cache.get("pods", &key).cloned() else {
                     return Ok(());
@@ -608,10 +605,12 @@ impl Cluster {
                 .unwrap_or_default()
                 .to_owned();
             let q = images::qualified(&image);
-            if self.kubelet.images.insert((node.clone(), q.clone())) {
-                let secs = (started_ms - pull_started - 300).max(0) as f64 / 1000.0;
+            // Pulled now: new on this node, or pulled again by an `Always` policy.
+            let always = c.get("imagePullPolicy").and_then(Value::as_str) == Some("Always");
+            if self.kubelet.images.insert((node.clone(), q.clone())) || always {
+                let took = super::containers::go_duration((started_ms - pull_started - 300).max(0));
                 let size = images::lookup(&image).map(|i| i.size_bytes).unwrap_or(0);
-                self.record_event(&pod, "Normal", "Pulled", format!("Successfully pulled image \"{image}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {size} bytes."), "kubelet", Some(&node)).await?;
+                self.record_event(&pod, "Normal", "Pulled", format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {size} bytes."), "kubelet", Some(&node)).await?;
             }
             self.record_event(
                 &pod,

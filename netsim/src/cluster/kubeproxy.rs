@@ -161,6 +161,16 @@ impl Netfilter for KubeProxy<'_> {
             return Decision::default();
         };
         let Some(p) = proxy_proto(t.proto) else {
+            if rt.rejects_portless(t.dst) {
+                return Decision {
+                    reject: true,
+                    trace: vec![format!(
+                        "filter/KUBE-IPVS-FILTER: -A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT  [{} to a kube-ipvs0 address matches no service port]",
+                        t.proto.name()
+                    )],
+                    ..Decision::default()
+                };
+            }
             return Decision::default();
         };
         let state = self.states.entry(node.to_owned()).or_default();

@@ -964,14 +964,22 @@ impl Cluster {
                 }
             }
             if !blocked {
-                // Scale down from the highest ordinal, one at a time.
-                let mut extra: Vec<&Value> = pods
+                // Scale down from the highest ordinal. OrderedReady deletes one pod and waits
+                // until it is gone before the next (a terminating one blocks); Parallel
+                // deletes them all at once.
+                let mut condemned: Vec<&Value> = pods
                     .iter()
                     .map(|p| &**p)
-                    .filter(|p| ordinal(p) >= replicas && is_active(p))
+                    .filter(|p| ordinal(p) >= replicas)
                     .collect();
-                extra.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
-                if let Some(p) = extra.first() {
+                condemned.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
+                for p in &condemned {
+                    if p.at(&["metadata", "deletionTimestamp"]).is_some() {
+                        if parallel {
+                            continue;
+                        }
+                        break;
+                    }
                     let pname = str_at(p, &["metadata", "name"])
                         .unwrap_or_default()
                         .to_owned();
@@ -985,7 +993,11 @@ impl Cluster {
                         None,
                     )
                     .await?;
-                } else if pods.iter().all(|p| is_active(p)) {
+                    if !parallel {
+                        break;
+                    }
+                }
+                if condemned.is_empty() && pods.iter().all(|p| is_active(p)) {
                     // Rolling update: the highest outdated ordinal is replaced first.
                     let mut outdated: Vec<&Value> = pods
                         .iter()

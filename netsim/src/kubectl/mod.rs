@@ -392,18 +392,19 @@ fn resource(name: &str) -> R<&'static Resource> {
     })
 }
 
-/// Last-applied configuration: compact JSON with sorted keys and a trailing newline.
-fn last_applied(doc: &Value) -> String {
+/// Last-applied configuration: compact JSON with sorted keys and a trailing newline, of the
+/// manifest as kubectl's builder hands it over: the namespace filled in for a namespaced
+/// object (`ns`), and `metadata.annotations` present, `{}` when the annotation itself was
+/// the only one (`GetModifiedConfiguration` sets an empty map before encoding).
+fn last_applied(doc: &Value, ns: Option<&str>) -> String {
     let mut d = doc.clone();
-    if let Some(a) = d
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
-        if a.is_empty() {
-            if let Some(m) = d.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("annotations");
-            }
+    if let Some(m) = d.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(ns) = ns {
+            m.entry("namespace").or_insert_with(|| json!(ns));
+        }
+        let ann = m.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(a) = ann.as_object_mut() {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     }
     format!("{}\n", serde_json::to_string(&d).unwrap_or_default())
@@ -894,7 +895,7 @@ impl Kubectl<'_> {
             let coll = res.collection_path(ns.as_deref());
             let label = format!("{}/{}", res.kind_qualified(), name);
             if apply {
-                let applied = last_applied(&doc);
+                let applied = last_applied(&doc, ns.as_deref());
                 if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
                     let ann = meta.entry("annotations").or_insert(json!({}));
                     ann["kubectl.kubernetes.io/last-applied-configuration"] = json!(applied);
@@ -1525,14 +1526,30 @@ impl Kubectl<'_> {
                         "Waiting for {} pods to be ready...\n",
                         want - n("/status/readyReplicas")
                     ))
+                } else if let Some(rolling) = d
+                    .pointer("/spec/updateStrategy/rollingUpdate")
+                    .filter(|_| str_at(d, "/spec/updateStrategy/type") == Some("RollingUpdate"))
+                {
+                    // The apiserver defaults `partition: 0`, so this is the branch a
+                    // RollingUpdate StatefulSet takes.
+                    let partition = rolling.get("partition").and_then(Value::as_i64);
+                    match partition {
+                        Some(p) if updated < want - p => Err(format!(
+                            "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...\n",
+                            want - p
+                        )),
+                        _ => Ok(format!(
+                            "partitioned roll out complete: {updated} new pods have been updated...\n"
+                        )),
+                    }
                 } else if str_at(d, "/status/updateRevision")
                     != str_at(d, "/status/currentRevision")
-                    || updated < want
                 {
                     Err(format!("waiting for statefulset rolling update to complete {updated} pods at revision {}...\n", str_at(d, "/status/updateRevision").unwrap_or_default()))
                 } else {
                     Ok(format!(
-                        "statefulset rolling update complete {want} pods at revision {}...\n",
+                        "statefulset rolling update complete {} pods at revision {}...\n",
+                        n("/status/currentReplicas"),
                         str_at(d, "/status/currentRevision").unwrap_or_default()
                     ))
                 }),
@@ -1856,8 +1873,15 @@ mod tests {
     fn last_applied_is_sorted_compact_json_with_newline() {
         let d = json!({"kind": "Service", "apiVersion": "v1", "metadata": {"name": "x"}});
         assert_eq!(
-            last_applied(&d),
-            "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"x\"}}\n"
+            last_applied(&d, Some("default")),
+            "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"annotations\":{},\"name\":\"x\",\"namespace\":\"default\"}}\n"
+        );
+        // Cluster-scoped: no namespace; other annotations kept, the annotation itself not.
+        let d = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "lab",
+            "annotations": {"a": "1", "kubectl.kubernetes.io/last-applied-configuration": "{}"}}});
+        assert_eq!(
+            last_applied(&d, None),
+            "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"annotations\":{\"a\":\"1\"},\"name\":\"lab\"}}\n"
         );
     }
 }

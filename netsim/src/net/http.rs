@@ -98,7 +98,13 @@ impl HttpApp {
                         format!("{pod}\n"),
                         "Connection: keep-alive\r\nAccept-Ranges: bytes\r\n".to_owned(),
                     ),
-                    _ => ("404 Not Found", server.clone(), "text/html", nginx_error(404, "Not Found", &server), "Connection: keep-alive\r\n".to_owned()),
+                    _ => (
+                        "404 Not Found",
+                        server.clone(),
+                        "text/html",
+                        nginx_error(404, "Not Found", &server),
+                        "Connection: keep-alive\r\n".to_owned(),
+                    ),
                 }
             }
             HttpApp::Nginx { version } => {
@@ -149,22 +155,9 @@ impl HttpApp {
                     "Transfer-Encoding: identity\r\nConnection: keep-alive\r\n".to_owned(),
                 )
             }
-            HttpApp::HealthCheck { namespace, name, local_endpoints } => (
-                if *local_endpoints > 0 { "200 OK" } else { "503 Service Unavailable" },
-                String::new(),
-                "application/json",
-                format!(
-                    "{{\"service\":{{\"namespace\":\"{namespace}\",\"name\":\"{name}\"}},\"localEndpoints\":{local_endpoints},\"serviceProxyHealthy\":true}}"
-                ),
-                "X-Content-Type-Options: nosniff\r\n".to_owned(),
-            ),
-            HttpApp::HttpEcho { text } => (
-                "200 OK",
-                String::new(),
-                "text/plain; charset=utf-8",
-                format!("{text}\n"),
-                "X-App-Name: http-echo\r\nX-App-Version: 1.0.0\r\n".to_owned(),
-            ),
+            HttpApp::HealthCheck { .. } | HttpApp::HttpEcho { .. } => {
+                return self.go_response(req, http_date).unwrap_or_default()
+            }
         };
         let mut head = format!("HTTP/1.1 {status}\r\n");
         if !server.is_empty() && server != "echoserver" {
@@ -179,6 +172,70 @@ impl HttpApp {
             out.extend_from_slice(body.as_bytes());
         }
         out
+    }
+}
+
+impl HttpApp {
+    /// The apps written in Go answer as `net/http` does: the handler's headers sorted by
+    /// name, then `Date` and `Content-Length`, then a sniffed `Content-Type` when the
+    /// handler set none.
+    fn go_response(&self, req: &Request, http_date: &str) -> Option<Vec<u8>> {
+        let (status, handler_headers, sniffed, body) = match self {
+            // kube-proxy's service health check (pkg/proxy/healthcheck/service_health.go):
+            // a dedented, tab-indented JSON document without a trailing newline.
+            HttpApp::HealthCheck {
+                namespace,
+                name,
+                local_endpoints,
+            } => (
+                if *local_endpoints > 0 {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                },
+                vec![
+                    ("Content-Type", "application/json".to_owned()),
+                    ("X-Content-Type-Options", "nosniff".to_owned()),
+                    (
+                        "X-Load-Balancing-Endpoint-Weight",
+                        local_endpoints.to_string(),
+                    ),
+                ],
+                None,
+                format!(
+                    "{{\n\t\"service\": {{\n\t\t\"namespace\": {namespace:?},\n\t\t\"name\": {name:?}\n\t}},\n\t\"localEndpoints\": {local_endpoints},\n\t\"serviceProxyHealthy\": true\n}}"
+                ),
+            ),
+            HttpApp::HttpEcho { text } => (
+                "200 OK",
+                vec![
+                    ("X-App-Name", "http-echo".to_owned()),
+                    ("X-App-Version", "1.0.0".to_owned()),
+                ],
+                Some("text/plain; charset=utf-8"),
+                format!("{text}\n"),
+            ),
+            _ => return None,
+        };
+        let mut head = format!("HTTP/1.1 {status}\r\n");
+        let mut handler_headers = handler_headers;
+        handler_headers.sort();
+        for (k, v) in handler_headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Date: {http_date}\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+        if let Some(ct) = sniffed {
+            head.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        if req.method != "HEAD" {
+            out.extend_from_slice(body.as_bytes());
+        }
+        Some(out)
     }
 }
 

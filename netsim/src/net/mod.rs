@@ -968,7 +968,16 @@ impl Fabric<'_> {
 }
 
 /// One echo of `ping`: the reply's TTL, or `None` if it was lost.
-pub type Echo = Option<u8>;
+/// What came back for one echo request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// An echo reply, with the TTL it arrived with.
+    Reply { ttl: u8 },
+    /// An ICMP port unreachable from `from`: a REJECT on the way.
+    Unreachable { from: Ipv4Addr },
+    /// Nothing within the interval.
+    Lost,
+}
 
 impl Fabric<'_> {
     /// `ping -c count`: echo requests one second apart from host `from` to `dst`, each
@@ -1013,17 +1022,25 @@ impl Fabric<'_> {
                 .send_slice(&buf, IpAddress::Ipv4(dst));
             let key = (if dst.is_loopback() { dst } else { src_ip }, ident);
             self.echo_ttl.remove(&key);
-            let mut got = None;
+            let mut got = Echo::Lost;
             self.run_until(nf, start + 1000, |f| {
+                // A rejected request: the filter recorded it, its ICMP error names the
+                // address that refused (the socket, bound to the ident, sees only replies).
+                if f.refused.remove(&(from, ident)) {
+                    got = Echo::Unreachable { from: dst };
+                    return true;
+                }
                 let sock = f.hosts[from].sockets.get_mut::<icmp::Socket>(handle);
                 while let Ok((bytes, _)) = sock.recv() {
                     if let Ok(p) = Icmpv4Packet::new_checked(bytes) {
                         if u8::from(p.msg_type()) == 0 && p.echo_seq_no() == seq {
-                            got = Some(f.echo_ttl.get(&key).copied().unwrap_or(64));
+                            got = Echo::Reply {
+                                ttl: f.echo_ttl.get(&key).copied().unwrap_or(64),
+                            };
                         }
                     }
                 }
-                got.is_some()
+                got != Echo::Lost
             });
             out.push(got);
             // The next request leaves one interval after this one did.
