@@ -141,6 +141,8 @@ impl Conntrack {
 pub struct NetState {
     conntrack: BTreeMap<String, Conntrack>,
     next_port: u16,
+    /// Source ports for `MASQUERADE --random-fully` (made on first use, from the seed).
+    snat_rng: Option<apiserver::sim::SimRng>,
     /// ingress-nginx balancer cursors and request-ID stream.
     ingress: ingress::IngressState,
 }
@@ -521,6 +523,26 @@ impl<'s> Fabric<'s> {
         }
     }
 
+    /// A source port for a masqueraded flow. kube-proxy masquerades with `--random-fully`
+    /// (nftables: `fully-random`), so the kernel always picks a random port in 1024–65535
+    /// (`nf_nat_l4proto_unique_tuple`), moving on from a port whose reply tuple is taken.
+    fn random_snat_port(&mut self, node_name: &str, t: &Tuple) -> u16 {
+        let seed = self.seed;
+        let rng = self
+            .state
+            .snat_rng
+            .get_or_insert_with(|| apiserver::sim::SimRng::new(seed, "snat"));
+        let off = rng.below(64_512);
+        let table = self.state.conntrack.get(node_name);
+        (0..64_512u64)
+            .map(|i| 1024 + ((off + i) % 64_512) as u16)
+            .find(|&port| {
+                let reply = Tuple { sport: port, ..*t }.reversed();
+                table.is_none_or(|c| !c.by_reply.contains_key(&reply))
+            })
+            .unwrap_or(t.sport)
+    }
+
     /// One packet arriving at `node` through `hook`.
     fn forward(
         &mut self,
@@ -595,10 +617,18 @@ impl<'s> Fabric<'s> {
                 if d.masquerade {
                     let r = self.route(node, t2.dst);
                     t2.src = self.egress_ip(node, r);
-                    self.note(format!(
-                        "{node_name}: POSTROUTING MASQUERADE {} -> {}",
-                        t.src, t2.src
-                    ));
+                    if t2.proto == Proto::Icmp {
+                        self.note(format!(
+                            "{node_name}: POSTROUTING MASQUERADE {} -> {}",
+                            t.src, t2.src
+                        ));
+                    } else {
+                        t2.sport = self.random_snat_port(&node_name, &t2);
+                        self.note(format!(
+                            "{node_name}: POSTROUTING MASQUERADE --random-fully {}:{} -> {}:{}",
+                            t.src, t.sport, t2.src, t2.sport
+                        ));
+                    }
                 }
                 let ct = self.state.conntrack.entry(node_name.clone()).or_default();
                 ct.by_orig.insert(t, (t2.reversed(), now, d.ipvs));
