@@ -124,6 +124,9 @@ pub fn admit_create(
         "ingresses" => {
             crate::ingress_validation::validate_ingress_spec(obj, &mut errs);
             validate_ingress_class_on_create(obj, &mut errs);
+            // The registry resets status on create; its loadBalancer is a struct, never
+            // left out.
+            obj["status"] = json!({"loadBalancer": {}});
         }
         "secrets" => default_secret(obj),
         _ => {}

@@ -263,3 +263,26 @@ fn ipvsadm_lists_services_or_connections_and_refuses_other_options() {
         ],
     );
 }
+
+#[test]
+fn object_yaml_is_printed_as_kubectl_prints_it() {
+    let p = scenario(
+        "yaml.yaml",
+        "name: x\nfiles:\n  app.yaml: |\n    apiVersion: v1\n    kind: Service\n    metadata: {name: web}\n    spec: {selector: {app: web}, ports: [{port: 80}]}\n    ---\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: web, labels: {app: web}}\n    spec: {containers: [{name: c, image: busybox}]}\nsteps:\n  - run: kubectl apply -f app.yaml\n  - sleep: 3s\n  - run: kubectl get ep web -o yaml\n  - run: kubectl get pod web -o yaml\n  - run: kubectl get cm kube-root-ca.crt -o yaml\n",
+    );
+    let (code, out, err) = netsim(&["run", &p]);
+    assert_eq!(code, 0, "{err}");
+    // An Endpoints of a Service without labels has none (`omitempty`), not `labels: {}`.
+    assert_shows(&out, &["kind: Endpoints\nmetadata:\n  creationTimestamp: \"2020-10-27T10:00:00Z\"\n  name: web\n"]);
+    // go-yaml single-quotes a string that is not plain-safe and double-quotes one that
+    // would read as another type.
+    assert_shows(
+        &out,
+        &["    message: 'containers with unready status: [c]'\n    reason: ContainersNotReady\n    status: \"False\"\n"],
+    );
+    // Long scalars are folded past column 80.
+    assert_shows(
+        &out,
+        &["    kubernetes.io/description: Contains a CA bundle that can be used to verify the\n      kube-apiserver when using internal endpoints such as the internal service IP\n"],
+    );
+}

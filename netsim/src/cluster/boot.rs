@@ -25,6 +25,12 @@ pub struct NodeConfig {
     pub control_plane: bool,
 }
 
+/// How long before the epoch (the lab's first step) kubeadm set the cluster up: nodes,
+/// kube-system pods and the `kubernetes` Service are this old when a scenario starts, as on
+/// a lab cluster built for the session, and their boot Events are still within
+/// kube-apiserver's one-hour `--event-ttl`.
+pub const CLUSTER_AGE_MS: i64 = 30 * 60 * 1000;
+
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     pub seed: u64,
@@ -148,7 +154,7 @@ impl Cluster {
         if self.cache.get("namespaces", "kube-system").is_some() {
             // Already booted (a kept etcd): carry on from the stored state.
             self.settle().await?;
-            return Ok(());
+            return self.advance_to_epoch().await;
         }
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             self.create(
@@ -188,8 +194,9 @@ impl Cluster {
             let cond = |t: &str, s: &str, r: &str, m: &str| json!({"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": now, "lastTransitionTime": now});
             let mut node = json!({
                 "apiVersion": "v1", "kind": "Node",
+                // No `kubeadm.alpha.kubernetes.io/cri-socket`: kubeadm 1.34 (NodeLocalCRISocket,
+                // beta) keeps the socket in the kubelet's instance config instead.
                 "metadata": {"name": n.name, "labels": labels, "annotations": {
-                    "kubeadm.alpha.kubernetes.io/cri-socket": "unix:///var/run/containerd/containerd.sock",
                     "node.alpha.kubernetes.io/ttl": "0",
                     "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
                 "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
@@ -335,6 +342,14 @@ impl Cluster {
                 Some(t) => self.advance_to(t).await?,
                 None => break,
             }
+        }
+        self.advance_to_epoch().await
+    }
+
+    /// The boot began [`CLUSTER_AGE_MS`] before the epoch; the lab starts at the epoch.
+    async fn advance_to_epoch(&mut self) -> Result<(), ClusterError> {
+        if self.clock.now_ms() < self.config.epoch_ms {
+            self.advance_to(self.config.epoch_ms).await?;
         }
         Ok(())
     }

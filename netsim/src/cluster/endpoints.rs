@@ -327,11 +327,19 @@ impl Cluster {
             if headless {
                 labels["service.kubernetes.io/headless"] = json!("");
             }
-            let metadata = object([
-                ("labels", labels.clone()),
-                ("name", name.as_str().into()),
-                ("namespace", ns.as_str().into()),
-            ]);
+            // An empty label map is left out, as `omitempty` does on a real Endpoints.
+            let metadata = if labels.as_object().is_some_and(|l| l.is_empty()) {
+                object([
+                    ("name", name.as_str().into()),
+                    ("namespace", ns.as_str().into()),
+                ])
+            } else {
+                object([
+                    ("labels", labels.clone()),
+                    ("name", name.as_str().into()),
+                    ("namespace", ns.as_str().into()),
+                ])
+            };
             let mut ep = object([
                 ("apiVersion", "v1".into()),
                 ("kind", "Endpoints".into()),
@@ -362,7 +370,14 @@ impl Cluster {
                         || old.at(&["metadata", "labels"]) != ep.at(&["metadata", "labels"])
                     {
                         let mut n = without(&old, &["subsets"]);
-                        n["metadata"]["labels"] = labels.clone();
+                        match ep.at(&["metadata", "labels"]) {
+                            Some(l) => n["metadata"]["labels"] = l.clone(),
+                            None => {
+                                if let Some(m) = n["metadata"].as_object_mut() {
+                                    m.remove("labels");
+                                }
+                            }
+                        }
                         if let Some(s) = ep.as_object_mut().and_then(|m| m.remove("subsets")) {
                             n["subsets"] = s;
                         }

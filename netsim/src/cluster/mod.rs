@@ -203,7 +203,17 @@ impl Cluster {
     /// Opens a cluster over `store` and boots it as kubeadm would (unless the store already
     /// holds a booted cluster).
     pub async fn new(config: ClusterConfig, store: Arc<dyn Store>) -> Result<Self, ClusterError> {
-        let clock = Clock::new(config.epoch_ms);
+        // A fresh cluster is set up before the epoch (its boot then runs up to it); a kept
+        // store's cluster already has its history, and its clock starts at the epoch.
+        let booted = match apiserver::resources::find("namespaces") {
+            Some(ns) => store.get(&ns.key(None, "kube-system")).await?.is_some(),
+            None => false,
+        };
+        let clock = Clock::new(if booted {
+            config.epoch_ms
+        } else {
+            config.epoch_ms - boot::CLUSTER_AGE_MS
+        });
         let api_rng = SimRng::new(config.seed, "apiserver");
         let rng = SimRng::new(config.seed, "cluster");
         let seed = config.seed;

@@ -910,6 +910,8 @@ impl Cluster {
                     None => {
                         let pname = format!("{name}-{i}");
                         let mut pod = pod_from_template(&template, &ns, &sts);
+                        // GetPodFromTemplate's generateName stays beside the ordinal name.
+                        pod["metadata"]["generateName"] = json!(format!("{name}-"));
                         pod["metadata"]["name"] = json!(pname);
                         let labels = &mut pod["metadata"]["labels"];
                         labels["controller-revision-hash"] = json!(revision);

@@ -410,12 +410,79 @@ fn last_applied(doc: &Value, ns: Option<&str>) -> String {
     format!("{}\n", serde_json::to_string(&d).unwrap_or_default())
 }
 
+/// Whether go-yaml v2's `resolve` reads `s`, unquoted, as something other than a string
+/// (YAML 1.1: null, bools like `yes`/`off`, ints in any base, floats, sexagesimal numbers,
+/// timestamps); those are the strings it double-quotes.
+fn go_yaml_reads_as_non_string(s: &str) -> bool {
+    static FLOAT: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").ok()
+    });
+    static BASE60: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$").ok()
+    });
+    static TIMESTAMP: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]*)?(Z|[-+][0-9]{2}:[0-9]{2})?)?$",
+        )
+        .ok()
+    });
+    const WORDS: [&str; 32] = [
+        "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
+        "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+        ".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN",
+    ];
+    if s.is_empty() || WORDS.contains(&s) {
+        return true;
+    }
+    if let Some(rest) = s.strip_prefix(['+', '-']) {
+        if [".inf", ".Inf", ".INF"].contains(&rest) {
+            return true;
+        }
+    }
+    let plain = s.replace('_', "");
+    let unsigned = plain.trim_start_matches(['+', '-']);
+    let int =
+        |digits: &str, radix| !digits.is_empty() && i128::from_str_radix(digits, radix).is_ok();
+    let is_int = if let Some(h) = unsigned.strip_prefix("0x") {
+        int(h, 16)
+    } else if let Some(b) = unsigned.strip_prefix("0b") {
+        int(b, 2)
+    } else if let Some(o) = unsigned.strip_prefix("0o") {
+        int(o, 8)
+    } else if unsigned.len() > 1 && unsigned.starts_with('0') {
+        int(&unsigned[1..], 8)
+    } else {
+        int(unsigned, 10)
+    };
+    let matches = |re: &std::sync::LazyLock<Option<regex::Regex>>, t: &str| {
+        re.as_ref().is_some_and(|r| r.is_match(t))
+    };
+    is_int || matches(&FLOAT, &plain) || matches(&BASE60, s) || matches(&TIMESTAMP, s)
+}
+
 /// YAML as kubectl prints it (go-yaml): keys sorted, sequences not indented, strings that
 /// need quoting in double quotes, RFC 3339 timestamps quoted.
 pub fn to_yaml(v: &Value) -> String {
     let raw = serde_norway::to_string(v).unwrap_or_default();
     let mut out = String::with_capacity(raw.len());
+    // The indentation of the key whose block scalar (`|`) is being copied, if any.
+    let mut block: Option<usize> = None;
     for line in raw.lines() {
+        let lead = line.len() - line.trim_start().len();
+        if let Some(key_col) = block {
+            if line.trim().is_empty() || lead > key_col {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            block = None;
+        }
+        let key_col = lead
+            + if line.trim_start().starts_with("- ") {
+                2
+            } else {
+                0
+            };
         let (head, value) = match line.find(": ") {
             Some(i) => line.split_at(i + 2),
             None => match line.trim_start().strip_prefix("- ") {
@@ -423,24 +490,75 @@ pub fn to_yaml(v: &Value) -> String {
                 None => (line, ""),
             },
         };
+        if value.starts_with(['|', '>']) {
+            block = Some(key_col);
+        }
+        // go-yaml v2 double-quotes a string only when it would read back as another type
+        // (`"true"`, `"1:20"`, timestamps); one that is merely not plain-safe (`a: b`, a
+        // leading `[`) stays single-quoted. serde_norway reads YAML 1.2, so some of go-yaml's
+        // YAML 1.1 non-strings (`yes`, `1:20`, `2020-10-27`) come out plain.
         let inner = value.strip_prefix('\'').and_then(|x| x.strip_suffix('\''));
-        let requote = match inner {
-            Some(x) if !x.contains(['\'', '"', '\\']) => Some(x.to_owned()),
-            _ => None,
+        let double = match inner {
+            Some(x) => !x.contains(['\'', '"', '\\']) && go_yaml_reads_as_non_string(x),
+            None => {
+                !value.is_empty()
+                    && !value.starts_with(['"', '|', '>', '[', '{', '&', '*', '!'])
+                    && !json_scalar_text(value)
+                    && go_yaml_reads_as_non_string(value)
+            }
         };
-        let looks_like_time = value.len() >= 20
-            && value.as_bytes()[4] == b'-'
-            && value.as_bytes()[10] == b'T'
-            && value.ends_with('Z');
         out.push_str(head);
-        match requote {
-            Some(x) => out.push_str(&format!("\"{x}\"")),
-            None if looks_like_time => out.push_str(&format!("\"{value}\"")),
-            None => out.push_str(value),
+        if double {
+            out.push('"');
+            out.push_str(inner.unwrap_or(value));
+            out.push('"');
+        } else if value.starts_with('"') {
+            // serde_norway's own double-quoted scalars (escapes), folded by its emitter.
+            out.push_str(value);
+        } else {
+            // Long plain and single-quoted scalars are folded at spaces past column 80
+            // (go-yaml's best_width), continuing two columns in from their key.
+            fold_scalar(&mut out, head.chars().count(), value, key_col + 2);
         }
         out.push('\n');
     }
     out
+}
+
+/// How serde_norway prints a JSON bool, null or number: those stay plain.
+fn json_scalar_text(v: &str) -> bool {
+    matches!(v, "true" | "false" | "null")
+        || (v.parse::<f64>().is_ok()
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)))
+}
+
+/// go-yaml v2's emitter writing a plain or single-quoted scalar starting at `column`: a
+/// space after a non-space, past `best_width` (80) and before a non-space, becomes a line
+/// break indented to `indent` (yaml_emitter_write_plain_scalar / _single_quoted).
+fn fold_scalar(out: &mut String, mut column: usize, value: &str, indent: usize) {
+    let chars: Vec<char> = value.chars().collect();
+    let quoted = value.starts_with('\'');
+    let mut after_space = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let next_is_space = chars.get(i + 1).is_none_or(|n| *n == ' ');
+            let inside = !quoted || (i > 1 && i + 2 < chars.len());
+            if !after_space && column > 80 && !next_is_space && inside {
+                out.push('\n');
+                out.extend(std::iter::repeat_n(' ', indent));
+                column = indent;
+            } else {
+                out.push(c);
+                column += 1;
+            }
+            after_space = true;
+        } else {
+            out.push(c);
+            column += 1;
+            after_space = false;
+        }
+    }
 }
 
 impl Kubectl<'_> {
@@ -1856,6 +1974,32 @@ mod tests {
         assert_eq!(
             to_yaml(&v),
             "items:\n- \"1\"\nmetadata:\n  creationTimestamp: \"2020-10-27T10:00:00Z\"\n  name: x\n  resourceVersion: \"109\"\n"
+        );
+        // Strings that would read back as another type are double-quoted; the others that
+        // cannot be plain keep go-yaml's single quotes.
+        let v = json!({"a": "Created container: web", "b": "true", "c": "0x1F", "d": "1:20",
+            "e": "[x]", "f": "yes", "g": "1e3", "h": "", "i": "web-1", "j": "2020-10-27"});
+        assert_eq!(
+            to_yaml(&v),
+            "a: 'Created container: web'\nb: \"true\"\nc: \"0x1F\"\nd: \"1:20\"\ne: '[x]'\nf: \"yes\"\ng: \"1e3\"\nh: \"\"\ni: web-1\nj: \"2020-10-27\"\n"
+        );
+    }
+
+    #[test]
+    fn yaml_folds_long_scalars_past_column_80_as_go_yaml() {
+        // kube-root-ca.crt's description as `kubectl get cm -o yaml` prints it (a published
+        // dump of a real one, troubleshoot.sh's docs, folds it exactly so).
+        let v = json!({"metadata": {"annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}}});
+        assert_eq!(
+            to_yaml(&v),
+            "metadata:\n  annotations:\n    kubernetes.io/description: Contains a CA bundle that can be used to verify the\n      kube-apiserver when using internal endpoints such as the internal service IP\n      or kubernetes.default.svc. No other usage is guaranteed across distributions\n      of Kubernetes clusters.\n"
+        );
+        // A block scalar's lines are copied as they are, however long.
+        let long = vec!["x"; 60].join(" ");
+        let v = json!({"data": {"k": format!("{long}\n{long}\n")}});
+        assert_eq!(
+            to_yaml(&v),
+            format!("data:\n  k: |\n    {long}\n    {long}\n")
         );
     }
 
