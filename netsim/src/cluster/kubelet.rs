@@ -19,6 +19,19 @@ use super::cache::{object, or_null, str_at, without, Key};
 use super::{ignore_not_found, split_key, Cluster, ClusterError};
 use crate::images;
 
+/// How long the kubelet takes to start a pod's sandbox (pause container, CNI ADD) before
+/// its first image pull or container start: 0.6–1.5 s, read off the pod's uid so that it
+/// draws nothing from the cluster's RNG. Retries reuse the sandbox.
+fn sandbox_delay_ms(uid: &str, attempt: u32) -> i64 {
+    if attempt > 0 {
+        return 0;
+    }
+    let h = uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    600 + (h % 900) as i64
+}
+
 /// What a kubelet is waiting for.
 #[derive(Debug, Clone)]
 pub enum Timer {
@@ -383,7 +396,8 @@ impl Cluster {
         self.begin_pull(key, uid, node, &updated, 0).await
     }
 
-    /// Pulls what is missing; schedules the start or the failure.
+    /// Pulls what is missing; schedules the start or the failure. A first attempt waits for
+    /// the pod's sandbox (the pause container and its CNI setup) before anything else.
     async fn begin_pull(
         &mut self,
         key: &Key,
@@ -433,7 +447,10 @@ impl Cluster {
             .await?;
             match images::lookup(image) {
                 None => {
-                    let at = self.clock.now_ms() + 1500 + self.rng.below(1500) as i64;
+                    let at = self.clock.now_ms()
+                        + sandbox_delay_ms(uid, attempt)
+                        + 1500
+                        + self.rng.below(1500) as i64;
                     self.schedule(
                         at,
                         Timer::PullFailed {
@@ -455,7 +472,7 @@ impl Cluster {
                 }
             }
         }
-        let at = self.clock.now_ms() + total_ms + 300;
+        let at = self.clock.now_ms() + sandbox_delay_ms(uid, attempt) + total_ms + 300;
         self.schedule(
             at,
             Timer::Started {
@@ -608,7 +625,9 @@ impl Cluster {
             // Pulled now: new on this node, or pulled again by an `Always` policy.
             let always = c.get("imagePullPolicy").and_then(Value::as_str) == Some("Always");
             if self.kubelet.images.insert((node.clone(), q.clone())) || always {
-                let took = super::containers::go_duration((started_ms - pull_started - 300).max(0));
+                let took = super::containers::go_duration(
+                    (started_ms - pull_started - 300 - sandbox_delay_ms(uid, 0)).max(0),
+                );
                 let size = images::lookup(&image).map(|i| i.size_bytes).unwrap_or(0);
                 self.record_event(&pod, "Normal", "Pulled", format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {size} bytes."), "kubelet", Some(&node)).await?;
             }
