@@ -483,8 +483,8 @@ pub async fn curl(
     Ok(out)
 }
 
-/// `ping [-c N] HOST` (iputils' output). Without `-c` it sends 4: a transcript cannot press
-/// Ctrl-C.
+/// `ping [-c N] [--trace-path] HOST` (iputils' output). Without `-c` it sends 4: a
+/// transcript cannot press Ctrl-C. `--trace-path` (netsim's) prints the echoes' path.
 pub async fn ping(
     cluster: &mut Cluster,
     place: &Place,
@@ -493,9 +493,11 @@ pub async fn ping(
     let mut out = Output::default();
     let mut count: u16 = 4;
     let mut target = None;
+    let mut tracing = false;
     let mut i = 0;
     while i < argv.len() {
         match argv[i].as_str() {
+            "--trace-path" => tracing = true,
             "-c" => {
                 i += 1;
                 count = argv
@@ -518,25 +520,29 @@ pub async fn ping(
     let resolv = crate::dnsprobes::resolv_for(cluster, place);
     let id = (cluster.net_rng.next_u64() & 0xffff) as u16;
     let ident = (cluster.net_rng.next_u64() & 0xffff) as u16;
-    let ran = with_network(cluster, place, false, |fabric, nf, from| {
+    let ran = with_network(cluster, place, tracing, |fabric, nf, from| {
         let dst = crate::dnsprobes::resolve(fabric, nf, from, &resolv, &target, id)?;
         Some((dst, fabric.ping(nf, from, dst, count, ident)))
     })
     .await?;
+    let (ran, trace) = match ran {
+        Ok((r, trace)) => (Ok(r), trace),
+        Err(e) => (Err(e), Vec::new()),
+    };
     let (dst, echoes) = match ran {
         Err(e) => {
             out.err(&e);
             out.exit = 1;
             return Ok(out);
         }
-        Ok((None, _)) => {
+        Ok(None) => {
             out.err(&format!(
                 "ping: {target}: Temporary failure in name resolution\n"
             ));
             out.exit = 2;
             return Ok(out);
         }
-        Ok((Some(r), _)) => r,
+        Ok(Some(r)) => r,
     };
     out.out(&format!("PING {target} ({dst}) 56(84) bytes of data.\n"));
     for (n, e) in echoes.iter().enumerate() {
@@ -578,6 +584,15 @@ pub async fn ping(
         out.out("rtt min/avg/max/mdev = 0.000/0.000/0.000/0.000 ms\n");
     } else {
         out.exit = 1;
+    }
+    if tracing {
+        out.out(&format!(
+            "--- packet path from {} to {dst} ---\n",
+            place.host_name()
+        ));
+        for l in trace {
+            out.out(&format!("{l}\n"));
+        }
     }
     Ok(out)
 }

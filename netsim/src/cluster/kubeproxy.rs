@@ -162,10 +162,18 @@ impl Netfilter for KubeProxy<'_> {
         };
         let Some(p) = proxy_proto(t.proto) else {
             if rt.rejects_portless(t.dst) {
+                // The rule that refuses it, as iptables-save prints it: KUBE-IPVS-FILTER's last.
+                let rule = rt
+                    .filter
+                    .chains
+                    .get("KUBE-IPVS-FILTER")
+                    .and_then(|c| c.rules.last())
+                    .map(|r| proxy::rule_save("KUBE-IPVS-FILTER", r))
+                    .unwrap_or_default();
                 return Decision {
                     reject: true,
                     trace: vec![format!(
-                        "filter/KUBE-IPVS-FILTER: -A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT  [{} to a kube-ipvs0 address matches no service port]",
+                        "filter/KUBE-IPVS-FILTER: {rule}  [{} to a kube-ipvs0 address matches no service port]",
                         t.proto.name()
                     )],
                     ..Decision::default()
