@@ -383,6 +383,74 @@ impl Cluster {
                 restarts,
             },
         );
+        self.schedule_crash_resync(key, uid, i, restarts, at, 0);
+        Ok(())
+    }
+
+    /// Requeues the pod worker's next sync inside a crash back-off that ends at `until`.
+    fn schedule_crash_resync(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+        until: i64,
+        n: u32,
+    ) {
+        let next = self.clock.now_ms() + super::kubelet::resync_delay_ms(uid, n);
+        if next < until {
+            self.schedule(
+                next,
+                Timer::CrashBackOffResync {
+                    key: key.clone(),
+                    uid: uid.to_owned(),
+                    container: i,
+                    restarts,
+                    until,
+                    n,
+                },
+            );
+        }
+    }
+
+    /// A resync inside a crash back-off: the kubelet's doBackOff reports it again.
+    pub(super) async fn crash_backoff_resync(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+        until: i64,
+        n: u32,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.pod_at_run(key, uid, i, restarts) else {
+            return Ok(());
+        };
+        let waiting = str_at(
+            &pod,
+            &format!("/status/containerStatuses/{i}/state/waiting/reason"),
+        );
+        if waiting != Some("CrashLoopBackOff") {
+            return Ok(());
+        }
+        let cname = str_at(&pod, &format!("/spec/containers/{i}/name"))
+            .unwrap_or_default()
+            .to_owned();
+        let (ns, name) = split_key(key);
+        let who = format!("{name}_{}({uid})", ns.unwrap_or("default"));
+        let node = str_at(&pod, &["spec", "nodeName"])
+            .unwrap_or_default()
+            .to_owned();
+        self.record_event(
+            &pod,
+            "Warning",
+            "BackOff",
+            format!("Back-off restarting failed container {cname} in pod {who}"),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        self.schedule_crash_resync(key, uid, i, restarts, until, n + 1);
         Ok(())
     }
 

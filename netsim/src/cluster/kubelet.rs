@@ -32,6 +32,18 @@ fn sandbox_delay_ms(uid: &str, attempt: u32) -> i64 {
     600 + (h % 900) as i64
 }
 
+/// When the pod worker syncs a pod again after a failed sync: kubelet's backOffPeriod
+/// (10 s) with its 0.5 jitter, the jitter read off the uid and the resync's number.
+pub(super) fn resync_delay_ms(uid: &str, n: u32) -> i64 {
+    let h = uid
+        .bytes()
+        .chain(n.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    10_000 + (h % 5_000) as i64
+}
+
 /// What a kubelet is waiting for.
 #[derive(Debug, Clone)]
 pub enum Timer {
@@ -57,6 +69,24 @@ pub enum Timer {
         uid: String,
         container: usize,
         restarts: i64,
+    },
+    /// A pod worker's resync during a crash back-off (the kubelet requeues a failed sync
+    /// after 10–15 s): "Back-off restarting failed container" again, until `until`.
+    CrashBackOffResync {
+        key: Key,
+        uid: String,
+        container: usize,
+        restarts: i64,
+        until: i64,
+        n: u32,
+    },
+    /// The same during an image pull back-off: "Back-off pulling image" and
+    /// "Error: ImagePullBackOff" again, until the next pull at `until`.
+    PullBackOffResync {
+        key: Key,
+        uid: String,
+        until: i64,
+        n: u32,
     },
     /// The crash back-off elapsed: start the container again.
     Restart {
@@ -515,6 +545,20 @@ impl Cluster {
             Timer::RetryPull { key, uid, attempt } if attempt == u32::MAX => {
                 self.report_backoff(&key, &uid).await
             }
+            Timer::PullBackOffResync { key, uid, until, n } => {
+                self.pull_backoff_resync(&key, &uid, until, n).await
+            }
+            Timer::CrashBackOffResync {
+                key,
+                uid,
+                container,
+                restarts,
+                until,
+                n,
+            } => {
+                self.crash_backoff_resync(&key, &uid, container, restarts, until, n)
+                    .await
+            }
             Timer::RetryPull { key, uid, attempt } => {
                 let Some(pod) = self.live_pod(&key, &uid) else {
                     return Ok(());
@@ -762,6 +806,73 @@ impl Cluster {
                 attempt: attempt + 1,
             },
         );
+        let next = now + 1_000 + resync_delay_ms(uid, 0);
+        if next < now + backoff_ms {
+            self.schedule(
+                next,
+                Timer::PullBackOffResync {
+                    key: key.clone(),
+                    uid: uid.to_owned(),
+                    until: now + backoff_ms,
+                    n: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// A resync inside an image pull back-off reports the back-off again (the status is
+    /// unchanged, so nothing is written) and requeues itself while the back-off lasts.
+    async fn pull_backoff_resync(
+        &mut self,
+        key: &Key,
+        uid: &str,
+        until: i64,
+        n: u32,
+    ) -> Result<(), ClusterError> {
+        let Some(pod) = self.live_pod(key, uid) else {
+            return Ok(());
+        };
+        let waiting = str_at(&pod, "/status/containerStatuses/0/state/waiting/reason");
+        if waiting != Some("ImagePullBackOff") {
+            return Ok(());
+        }
+        let node = str_at(&pod, &["spec", "nodeName"])
+            .unwrap_or_default()
+            .to_owned();
+        let image = str_at(&pod, &["spec", "containers", "0", "image"])
+            .unwrap_or_default()
+            .to_owned();
+        self.record_event(
+            &pod,
+            "Normal",
+            "BackOff",
+            format!("Back-off pulling image \"{image}\""),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        self.record_event(
+            &pod,
+            "Warning",
+            "Failed",
+            "Error: ImagePullBackOff".to_owned(),
+            "kubelet",
+            Some(&node),
+        )
+        .await?;
+        let next = self.clock.now_ms() + resync_delay_ms(uid, n + 1);
+        if next < until {
+            self.schedule(
+                next,
+                Timer::PullBackOffResync {
+                    key: key.clone(),
+                    uid: uid.to_owned(),
+                    until,
+                    n: n + 1,
+                },
+            );
+        }
         Ok(())
     }
 

@@ -62,6 +62,11 @@ const UNWATCHED: &[&str] = &["events"];
 struct EventLog {
     recent: BTreeMap<u64, Recent>,
     order: std::collections::VecDeque<u64>,
+    /// client-go's EventSourceObjectSpamFilter, per (source, involved object): a bucket of
+    /// 25 events refilled one every five minutes, in milliseconds of refill (so integer),
+    /// with the time it was last looked at; an LRU of 4096 keys as there.
+    spam: BTreeMap<u64, (i64, i64)>,
+    spam_order: std::collections::VecDeque<u64>,
 }
 
 struct Recent {
@@ -88,6 +93,43 @@ impl EventLog {
         }
         // The multiplies carry low bits upward only: fold the high half back down.
         (h ^ (h >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ same.len() as u64
+    }
+
+    const SPAM_BURST: i64 = 25;
+    const SPAM_REFILL_MS: i64 = 300_000;
+
+    /// Whether the spam filter lets one more event about `source_object` through at `now`
+    /// (every event counts, a repeat that would only bump a count too).
+    fn allow(&mut self, source_object: &[&str], now: i64) -> bool {
+        // FNV-1a over the parts and a separator after each: no string is built per event.
+        let key = source_object
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, part| {
+                part.bytes().chain([0]).fold(h, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+                })
+            });
+        let cap = Self::SPAM_BURST * Self::SPAM_REFILL_MS;
+        let (level, last) = match self.spam.get(&key) {
+            Some(&(level, last)) => ((level + (now - last).max(0)).min(cap), now),
+            None => {
+                self.spam_order.push_back(key);
+                while self.spam_order.len() > Self::CAPACITY {
+                    if let Some(old) = self.spam_order.pop_front() {
+                        self.spam.remove(&old);
+                    }
+                }
+                (cap, now)
+            }
+        };
+        let allowed = level >= Self::SPAM_REFILL_MS;
+        let left = if allowed {
+            level - Self::SPAM_REFILL_MS
+        } else {
+            level
+        };
+        self.spam.insert(key, (left, last));
+        allowed
     }
 
     /// The remembered Event with this identity: its name and count.
@@ -541,6 +583,19 @@ impl Cluster {
         let uid = meta_str("uid");
         let res = apiserver::resources::find("events")
             .ok_or_else(|| ApiError::internal("no events resource"))?;
+        // The recorder's correlator drops what its spam filter refuses (getSpamKey: the
+        // source and the involved object).
+        let source_object = [
+            component,
+            host.unwrap_or_default(),
+            obj.get("kind").and_then(Value::as_str).unwrap_or_default(),
+            ns.as_str(),
+            name,
+            uid.unwrap_or_default(),
+        ];
+        if !self.events.allow(&source_object, self.clock.now_ms()) {
+            return Ok(());
+        }
         let same = [
             ns.as_str(),
             uid.unwrap_or(name),
@@ -705,5 +760,25 @@ fn ignore_not_found<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.code == 404 || e.code == 409 => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventLog;
+
+    #[test]
+    fn the_spam_filter_lets_25_events_through_then_one_per_five_minutes() {
+        let mut log = EventLog::default();
+        let pod = ["kubelet", "node-1", "Pod", "default", "crashy", "uid-1"];
+        let other = ["kubelet", "node-1", "Pod", "default", "napper", "uid-2"];
+        let through = (0..30).filter(|i| log.allow(&pod, i * 1_000)).count();
+        assert_eq!(through, 25, "a burst of 25");
+        // Another object has its own bucket.
+        assert!(log.allow(&other, 30_000));
+        // The bucket refills one event per five minutes, counted from its first event.
+        assert!(!log.allow(&pod, 299_000));
+        assert!(log.allow(&pod, 300_000));
+        assert!(!log.allow(&pod, 301_000));
     }
 }
