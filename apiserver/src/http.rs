@@ -122,7 +122,11 @@ async fn handle(
             // The deprecation warning wraps the resource's whole route, so a failed request
             // (a 404, an invalid object) carries it too.
             let mut resp = error_response(&e);
-            if let Some(v) = deprecation_warning(uri.path()).and_then(|w| w.parse().ok()) {
+            let deprecated = parse_target(uri.path())
+                .ok()
+                .flatten()
+                .and_then(|t| deprecation_warning(t.res));
+            if let Some(v) = deprecated.and_then(|w| w.parse().ok()) {
                 resp.headers_mut().append("warning", v);
             }
             resp
@@ -131,9 +135,8 @@ async fn handle(
 }
 
 /// The `Warning` header kube-apiserver adds to every request for a deprecated resource.
-fn deprecation_warning(path: &str) -> Option<&'static str> {
-    let t = parse_target(path).ok().flatten()?;
-    (t.res.plural == "endpoints" && t.res.group.is_empty()).then_some(
+fn deprecation_warning(res: &Resource) -> Option<&'static str> {
+    (res.plural == "endpoints" && res.group.is_empty()).then_some(
         "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
     )
 }
@@ -157,7 +160,7 @@ async fn route(
         Some("status") => true,
         Some(other) => return Err(ApiError::path_not_found(&format!("{path} ({other})"))),
     };
-    let mut warnings: Vec<&'static str> = deprecation_warning(path).into_iter().collect();
+    let mut warnings: Vec<&'static str> = deprecation_warning(t.res).into_iter().collect();
     let resp = match (method.clone(), t.name.as_deref()) {
         (Method::GET, None) => {
             let lq = ListQuery {

@@ -75,6 +75,15 @@ pub(super) fn go_duration(ms: i64) -> String {
     out
 }
 
+/// Container `i`'s name and the pod as kubelet names it in messages: `web_default(<uid>)`.
+fn container_and_pod_names(pod: &Value, key: &str, uid: &str, i: usize) -> (String, String) {
+    let cname = str_at(pod, &format!("/spec/containers/{i}/name"))
+        .unwrap_or_default()
+        .to_owned();
+    let (ns, name) = split_key(key);
+    (cname, format!("{name}_{}({uid})", ns.unwrap_or("default")))
+}
+
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .into_iter()
@@ -349,29 +358,14 @@ impl Cluster {
             return self.restart_or_pull(key, uid, i, restarts).await;
         };
         let backoff = entry.delay_ms;
-        let cname = str_at(&pod, &format!("/spec/containers/{i}/name"))
-            .unwrap_or_default()
-            .to_owned();
-        let (ns, name) = split_key(key);
-        let who = format!("{name}_{}({uid})", ns.unwrap_or("default"));
-        let node = str_at(&pod, &["spec", "nodeName"])
-            .unwrap_or_default()
-            .to_owned();
+        let (cname, who) = container_and_pod_names(&pod, key, uid, i);
         let mut status = pod.get("status").cloned().unwrap_or(json!({}));
         let cs = &mut status["containerStatuses"][i];
         cs["lastState"] = json!({"terminated": terminated});
         cs["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!(
             "back-off {} restarting failed container={cname} pod={who}", go_duration(backoff))}});
         self.write_pod_status(key, &pod, status).await?;
-        self.record_event(
-            &pod,
-            "Warning",
-            "BackOff",
-            format!("Back-off restarting failed container {cname} in pod {who}"),
-            "kubelet",
-            Some(&node),
-        )
-        .await?;
+        self.record_crash_backoff(&pod, key, uid, i).await?;
         // The back-off runs from when the container finished.
         let at = (finished + backoff).max(now_ms);
         self.schedule(
@@ -433,24 +427,73 @@ impl Cluster {
         if waiting != Some("CrashLoopBackOff") {
             return Ok(());
         }
-        let cname = str_at(&pod, &format!("/spec/containers/{i}/name"))
-            .unwrap_or_default()
-            .to_owned();
-        let (ns, name) = split_key(key);
-        let who = format!("{name}_{}({uid})", ns.unwrap_or("default"));
-        let node = str_at(&pod, &["spec", "nodeName"])
+        self.record_crash_backoff(&pod, key, uid, i).await?;
+        self.schedule_crash_resync(key, uid, i, restarts, until, n + 1);
+        Ok(())
+    }
+
+    /// kubelet's doBackOff Event for container `i`, at the crash and at every resync.
+    async fn record_crash_backoff(
+        &mut self,
+        pod: &Value,
+        key: &Key,
+        uid: &str,
+        i: usize,
+    ) -> Result<(), ClusterError> {
+        let (cname, who) = container_and_pod_names(pod, key, uid, i);
+        let node = str_at(pod, &["spec", "nodeName"])
             .unwrap_or_default()
             .to_owned();
         self.record_event(
-            &pod,
+            pod,
             "Warning",
             "BackOff",
             format!("Back-off restarting failed container {cname} in pod {who}"),
             "kubelet",
             Some(&node),
         )
+        .await
+    }
+
+    /// "Pulling" container `i`'s image now, and its restart after `ms`, when it is in: the
+    /// restart then reports "Successfully pulled" (its `redefining` slot holds the start).
+    async fn pull_then_restart(
+        &mut self,
+        pod: &Value,
+        key: &Key,
+        uid: &str,
+        i: usize,
+        restarts: i64,
+        ms: i64,
+    ) -> Result<(), ClusterError> {
+        let node = str_at(pod, &["spec", "nodeName"])
+            .unwrap_or_default()
+            .to_owned();
+        let image = str_at(pod, &format!("/spec/containers/{i}/image"))
+            .unwrap_or_default()
+            .to_owned();
+        self.record_event(
+            pod,
+            "Normal",
+            "Pulling",
+            format!("Pulling image \"{image}\""),
+            "kubelet",
+            Some(&node),
+        )
         .await?;
-        self.schedule_crash_resync(key, uid, i, restarts, until, n + 1);
+        let began = self.clock.now_ms();
+        self.kubelet
+            .redefining
+            .insert((uid.to_owned(), i), Some(began));
+        self.schedule(
+            began + ms,
+            Timer::Restart {
+                key: key.clone(),
+                uid: uid.to_owned(),
+                container: i,
+                restarts,
+            },
+        );
         Ok(())
     }
 
@@ -613,30 +656,9 @@ impl Cluster {
                 self.write_pod_status(key, &pod, status).await
             }
             Some(info) if !present => {
-                self.record_event(
-                    &pod,
-                    "Normal",
-                    "Pulling",
-                    format!("Pulling image \"{image}\""),
-                    "kubelet",
-                    Some(&node),
-                )
-                .await?;
-                let began = self.clock.now_ms();
-                self.kubelet
-                    .redefining
-                    .insert((uid.to_owned(), i), Some(began));
                 let ms = 5_000 + (info.size_bytes / 1_000) as i64 + self.rng.below(5_000) as i64;
-                self.schedule(
-                    began + ms,
-                    Timer::Restart {
-                        key: key.clone(),
-                        uid: uid.to_owned(),
-                        container: i,
-                        restarts,
-                    },
-                );
-                Ok(())
+                self.pull_then_restart(&pod, key, uid, i, restarts, ms)
+                    .await
             }
             _ => self.restart_container(key, uid, i, restarts).await,
         }
@@ -669,32 +691,10 @@ impl Cluster {
         if !always || images::lookup(&image).is_none() {
             return self.restart_container(key, uid, i, restarts).await;
         }
-        let node = str_at(&pod, &["spec", "nodeName"])
-            .unwrap_or_default()
-            .to_owned();
-        self.record_event(
-            &pod,
-            "Normal",
-            "Pulling",
-            format!("Pulling image \"{image}\""),
-            "kubelet",
-            Some(&node),
-        )
-        .await?;
-        let began = self.clock.now_ms();
-        self.kubelet.redefining.insert(slot, Some(began));
         // A present image re-pulled only has its digest checked, as at the first start.
         let ms = 600 + self.rng.below(400) as i64;
-        self.schedule(
-            began + ms,
-            Timer::Restart {
-                key: key.clone(),
-                uid: uid.to_owned(),
-                container: i,
-                restarts,
-            },
-        );
-        Ok(())
+        self.pull_then_restart(&pod, key, uid, i, restarts, ms)
+            .await
     }
 
     pub(super) async fn restart_container(

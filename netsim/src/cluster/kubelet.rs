@@ -837,30 +837,7 @@ impl Cluster {
         if waiting != Some("ImagePullBackOff") {
             return Ok(());
         }
-        let node = str_at(&pod, &["spec", "nodeName"])
-            .unwrap_or_default()
-            .to_owned();
-        let image = str_at(&pod, &["spec", "containers", "0", "image"])
-            .unwrap_or_default()
-            .to_owned();
-        self.record_event(
-            &pod,
-            "Normal",
-            "BackOff",
-            format!("Back-off pulling image \"{image}\""),
-            "kubelet",
-            Some(&node),
-        )
-        .await?;
-        self.record_event(
-            &pod,
-            "Warning",
-            "Failed",
-            "Error: ImagePullBackOff".to_owned(),
-            "kubelet",
-            Some(&node),
-        )
-        .await?;
+        self.record_pull_backoff(&pod).await?;
         let next = self.clock.now_ms() + resync_delay_ms(uid, n + 1);
         if next < until {
             self.schedule(
@@ -908,16 +885,28 @@ impl Cluster {
         let Some(pod) = self.live_pod(key, uid) else {
             return Ok(());
         };
-        let node = str_at(&pod, &["spec", "nodeName"])
+        let image = self.record_pull_backoff(&pod).await?;
+        self.set_waiting(
+            key,
+            &pod,
+            "ImagePullBackOff",
+            &format!("Back-off pulling image \"{image}\""),
+        )
+        .await
+    }
+}
+
+impl Cluster {
+    /// The two Events of a sync inside an image pull back-off; returns the image.
+    async fn record_pull_backoff(&mut self, pod: &Value) -> Result<String, ClusterError> {
+        let node = str_at(pod, &["spec", "nodeName"])
             .unwrap_or_default()
             .to_owned();
-        let image = pod
-            .at(&["spec", "containers", "0", "image"])
-            .and_then(Value::as_str)
+        let image = str_at(pod, &["spec", "containers", "0", "image"])
             .unwrap_or_default()
             .to_owned();
         self.record_event(
-            &pod,
+            pod,
             "Normal",
             "BackOff",
             format!("Back-off pulling image \"{image}\""),
@@ -926,7 +915,7 @@ impl Cluster {
         )
         .await?;
         self.record_event(
-            &pod,
+            pod,
             "Warning",
             "Failed",
             "Error: ImagePullBackOff".to_owned(),
@@ -934,13 +923,7 @@ impl Cluster {
             Some(&node),
         )
         .await?;
-        self.set_waiting(
-            key,
-            &pod,
-            "ImagePullBackOff",
-            &format!("Back-off pulling image \"{image}\""),
-        )
-        .await
+        Ok(image)
     }
 }
 
